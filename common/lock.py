@@ -1,0 +1,45 @@
+"""One sender per project: an exclusive, non-blocking OS lock (flock) held while sending.
+
+The kernel drops the lock when the process dies, even on kill -9, so no stale lock survives.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from common.errors import ConfigError, RelayError
+
+
+class AlreadyRunning(RelayError):
+    """Another process holds the lock."""
+
+
+class ProcessLock:
+    def __init__(self, directory: Path, name: str) -> None:
+        self.path = directory / f"{name}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> ProcessLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"LOCK_DIR: cannot create {self.path} ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyRunning(
+                f"another sender is already running for this project (lock {self.path}); "
+                "stop it first (systemctl --user stop redcap-relay-sender)"
+            ) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,222 @@
+"""Check the REDCap project before touching it, and learn its layout.
+
+Every command runs :func:`load_layout` first: the token must belong to ``REDCAP_PROJECT_ID`` and
+the project must hold the pipeline instrument, the registration field and a phone field (in
+``REDCAP_EVENT`` on longitudinal projects). ``admin check`` shows the same checks as a checklist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from common import pipeline
+from common.errors import ProjectCheckError
+from common.redcap_client import RedcapClient
+from common.settings import Settings
+
+UPLOAD_FIX = "upload redcap/pipeline_instrument.csv in REDCap's Data Dictionary page"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the services need to know about the project."""
+
+    project_id: int
+    title: str
+    record_id_field: str
+    event: str | None  # the unique event name on longitudinal projects, else None
+    phone_fields: tuple[str, ...]  # PHONE_FIELDS that exist, in the configured order
+    metadata: Mapping[str, Mapping[str, str]] = field(repr=False)
+    forms_in_event: frozenset[str] = frozenset()
+
+    def row(self, record_id: str, values: Mapping[str, str]) -> dict[str, str]:
+        """An import row for one record: its id, its event if any, and ``values``."""
+        row = {self.record_id_field: record_id}
+        if self.event:
+            row["redcap_event_name"] = self.event
+        row.update(values)
+        return row
+
+    @property
+    def events(self) -> list[str] | None:
+        return [self.event] if self.event else None
+
+
+def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, list[Check]]:
+    """Run every project check; the layout is None when a check that matters failed."""
+    checks: list[Check] = []
+    info = client.project_info()
+    pid = int(info.get("project_id", 0) or 0)
+    title = str(info.get("project_title", ""))
+    if pid != settings.redcap_project_id:
+        checks.append(
+            Check(
+                "project id",
+                False,
+                f"REDCAP_PROJECT_ID={settings.redcap_project_id} but the token belongs to "
+                f"project {pid} ({title!r})",
+                "use that project's token, or correct REDCAP_PROJECT_ID",
+            )
+        )
+        return None, checks
+    checks.append(Check("project id", True, f"project {pid} ({title!r})"))
+
+    meta = {row["field_name"]: row for row in client.metadata()}
+    forms = {row["form_name"] for row in meta.values()}
+    record_id_field = next(iter(meta)) if meta else "record_id"
+    checks.append(_pipeline_fields(meta))
+
+    event: str | None = None
+    forms_in_event = frozenset(forms)
+    mapping = client.form_event_mapping()
+    if mapping is not None:
+        events = [str(row["unique_event_name"]) for row in mapping]
+        if not settings.redcap_event:
+            checks.append(
+                Check(
+                    "event",
+                    False,
+                    "the project is longitudinal but REDCAP_EVENT is not set",
+                    f"set REDCAP_EVENT to one of: {', '.join(dict.fromkeys(events))}",
+                )
+            )
+        elif settings.redcap_event not in events:
+            checks.append(
+                Check(
+                    "event",
+                    False,
+                    f"REDCAP_EVENT={settings.redcap_event!r} is not an event of this project",
+                    f"use one of: {', '.join(dict.fromkeys(events))}",
+                )
+            )
+        else:
+            event = settings.redcap_event
+            forms_in_event = frozenset(
+                str(row["form"]) for row in mapping if row["unique_event_name"] == event
+            )
+            checks.append(Check("event", True, f"longitudinal; using event {event}"))
+            if "pipeline" not in forms_in_event and pipeline.STATUS in meta:
+                form = meta[pipeline.STATUS]["form_name"]
+                if form not in forms_in_event:
+                    checks.append(
+                        Check(
+                            "pipeline in event",
+                            False,
+                            f"instrument {form!r} is not designated for {event}",
+                            "designate it in REDCap's Define My Events page",
+                        )
+                    )
+    elif settings.redcap_event:
+        checks.append(
+            Check(
+                "event",
+                False,
+                "REDCAP_EVENT is set but the project is not longitudinal",
+                "remove REDCAP_EVENT",
+            )
+        )
+
+    checks.append(_registration_field(meta, forms, settings, forms_in_event, event))
+    phones = tuple(name for name in settings.phone_fields if name in meta)
+    if phones:
+        checks.append(Check("phone fields", True, ", ".join(phones)))
+    else:
+        checks.append(
+            Check(
+                "phone fields",
+                False,
+                f"none of PHONE_FIELDS exists ({', '.join(settings.phone_fields)})",
+                "set PHONE_FIELDS to the variable(s) holding the participant's phone",
+            )
+        )
+    missing = [name for name in settings.sms_template.fields if name not in meta]
+    if missing:
+        checks.append(
+            Check(
+                "template fields",
+                False,
+                f"SMS_TEMPLATE uses unknown field(s): {', '.join(missing)}",
+                "fix the {field:NAME} placeholders in SMS_TEMPLATE",
+            )
+        )
+    if any(not c.ok for c in checks):
+        return None, checks
+    layout = Layout(pid, title, record_id_field, event, phones, meta, forms_in_event)
+    return layout, checks
+
+
+def load_layout(client: RedcapClient, settings: Settings) -> Layout:
+    """The layout, or ProjectCheckError with the first failed check and its fix."""
+    layout, checks = inspect(client, settings)
+    for check in checks:
+        if not check.ok:
+            raise ProjectCheckError(f"{check.detail}; {check.fix}" if check.fix else check.detail)
+    assert layout is not None  # every check passed
+    return layout
+
+
+def _pipeline_fields(meta: Mapping[str, Mapping[str, str]]) -> Check:
+    problems: list[str] = []
+    for name, (ftype, validation) in pipeline.PIPELINE_FIELDS.items():
+        row = meta.get(name)
+        if row is None:
+            problems.append(f"{name} missing")
+            continue
+        if row.get("field_type") != ftype:
+            problems.append(f"{name} is {row.get('field_type')}, expected {ftype}")
+        elif validation and row.get("text_validation_type_or_show_slider_number") != validation:
+            problems.append(f"{name} should be validated as {validation}")
+    status = meta.get(pipeline.STATUS)
+    if status is not None:
+        codes = {
+            part.split(",", 1)[0].strip()
+            for part in status.get("select_choices_or_calculations", "").split("|")
+        }
+        lacking = [s.value for s in pipeline.Status if s.value not in codes]
+        if lacking:
+            problems.append(f"pipeline_status lacks the code(s) {', '.join(lacking)}")
+    if problems:
+        return Check("pipeline fields", False, "; ".join(problems), UPLOAD_FIX)
+    return Check("pipeline fields", True, f"{len(pipeline.PIPELINE_FIELDS)} fields")
+
+
+def _registration_field(
+    meta: Mapping[str, Mapping[str, str]],
+    forms: set[str],
+    settings: Settings,
+    forms_in_event: frozenset[str],
+    event: str | None,
+) -> Check:
+    name = settings.registration_complete_field
+    if name in meta:
+        form = meta[name]["form_name"]
+    elif name.endswith("_complete") and name[: -len("_complete")] in forms:
+        form = name[: -len("_complete")]
+    else:
+        return Check(
+            "registration field",
+            False,
+            f"REGISTRATION_COMPLETE_FIELD={name!r} is not a field of this project",
+            "set it to the registration form's status field, e.g. registration_complete",
+        )
+    if event and form not in forms_in_event:
+        return Check(
+            "registration field",
+            False,
+            f"{name} is on {form!r}, which is not designated for {event}",
+            "designate it, or change REDCAP_EVENT",
+        )
+    return Check(
+        "registration field",
+        True,
+        f"{name} = {settings.registration_complete_value!r} means registered",
+    )

@@ -1,0 +1,213 @@
+"""The REDCap adapter: PyCap with timeouts, bounded retries, and our exceptions.
+
+PyCap 2.7.0 sets no timeout, never looks at HTTP status codes, and keeps one module-level
+``requests`` session. We pass a timeout on every call, mount a bounded urllib3 ``Retry``
+(connection errors and 5xx only; never 429) on that session, and add a hook that turns any HTTP
+error status into an exception, so a 429 ban or a 5xx cannot be mistaken for data
+(REDCAP_API.md §6, §7.2, §7.4).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import redcap.request
+import requests
+from redcap.project import Project
+from redcap.request import RedcapError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from common.errors import RedcapBanned, RedcapRejected, RedcapUnavailable
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUSES = (500, 502, 503, 504)
+
+
+def _raise_for_status(response: requests.Response, *args: object, **kwargs: object) -> None:
+    response.raise_for_status()
+
+
+_raise_for_status.redcap_relay = True  # type: ignore[attr-defined]
+
+
+def configure_session(retries: int, backoff: float = 0.5) -> None:
+    """Set PyCap's shared session up once per process: status hook and bounded retries."""
+    session = redcap.request._session
+    hooks = session.hooks.setdefault("response", [])
+    if not any(getattr(hook, "redcap_relay", False) for hook in hooks):
+        hooks.append(_raise_for_status)
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=0,  # a read timeout may mean REDCap is slow, not down: give up and try next cycle
+        status=retries,
+        other=0,
+        backoff_factor=backoff,
+        backoff_max=5.0,
+        status_forcelist=_RETRY_STATUSES,
+        allowed_methods=None,  # REDCap is POST-only; every call we make is idempotent
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+
+
+class RedcapClient:
+    """The REDCap calls redcap-relay makes, each translated into our errors."""
+
+    def __init__(self, url: str, token: str, timeout: float, retries: int = 3) -> None:
+        configure_session(retries)
+        self._project = Project(url, token, timeout=(min(timeout, 10.0), timeout))
+
+    # -- project description ----------------------------------------------------------------
+    def project_info(self) -> dict[str, Any]:
+        result = self._call(self._project.export_project_info)
+        if not isinstance(result, dict):
+            raise RedcapRejected("REDCap answered the project request with something unexpected")
+        return result
+
+    def metadata(self) -> list[dict[str, str]]:
+        return self._rows(self._call(self._project.export_metadata))
+
+    def instruments(self) -> list[dict[str, str]]:
+        return self._rows(self._call(self._project.export_instruments))
+
+    def form_event_mapping(self) -> list[dict[str, str]] | None:
+        """The form-event mapping, or None on a classic project (REDCap answers with an error)."""
+        try:
+            return self._rows(self._call(self._project.export_instrument_event_mappings))
+        except RedcapRejected as exc:
+            if "classic" in str(exc).lower():
+                return None
+            raise
+
+    def events(self) -> list[dict[str, str]]:
+        return self._rows(self._call(self._project.export_events))
+
+    # -- records ------------------------------------------------------------------------------
+    def export(
+        self,
+        fields: Sequence[str],
+        filter_logic: str = "",
+        records: Sequence[str] | None = None,
+        events: Sequence[str] | None = None,
+    ) -> list[dict[str, str]]:
+        """Flat raw rows with only ``fields``, filtered server-side."""
+        rows = self._call(
+            self._project.export_records,
+            fields=list(fields),
+            records=list(records) if records else None,
+            events=list(events) if events else None,
+            filter_logic=filter_logic or None,
+            raw_or_label="raw",
+        )
+        return [{k: str(v) for k, v in row.items()} for row in self._rows(rows)]
+
+    def import_rows(self, rows: Sequence[Mapping[str, str]], overwrite: bool = False) -> int:
+        """Write only the fields given; ``overwrite`` lets a blank erase a stored value.
+
+        Never ``return_content="nothing"``: PyCap would swallow REDCap's validation errors.
+        """
+        if not rows:
+            return 0
+        result = self._call(
+            self._project.import_records,
+            [dict(row) for row in rows],
+            overwrite="overwrite" if overwrite else "normal",
+            return_content="count",
+        )
+        if isinstance(result, dict) and "count" in result:
+            return int(result["count"])
+        raise RedcapRejected("REDCap answered an import with something unexpected")
+
+    # -- surveys ------------------------------------------------------------------------------
+    def survey_link(self, record: str, instrument: str, event: str | None) -> str:
+        link = self._call(
+            self._project.export_survey_link, record=record, instrument=instrument, event=event
+        )
+        return str(link).strip()
+
+    def participant_list(self, instrument: str, event: str | None) -> list[dict[str, str]]:
+        rows = self._call(
+            self._project.export_survey_participant_list, instrument=instrument, event=event
+        )
+        return [{k: str(v) for k, v in row.items()} for row in self._rows(rows)]
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except requests.HTTPError as exc:
+            raise _translate_http(exc) from None
+        except (requests.ConnectionError, requests.Timeout):
+            raise RedcapUnavailable(
+                "REDCap did not answer (connection failed or timed out after retries)"
+            ) from None
+        except RedcapError as exc:
+            raise RedcapRejected(_error_text(exc.args[0] if exc.args else exc)) from None
+
+    @staticmethod
+    def _rows(result: Any) -> list[dict[str, Any]]:
+        if isinstance(result, list) and all(isinstance(row, dict) for row in result):
+            return result
+        raise RedcapRejected("REDCap answered with something that is not a list of rows")
+
+
+def _translate_http(exc: requests.HTTPError) -> Exception:
+    response = exc.response
+    status = response.status_code if response is not None else 0
+    if status == 429:
+        return RedcapBanned(
+            "REDCap answered 429: the server has banned this machine's IP address for too many "
+            "requests; ask your REDCap administrator to lift the ban, and raise "
+            "POLL_INTERVAL_SECONDS"
+        )
+    if status >= 500 or status == 0:
+        return RedcapUnavailable(f"REDCap answered HTTP {status} (after retries)")
+    text = _error_text(response.text if response is not None else "")
+    if status in (401, 403):
+        return RedcapRejected(f"REDCap refused the token ({status}): {text}")
+    return RedcapRejected(text, _record_errors(text))
+
+
+def _error_text(body: object) -> str:
+    """REDCap's error message from a JSON, CSV or XML error body (REDCAP_API.md §1.4)."""
+    if isinstance(body, dict):
+        return str(body.get("error", body))
+    text = str(body).strip()
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and "error" in decoded:
+        return str(decoded["error"])
+    if text.upper().startswith("ERROR:"):
+        return text[6:].strip()
+    if "<error>" in text:
+        return text.split("<error>", 1)[1].split("</error>", 1)[0]
+    return text[:500]
+
+
+def _record_errors(text: str) -> dict[str, list[str]]:
+    """Import errors come as CSV lines ``"record","field","value","message"`` (§4.3)."""
+    errors: dict[str, list[str]] = {}
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) == 4:
+            record, field, _value, message = row
+            errors.setdefault(record, []).append(f"{field}: {message}")
+    return errors
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """Slices of at most ``size``: imports go in batches, not one request per record."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

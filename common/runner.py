@@ -1,0 +1,204 @@
+"""The one way every service starts, loops and stops.
+
+``main(argv)`` of each service calls :func:`run_service` with its ``run_once(ctx)``. This module
+parses the shared flags, builds the settings and clients, checks the project, installs signal
+handlers that only set a flag, and maps errors to exit codes: 0 ok, 1 other failure, 2 bad
+configuration, 3 REDCap project check failed. No traceback reaches a user for their own mistakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from common import logs
+from common.clock import Clock, SystemClock
+from common.errors import (
+    ConfigError,
+    ProjectCheckError,
+    RedcapBanned,
+    RelayError,
+    TransientError,
+)
+from common.project import Layout, load_layout
+from common.redcap_client import RedcapClient
+from common.settings import Settings, load_environment
+from common.twilio_client import SmsGateway
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_PROJECT = 0, 1, 2, 3
+
+
+@dataclass
+class CycleResult:
+    """Counts of what one cycle did, e.g. ``{"registered": 3}``; logged as the cycle summary."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    problem: str = ""  # set when the cycle refused to act (e.g. the runaway guard)
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+
+    def summary(self) -> str:
+        parts = [f"{key}={value}" for key, value in sorted(self.counts.items())]
+        return " ".join(parts) or "idle"
+
+
+@dataclass
+class Context:
+    """Everything a cycle needs, built once at startup; services hold no other state."""
+
+    settings: Settings
+    redcap: RedcapClient
+    layout: Layout
+    clock: Clock
+    stop: threading.Event
+    sms: SmsGateway | None = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("redcap_relay"))
+
+
+def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--env-file", default=None, help="settings file (default .env)")
+    return parser
+
+
+def load_settings(env_file: str | None, environ: Mapping[str, str] | None = None) -> Settings:
+    return Settings.from_env(load_environment(env_file, os.environ if environ is None else environ))
+
+
+def build_context(
+    settings: Settings,
+    *,
+    needs_twilio: bool,
+    needs_survey: bool = False,
+    clock: Clock | None = None,
+    name: str = "redcap_relay",
+) -> Context:
+    """Clients, project check and layout; raises ConfigError / ProjectCheckError."""
+    if needs_twilio:
+        settings.require_twilio()
+    if needs_survey:
+        settings.require_survey()
+    client = RedcapClient(
+        settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
+    )
+    layout = load_layout(client, settings)
+    sms = None
+    if needs_twilio:
+        sms = SmsGateway(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            from_number=settings.twilio_from_number,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            base_url=settings.twilio_api_base_url,
+            timeout=min(settings.http_timeout_seconds, 15.0),
+        )
+    return Context(
+        settings=settings,
+        redcap=client,
+        layout=layout,
+        clock=clock or SystemClock(settings.timezone),
+        stop=threading.Event(),
+        sms=sms,
+        log=logging.getLogger(name),
+    )
+
+
+def run_service(
+    name: str,
+    description: str,
+    argv: Sequence[str] | None,
+    run_once: Callable[[Context], CycleResult],
+    *,
+    needs_twilio: bool,
+    needs_survey: bool = False,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    prepare: Callable[[Context, argparse.Namespace], Callable[[], None] | None] | None = None,
+) -> int:
+    """Parse flags, start, run one cycle (``--once``) or loop until SIGTERM/SIGINT."""
+    parser = base_parser(f"python -m services.{name}", description)
+    parser.add_argument("--once", action="store_true", help="run one cycle and exit")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    log = logging.getLogger(name)
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        # Logging is not configured yet (its settings are what failed): write the line directly.
+        sys.stderr.write(f"{name}: configuration error: {exc}\n")
+        return EXIT_CONFIG
+    logs.configure(settings.log_level, settings.log_format)
+    stop = threading.Event()
+    _install_signals(stop)
+    cleanup: Callable[[], None] | None = None
+    try:
+        ctx = build_context(
+            settings, needs_twilio=needs_twilio, needs_survey=needs_survey, name=name
+        )
+        ctx.stop = stop
+        if prepare:
+            cleanup = prepare(ctx, args)
+        log.info(
+            "started project=%s%s",
+            ctx.layout.project_id,
+            f" event={ctx.layout.event}" if ctx.layout.event else "",
+        )
+        return _cycles(ctx, run_once, once=args.once, log=log)
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return EXIT_CONFIG
+    except ProjectCheckError as exc:
+        log.error("REDCap project check failed: %s", exc)
+        return EXIT_PROJECT
+    except RedcapBanned as exc:
+        log.critical("%s", exc)
+        return EXIT_FAILURE
+    except RelayError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    finally:
+        if cleanup:
+            cleanup()
+
+
+def _cycles(
+    ctx: Context, run_once: Callable[[Context], CycleResult], *, once: bool, log: logging.Logger
+) -> int:
+    while True:
+        try:
+            result = run_once(ctx)
+        except TransientError as exc:
+            log.warning("cycle incomplete, will retry: %s", exc)
+            if once:
+                return EXIT_FAILURE
+        else:
+            if result.problem:
+                log.error("%s", result.problem)
+            log.info("cycle done: %s", result.summary())
+            if once:
+                return EXIT_FAILURE if result.problem else EXIT_OK
+        if ctx.stop.is_set():
+            log.info("stopping (signal received)")
+            return EXIT_OK
+        ctx.clock.sleep(ctx.settings.poll_interval_seconds, ctx.stop)
+        if ctx.stop.is_set():
+            log.info("stopping (signal received)")
+            return EXIT_OK
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()  # only a flag: the cycle in hand finishes its REDCap write first
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,345 @@
+"""Settings: one frozen :class:`Settings`, built once at startup from the environment.
+
+Nothing else in redcap-relay reads ``os.environ``. Every problem is a :class:`ConfigError` whose
+message names the variable and the fix. ``.env.example`` documents each setting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from common.errors import ConfigError
+from common.phones import normalize_phone
+from common.template import SmsTemplate
+
+DEFAULT_PHONE_FIELDS = (
+    "phone_number,phone,mobile,mobile_number,cell,cell_number,contact_phone,participant_phone"
+)
+DEFAULT_TEMPLATE = "Thank you for registering. Please complete your next survey: {survey_link}"
+_TOKEN = re.compile(r"^[0-9A-Fa-f]{32}$")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def load_environment(env_file: str | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """The env file's values overlaid by the real environment (real variables win).
+
+    ``env_file=None`` means the default ``.env``, which may be absent; a file named explicitly
+    must exist.
+    """
+    path = Path(env_file or ".env")
+    values: dict[str, str] = {}
+    if path.exists():
+        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    elif env_file is not None:
+        raise ConfigError(f"--env-file {env_file}: no such file; create it from .env.example")
+    values.update(environ)
+    return values
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window (may cross midnight) in which no SMS is sent."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of every command, validated."""
+
+    redcap_api_url: str
+    redcap_api_token: str
+    redcap_project_id: int
+    redcap_event: str
+    registration_complete_field: str
+    registration_complete_value: str
+    phone_fields: tuple[str, ...]
+    phone_region: str
+    survey_instrument: str
+    sms_template: SmsTemplate
+    sms_delay_minutes: float
+    poll_interval_seconds: float
+    sms_max_per_second: float
+    sms_max_attempts: int
+    max_new_per_cycle: int
+    quiet_hours: QuietHours | None
+    timezone: ZoneInfo
+    sms_allowed_numbers: frozenset[str] | None
+    dry_run: bool
+    delivery_check_max_hours: float
+    sms_claim_timeout_seconds: float
+    sms_review_after_hours: float
+    http_timeout_seconds: float
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_from_number: str
+    twilio_messaging_service_sid: str
+    twilio_api_base_url: str
+    log_level: str
+    log_format: str
+    lock_dir: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Parse and check every setting; raise ConfigError naming the first bad one."""
+        r = _Reader(env)
+        url = r.text("REDCAP_API_URL", required=True, hint="e.g. https://redcap.example.org/api/")
+        if not re.match(r"^https?://", url):
+            raise ConfigError(f"REDCAP_API_URL={url!r} is not a URL; set it to your REDCap API URL")
+        if url.endswith("/api"):
+            url += "/"  # REDCap redirects /api to /api/ and the redirect turns POST into GET
+        if not url.endswith("/api/"):
+            raise ConfigError("REDCAP_API_URL must end with /api/ (REDCap's API endpoint)")
+        token = r.text("REDCAP_API_TOKEN", required=True, hint="from REDCap's API page")
+        if not _TOKEN.match(token):
+            raise ConfigError(
+                "REDCAP_API_TOKEN is not a REDCap project token (32 hex characters); "
+                "copy it again from the project's API page"
+            )
+        region = r.text("PHONE_REGION", default="US").upper()
+        _check_region(region)
+        tz = _zone(r.text("TIMEZONE", default=""), env)
+        template_text = r.text("SMS_TEMPLATE", default=DEFAULT_TEMPLATE)
+        try:
+            template = SmsTemplate.parse(template_text)
+        except ValueError as exc:
+            raise ConfigError(f"SMS_TEMPLATE: {exc}") from None
+        allowed = r.text("SMS_ALLOWED_NUMBERS", default="")
+        return cls(
+            redcap_api_url=url,
+            redcap_api_token=token,
+            redcap_project_id=r.integer("REDCAP_PROJECT_ID", required=True, minimum=1),
+            redcap_event=r.text("REDCAP_EVENT", default=""),
+            registration_complete_field=r.field(
+                "REGISTRATION_COMPLETE_FIELD", "registration_complete"
+            ),
+            registration_complete_value=r.text("REGISTRATION_COMPLETE_VALUE", default="2"),
+            phone_fields=r.field_list("PHONE_FIELDS", DEFAULT_PHONE_FIELDS),
+            phone_region=region,
+            survey_instrument=r.text("SURVEY_INSTRUMENT", default=""),
+            sms_template=template,
+            sms_delay_minutes=r.number("SMS_DELAY_MINUTES", 1, minimum=0),
+            poll_interval_seconds=r.number("POLL_INTERVAL_SECONDS", 10, minimum=0.1),
+            sms_max_per_second=r.number("SMS_MAX_PER_SECOND", 1, minimum=0.01),
+            sms_max_attempts=r.integer("SMS_MAX_ATTEMPTS", default=3, minimum=1),
+            max_new_per_cycle=r.integer("MAX_NEW_PER_CYCLE", default=25, minimum=1),
+            quiet_hours=_quiet_hours(r.text("QUIET_HOURS", default="")),
+            timezone=tz,
+            sms_allowed_numbers=_allowed(allowed, region) if allowed else None,
+            dry_run=r.boolean("DRY_RUN"),
+            delivery_check_max_hours=r.number("DELIVERY_CHECK_MAX_HOURS", 72, minimum=0.01),
+            sms_claim_timeout_seconds=r.number("SMS_CLAIM_TIMEOUT_SECONDS", 120, minimum=0),
+            sms_review_after_hours=r.number("SMS_REVIEW_AFTER_HOURS", 24, minimum=0),
+            http_timeout_seconds=r.number("HTTP_TIMEOUT_SECONDS", 30, minimum=1),
+            twilio_account_sid=r.text("TWILIO_ACCOUNT_SID", default=""),
+            twilio_auth_token=r.text("TWILIO_AUTH_TOKEN", default=""),
+            twilio_from_number=r.text("TWILIO_FROM_NUMBER", default=""),
+            twilio_messaging_service_sid=r.text("TWILIO_MESSAGING_SERVICE_SID", default=""),
+            twilio_api_base_url=r.text(
+                "TWILIO_API_BASE_URL", default="https://api.twilio.com"
+            ).rstrip("/"),
+            log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),
+            lock_dir=Path(r.text("LOCK_DIR", default="") or _default_lock_dir(env)),
+        )
+
+    def require_twilio(self) -> None:
+        """Commands that talk to Twilio call this first."""
+        if not _ACCOUNT_SID.match(self.twilio_account_sid):
+            raise ConfigError(
+                "TWILIO_ACCOUNT_SID must be your Account SID (AC followed by 32 hex characters), "
+                "from the Twilio console"
+            )
+        if not self.twilio_auth_token:
+            raise ConfigError("TWILIO_AUTH_TOKEN is not set; copy it from the Twilio console")
+        if not self.twilio_from_number and not self.twilio_messaging_service_sid:
+            raise ConfigError(
+                "set TWILIO_FROM_NUMBER (your Twilio number, E.164) or TWILIO_MESSAGING_SERVICE_SID"
+            )
+        if self.twilio_messaging_service_sid and not _SERVICE_SID.match(
+            self.twilio_messaging_service_sid
+        ):
+            raise ConfigError("TWILIO_MESSAGING_SERVICE_SID must look like MG + 32 hex characters")
+        if self.twilio_from_number and not re.match(r"^\+[1-9]\d{6,14}$", self.twilio_from_number):
+            raise ConfigError("TWILIO_FROM_NUMBER must be in E.164 form, e.g. +15005550006")
+        if not re.match(r"^https?://", self.twilio_api_base_url):
+            raise ConfigError("TWILIO_API_BASE_URL must be a URL (default https://api.twilio.com)")
+
+    def require_survey(self) -> None:
+        """The sender and admin need the survey instrument."""
+        if not self.survey_instrument:
+            raise ConfigError(
+                "SURVEY_INSTRUMENT is not set; set it to the unique name of the survey "
+                "instrument to link (e.g. interest_form)"
+            )
+
+    @property
+    def sms_delay_seconds(self) -> float:
+        return self.sms_delay_minutes * 60
+
+    @property
+    def sender_label(self) -> str:
+        return self.twilio_from_number or self.twilio_messaging_service_sid
+
+
+class _Reader:
+    """Typed reads of one variable each, with the variable's name in every error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str, default: str = "", required: bool = False, hint: str = "") -> str:
+        value = self._env.get(name, "").strip()
+        if not value:
+            if required:
+                raise ConfigError(
+                    f"{name} is not set; set it in .env or the environment ({hint})"
+                    if hint
+                    else f"{name} is not set; set it in .env or the environment"
+                )
+            return default
+        return value
+
+    def number(self, name: str, default: float, minimum: float) -> float:
+        raw = self.text(name)
+        if not raw:
+            return float(default)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number; e.g. {name}={default}") from None
+        if value != value or value < minimum:
+            raise ConfigError(f"{name}={raw!r} must be a number >= {minimum}")
+        return value
+
+    def integer(self, name: str, default: int = 0, required: bool = False, minimum: int = 0) -> int:
+        raw = self.text(name, required=required)
+        if not raw:
+            return default
+        if not re.fullmatch(r"\d+", raw):
+            raise ConfigError(f"{name}={raw!r} must be a whole number >= {minimum}")
+        value = int(raw)
+        if value < minimum:
+            raise ConfigError(f"{name}={raw!r} must be a whole number >= {minimum}")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        raw = self.text(name).lower()
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise ConfigError(f"{name}={raw!r} must be 1 or 0 (true/false)")
+
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        raw = self.text(name, default=default)
+        for option in options:
+            if raw.lower() == option.lower():
+                return option
+        raise ConfigError(f"{name}={raw!r} must be one of: {', '.join(options)}")
+
+    def field(self, name: str, default: str) -> str:
+        raw = self.text(name, default=default)
+        if not _FIELD_NAME.match(raw):
+            raise ConfigError(f"{name}={raw!r} is not a REDCap variable name (lower case, _)")
+        return raw
+
+    def field_list(self, name: str, default: str) -> tuple[str, ...]:
+        raw = self.text(name, default=default)
+        items = tuple(part.strip() for part in raw.split(",") if part.strip())
+        bad = [item for item in items if not _FIELD_NAME.match(item)]
+        if bad or not items:
+            raise ConfigError(
+                f"{name} must be a comma-separated list of REDCap variable names "
+                f"(bad: {', '.join(bad) or 'empty'})"
+            )
+        return items
+
+
+def _check_region(region: str) -> None:
+    import phonenumbers
+
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"PHONE_REGION={region!r} is not a two-letter region code such as US, GB")
+
+
+def _zone(name: str, env: Mapping[str, str]) -> ZoneInfo:
+    if not name:
+        return _system_zone(env)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"TIMEZONE={name!r} is not an IANA time zone name, e.g. America/New_York"
+        ) from None
+
+
+def _system_zone(env: Mapping[str, str]) -> ZoneInfo:
+    """The machine's zone by IANA name (TZ, /etc/localtime, /etc/timezone), else UTC."""
+    candidates = [env.get("TZ", "").lstrip(":")]
+    localtime = Path("/etc/localtime")
+    if localtime.is_symlink():
+        target = str(localtime.resolve())
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    timezone_file = Path("/etc/timezone")
+    if timezone_file.exists():
+        candidates.append(timezone_file.read_text().strip())
+    for candidate in candidates:
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def _quiet_hours(raw: str) -> QuietHours | None:
+    if not raw:
+        return None
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", raw)
+    if not match:
+        raise ConfigError(f"QUIET_HOURS={raw!r} must look like 21:00-08:00 (or be empty)")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) == (h2, m2):
+        raise ConfigError(f"QUIET_HOURS={raw!r} must be two different times of day, HH:MM-HH:MM")
+    return QuietHours(time(h1, m1), time(h2, m2))
+
+
+def _allowed(raw: str, region: str) -> frozenset[str]:
+    numbers = set()
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            numbers.add(normalize_phone(part, region))
+        except ValueError:
+            raise ConfigError(
+                "SMS_ALLOWED_NUMBERS holds an entry that is not a phone number; "
+                "list numbers separated by commas"
+            ) from None
+    return frozenset(numbers)
+
+
+def _default_lock_dir(env: Mapping[str, str]) -> str:
+    return env.get("XDG_RUNTIME_DIR") or "/tmp"  # noqa: S108 - a lock file, not secret data

@@ -1,0 +1,204 @@
+"""The Twilio adapter: the twilio SDK with a timeout, one base-URL setting, and our exceptions.
+
+The SDK sets no timeout and raises raw ``requests`` exceptions on network trouble
+(TWILIO_API.md §4.3-4.4). We never retry a create: when its outcome is unknown the sender
+reconciles by listing messages instead (§2.2 "Retry guidance").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from common.errors import (
+    ConfigError,
+    TwilioOutcomeUnknown,
+    TwilioRejected,
+    TwilioUnavailable,
+)
+
+DEFAULT_BASE_URL = "https://api.twilio.com"
+# Twilio's error codes as a coordinator reads them (twilio.com/docs/api/errors; TWILIO_API.md §2.2).
+ERROR_TEXT = {
+    21211: "invalid 'To' phone number",
+    21408: "texting this region is not enabled on the Twilio account (Geo Permissions)",
+    21610: "the participant has unsubscribed (replied STOP); they must text START to opt back in",
+    21612: "this number cannot be reached from our Twilio sender",
+    21614: "not a mobile number (cannot receive SMS)",
+    21617: "message body too long",
+    30001: "Twilio's queue overflowed",
+    30003: "handset unreachable (off or no signal)",
+    30004: "message blocked by the recipient or carrier",
+    30005: "unknown destination handset (the number does not exist)",
+    30006: "landline or unreachable carrier",
+    30007: "filtered by the carrier (spam/content rules)",
+    30008: "unknown delivery error",
+    30034: "sender number not registered for US A2P 10DLC",
+}
+
+
+def describe_error(code: int | str | None) -> str:
+    """A one-line reason for a Twilio error code; never the number or the body."""
+    if code in (None, ""):
+        return ""
+    try:
+        number = int(str(code))
+    except ValueError:
+        return f"error {code}"
+    return ERROR_TEXT.get(number, f"Twilio error {number}")
+
+
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """What we keep of a Twilio message. ``body`` is PHI: compare it, never log it."""
+
+    sid: str
+    status: str
+    to: str
+    body: str
+    direction: str
+    date_created: datetime | None
+    error_code: int | None
+    error_message: str
+
+    @classmethod
+    def from_instance(cls, message: Any) -> MessageInfo:
+        return cls(
+            sid=str(message.sid),
+            status=str(message.status or ""),
+            to=str(message.to or ""),
+            body=str(message.body or ""),
+            direction=str(message.direction or ""),
+            date_created=message.date_created,
+            error_code=int(message.error_code) if message.error_code else None,
+            error_message=str(message.error_message or ""),
+        )
+
+
+class _BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """Sends every ``*.twilio.com`` request to TWILIO_API_BASE_URL instead (the sandbox)."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._base = urlsplit(base_url)
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        parts = urlsplit(url)
+        if parts.hostname and parts.hostname.endswith("twilio.com"):
+            url = urlunsplit(
+                (self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment)
+            )
+        return super().request(method, url, *args, **kwargs)
+
+
+class SmsGateway:
+    """Create, fetch and find messages; every failure becomes one of our errors."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        from_number: str = "",
+        messaging_service_sid: str = "",
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 15.0,
+    ) -> None:
+        if base_url.rstrip("/") == DEFAULT_BASE_URL:
+            http_client = TwilioHttpClient(timeout=timeout)
+        else:
+            http_client = _BaseUrlHttpClient(base_url, timeout)
+        # environment={} keeps TWILIO_REGION/TWILIO_EDGE in the process env from rerouting us.
+        self._client = Client(account_sid, auth_token, http_client=http_client, environment={})
+        self._from = from_number
+        self._service = messaging_service_sid
+
+    def send(self, to: str, body: str) -> MessageInfo:
+        """Create one message. Raises TwilioRejected, TwilioUnavailable or TwilioOutcomeUnknown."""
+        kwargs: dict[str, Any] = {"to": to, "body": body}
+        if self._service:
+            kwargs["messaging_service_sid"] = self._service
+        else:
+            kwargs["from_"] = self._from
+        try:
+            return MessageInfo.from_instance(self._client.messages.create(**kwargs))
+        except TwilioRestException as exc:
+            raise _translate_rest(exc, creating=True) from None
+        except requests.RequestException as exc:
+            if _never_connected(exc):
+                raise TwilioUnavailable("Twilio could not be reached; nothing was sent") from None
+            raise TwilioOutcomeUnknown(
+                "no answer from Twilio to a send (timeout or dropped connection)"
+            ) from None
+
+    def fetch(self, sid: str) -> MessageInfo:
+        try:
+            return MessageInfo.from_instance(self._client.messages(sid).fetch())
+        except TwilioRestException as exc:
+            raise _translate_rest(exc, creating=False) from None
+        except requests.RequestException:
+            raise TwilioUnavailable("Twilio could not be reached") from None
+
+    def messages_to(self, to: str, since: datetime) -> list[MessageInfo]:
+        """Outbound messages to ``to`` created at or after ``since`` (newest first)."""
+        try:
+            found = self._client.messages.list(
+                to=to, date_sent_after=since - timedelta(days=1), page_size=50, limit=200
+            )
+        except TwilioRestException as exc:
+            raise _translate_rest(exc, creating=False) from None
+        except (TwilioException, requests.RequestException):
+            raise TwilioUnavailable("Twilio could not be asked which messages exist") from None
+        messages = [MessageInfo.from_instance(m) for m in found]
+        return [
+            m
+            for m in messages
+            if m.direction.startswith("outbound")
+            and (m.date_created is None or m.date_created >= since)
+        ]
+
+    def check_credentials(self) -> None:
+        """One cheap authenticated call; raises ConfigError or TwilioUnavailable."""
+        try:
+            self._client.messages.list(limit=1, page_size=1)
+        except TwilioRestException as exc:
+            raise _translate_rest(exc, creating=False) from None
+        except (TwilioException, requests.RequestException):
+            raise TwilioUnavailable("Twilio could not be reached") from None
+
+
+def _translate_rest(exc: TwilioRestException, creating: bool) -> Exception:
+    status = int(exc.status or 0)
+    code = int(exc.code) if exc.code else status
+    if status in (401, 403) or code in (20003, 20008):
+        return ConfigError(
+            f"Twilio refused the credentials (error {code}); check TWILIO_ACCOUNT_SID and "
+            "TWILIO_AUTH_TOKEN"
+        )
+    if status == 429 or code == 20429:
+        return TwilioUnavailable("Twilio is rate limiting (429); the message was not created")
+    if status >= 500:
+        if creating:
+            return TwilioOutcomeUnknown(f"Twilio answered HTTP {status} to a send")
+        return TwilioUnavailable(f"Twilio answered HTTP {status}")
+    # 4xx: Twilio's own message may quote the number: keep only the code and a generic text.
+    return TwilioRejected(str(code), f"Twilio refused the message: {describe_error(code)}")
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached Twilio (refused / connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)

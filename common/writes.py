@@ -1,0 +1,63 @@
+"""Batched REDCap writes that never let one bad record stop the others.
+
+A REDCap import is all-or-nothing (REDCAP_API.md §4.3): one rejected row fails the batch. When a
+batch is rejected we write its rows one by one; a row REDCap still refuses is marked
+``needs_review`` with REDCap's reason (field and message, never the value), and the rest go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from common import pipeline
+from common.errors import RedcapRejected
+from common.project import Layout
+from common.redcap_client import RedcapClient, chunked
+
+BATCH = 50
+log = logging.getLogger(__name__)
+
+
+def write_rows(
+    client: RedcapClient,
+    layout: Layout,
+    rows: Sequence[Mapping[str, str]],
+    *,
+    overwrite: bool = False,
+) -> set[str]:
+    """Import ``rows`` in batches; return the record ids that REDCap refused."""
+    refused: set[str] = set()
+    for batch in chunked(list(rows), BATCH):
+        try:
+            client.import_rows(batch, overwrite=overwrite)
+        except RedcapRejected as exc:
+            if len(batch) == 1:
+                refused.add(_flag(client, layout, batch[0], exc))
+            else:
+                for row in batch:
+                    refused |= write_rows(client, layout, [row], overwrite=overwrite)
+    return refused
+
+
+def _flag(client: RedcapClient, layout: Layout, row: Mapping[str, str], exc: RedcapRejected) -> str:
+    record_id = row[layout.record_id_field]
+    reasons = exc.record_errors.get(record_id) or [str(exc)]
+    reason = "REDCap refused the update: " + "; ".join(reasons)
+    log.error("record=%s refused by REDCap: %s", record_id, "; ".join(reasons))
+    try:
+        client.import_rows(
+            [
+                layout.row(
+                    record_id,
+                    {
+                        pipeline.STATUS: pipeline.Status.NEEDS_REVIEW,
+                        pipeline.ERROR_CODE: "redcap_rejected",
+                        pipeline.ERROR_MESSAGE: reason[:1000],
+                    },
+                )
+            ]
+        )
+    except RedcapRejected:
+        log.error("record=%s could not even be marked needs_review", record_id)
+    return record_id
