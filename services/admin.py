@@ -1,0 +1,325 @@
+"""Admin commands for people: check, baseline, status, force, requeue.
+
+``python -m services.admin check`` before go-live, ``baseline`` once at go-live, ``status`` any
+time; ``force RECORD`` texts one participant now; ``requeue RECORD`` gives a failed, undelivered,
+skipped, unconfirmed or needs_review record another go. Output goes to stdout; logs to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from common import logs, pipeline
+from common.errors import ConfigError, ProjectCheckError, RedcapBanned, RelayError
+from common.pipeline import PipelineRow, Status
+from common.project import Check, inspect
+from common.redcap_client import RedcapClient
+from common.runner import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_PROJECT,
+    Context,
+    base_parser,
+    build_context,
+    load_settings,
+)
+from common.sending import RateLimiter, claim, export_fields, prepare, record_problems, send_batch
+from common.settings import Settings
+from common.twilio_client import SmsGateway
+from services.registration_detector import find_new
+from services.sms_sender import sender_lock
+
+ALREADY_MESSAGED = frozenset(
+    {
+        Status.SENDING,
+        Status.SMS_SENT,
+        Status.DELIVERED,
+        Status.UNDELIVERED,
+        Status.UNCONFIRMED,
+        Status.NEEDS_REVIEW,
+    }
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = base_parser("python -m services.admin", "redcap-relay administration")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="verify settings, REDCap project and Twilio; print a checklist")
+    sub.add_parser("baseline", help="mark complete, unstatused records 'baseline' (go-live)")
+    status = sub.add_parser("status", help="print the pipeline funnel")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    force = sub.add_parser("force", help="send to one record now (ignores delay, quiet hours)")
+    force.add_argument("record")
+    force.add_argument(
+        "--resend", action="store_true", help="send even if this record was already messaged"
+    )
+    requeue = sub.add_parser(
+        "requeue", help="return a failed/undelivered/skipped record to 'registered'"
+    )
+    requeue.add_argument("record")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "check":
+        return command_check(args.env_file)
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        sys.stderr.write(f"admin: configuration error: {exc}\n")
+        return EXIT_CONFIG
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        if args.command == "force":
+            ctx = build_context(settings, needs_twilio=True, needs_survey=True, name="admin")
+            return command_force(ctx, args.record, args.resend)
+        ctx = build_context(settings, needs_twilio=False, name="admin")
+        if args.command == "baseline":
+            return command_baseline(ctx)
+        if args.command == "status":
+            return command_status(ctx, as_json=args.json)
+        return command_requeue(ctx, args.record)
+    except ConfigError as exc:
+        sys.stderr.write(f"admin: configuration error: {exc}\n")
+        return EXIT_CONFIG
+    except ProjectCheckError as exc:
+        sys.stderr.write(f"admin: REDCap project check failed: {exc}\n")
+        return EXIT_PROJECT
+    except (RelayError, RedcapBanned) as exc:
+        sys.stderr.write(f"admin: {exc}\n")
+        return EXIT_FAILURE
+
+
+# -- check --------------------------------------------------------------------------------------
+def command_check(env_file: str | None) -> int:
+    checks: list[Check] = []
+    try:
+        settings = load_settings(env_file)
+        checks.append(Check("settings", True, "all settings parse"))
+    except ConfigError as exc:
+        checks.append(Check("settings", False, str(exc), "see .env.example"))
+        return _print_checks(checks)
+    checks += _redcap_checks(settings)
+    checks += _twilio_checks(settings)
+    sample = settings.sms_template.render(
+        "https://redcap.example.org/surveys/?s=XXXXXXXXXXXXXXXX", "1", {}
+    )
+    checks.append(Check("template", True, f"about {len(sample)} characters with a typical link"))
+    return _print_checks(checks)
+
+
+def _redcap_checks(settings: Settings) -> list[Check]:
+    client = RedcapClient(
+        settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
+    )
+    try:
+        layout, checks = inspect(client, settings)
+    except RelayError as exc:
+        return [Check("REDCap", False, str(exc), "check REDCAP_API_URL and REDCAP_API_TOKEN")]
+    checks = [Check("REDCap", True, settings.redcap_api_url), *checks]
+    if not settings.survey_instrument:
+        checks.append(
+            Check(
+                "survey instrument",
+                False,
+                "SURVEY_INSTRUMENT is not set",
+                "set it to the survey to link, e.g. interest_form",
+            )
+        )
+        return checks
+    instrument = settings.survey_instrument
+    if layout is not None and instrument not in layout.forms_in_event:
+        where = f"designated for {layout.event}" if layout.event else "an instrument"
+        checks.append(
+            Check(
+                "survey instrument",
+                False,
+                f"{instrument!r} is not {where}",
+                "fix SURVEY_INSTRUMENT or the project's event designations",
+            )
+        )
+        return checks
+    try:
+        client.participant_list(instrument, layout.event if layout else None)
+        checks.append(Check("survey instrument", True, f"{instrument} is enabled as a survey"))
+    except RelayError as exc:
+        checks.append(
+            Check(
+                "survey instrument",
+                False,
+                str(exc),
+                "enable the instrument as a survey (Online Designer > Survey settings)",
+            )
+        )
+    return checks
+
+
+def _twilio_checks(settings: Settings) -> list[Check]:
+    try:
+        settings.require_twilio()
+    except ConfigError as exc:
+        return [Check("Twilio settings", False, str(exc), "see .env.example")]
+    gateway = SmsGateway(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        base_url=settings.twilio_api_base_url,
+        timeout=15,
+    )
+    try:
+        gateway.check_credentials()
+    except ConfigError as exc:
+        return [Check("Twilio credentials", False, str(exc), "copy them again from the console")]
+    except RelayError as exc:
+        return [Check("Twilio credentials", False, str(exc), "check TWILIO_API_BASE_URL/network")]
+    return [
+        Check("Twilio credentials", True, f"account {settings.twilio_account_sid[:6]}..."),
+        Check("Twilio sender", True, settings.sender_label),
+    ]
+
+
+def _print_checks(checks: list[Check]) -> int:
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        line = f"[{mark}] {check.name}: {check.detail}"
+        if not check.ok and check.fix:
+            line += f"\n       fix: {check.fix}"
+        print(line)
+    failed = sum(not c.ok for c in checks)
+    print("all checks passed" if not failed else f"{failed} check(s) failed")
+    return EXIT_OK if not failed else EXIT_FAILURE
+
+
+# -- baseline, status ---------------------------------------------------------------------------
+def command_baseline(ctx: Context) -> int:
+    """Mark every complete registration without a status ``baseline``; idempotent."""
+    records = find_new(ctx)
+    rows = [ctx.layout.row(rid, {pipeline.STATUS: Status.BASELINE}) for rid in records]
+    for start in range(0, len(rows), 100):
+        ctx.redcap.import_rows(rows[start : start + 100])
+    print(f"marked {len(records)} record(s) baseline; they will never be messaged")
+    return EXIT_OK
+
+
+def funnel(ctx: Context) -> dict[str, Any]:
+    key = ctx.layout.record_id_field
+    rows = ctx.redcap.export(
+        [key, pipeline.STATUS, pipeline.REGISTERED_AT, pipeline.ERROR_CODE],
+        events=ctx.layout.events,
+    )
+    counts = Counter(row.get(pipeline.STATUS) or "(none)" for row in rows)
+    errors = Counter(
+        f"{row[pipeline.STATUS]}:{row.get(pipeline.ERROR_CODE) or 'unknown'}"
+        for row in rows
+        if row.get(pipeline.STATUS)
+        in (
+            Status.FAILED,
+            Status.UNDELIVERED,
+            Status.SKIPPED,
+            Status.NEEDS_REVIEW,
+            Status.UNCONFIRMED,
+        )
+    )
+    waiting = [
+        PipelineRow(row[key], row).time(pipeline.REGISTERED_AT, ctx.settings.timezone)
+        for row in rows
+        if row.get(pipeline.STATUS) == Status.REGISTERED
+    ]
+    oldest = min((w for w in waiting if w is not None), default=None)
+    age = (ctx.clock.now() - oldest).total_seconds() / 60 if oldest else None
+    return {
+        "records": len(rows),
+        "by_status": {s: counts.get(s, 0) for s in [*map(str, Status), "(none)"]},
+        "oldest_waiting_minutes": round(age, 1) if age is not None else None,
+        "problems_by_code": dict(sorted(errors.items())),
+    }
+
+
+def command_status(ctx: Context, as_json: bool) -> int:
+    data = funnel(ctx)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"project {ctx.layout.project_id} ({ctx.layout.title}): {data['records']} records")
+    for status, n in data["by_status"].items():
+        print(f"  {status:<13} {n:>6}")
+    if data["oldest_waiting_minutes"] is not None:
+        print(f"oldest waiting to be texted: {data['oldest_waiting_minutes']} minutes")
+    if data["problems_by_code"]:
+        print("problems by reason:")
+        for code, n in data["problems_by_code"].items():
+            print(f"  {code:<30} {n:>6}")
+    return EXIT_OK
+
+
+# -- force, requeue -----------------------------------------------------------------------------
+def _one(ctx: Context, record: str, fields: list[str]) -> PipelineRow:
+    key = ctx.layout.record_id_field
+    rows = ctx.redcap.export(fields, records=[record], events=ctx.layout.events)
+    if not rows:
+        raise RelayError(f"record {record!r} does not exist in project {ctx.layout.project_id}")
+    return PipelineRow(rows[0][key], rows[0])
+
+
+def command_force(ctx: Context, record: str, resend: bool) -> int:
+    lock = sender_lock(ctx).acquire()
+    try:
+        row = _one(ctx, record, export_fields(ctx))
+        if row.status in ALREADY_MESSAGED and not resend:
+            print(
+                f"record {record} is {row.status}: it was already messaged; "
+                "add --resend to text it again anyway"
+            )
+            return EXIT_FAILURE
+        if row.status == Status.BASELINE:
+            print(f"note: record {record} is baseline (pre-go-live); sending because you asked")
+        ready, problems = prepare(ctx, [row])
+        if problems:
+            record_problems(ctx, problems)
+            print(f"record {record} not sent: {problems[0][1]}")
+            return EXIT_FAILURE
+        claimed = claim(ctx, ready)
+        if not claimed:
+            print(f"record {record}: REDCap refused the claim; see pipeline_error_message")
+            return EXIT_FAILURE
+        counts = send_batch(
+            ctx, claimed, RateLimiter(ctx.settings.sms_max_per_second), lambda: False
+        )
+    finally:
+        lock.release()
+    if counts.get("sent"):
+        print(f"record {record}: sent")
+        return EXIT_OK
+    print(f"record {record}: not sent ({', '.join(counts)}); see its pipeline fields")
+    return EXIT_FAILURE
+
+
+def command_requeue(ctx: Context, record: str) -> int:
+    row = _one(ctx, record, [ctx.layout.record_id_field, pipeline.STATUS])
+    if row.status not in pipeline.REQUEUEABLE:
+        allowed = ", ".join(sorted(pipeline.REQUEUEABLE))
+        print(
+            f"record {record} is {row.status or 'not registered'}; only {allowed} can be requeued"
+        )
+        return EXIT_FAILURE
+    cleared = {
+        name: ""
+        for name in pipeline.PIPELINE_FIELDS
+        if name not in (pipeline.STATUS, pipeline.REGISTERED_AT)
+    }
+    cleared.update({pipeline.STATUS: Status.REGISTERED, pipeline.ATTEMPTS: "0"})
+    # overwrite: the blank values erase the previous attempt's SID, times and error.
+    ctx.redcap.import_rows([ctx.layout.row(record, cleared)], overwrite=True)
+    logs.transition(ctx.log, record, row.status, Status.REGISTERED, reason="requeued")
+    print(f"record {record}: {row.status} -> registered; the sender will text it next cycle")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
