@@ -74,7 +74,7 @@ def _settle(
     mine = [m for m in found if link in m.body]
     if mine:
         message = min(mine, key=lambda m: m.date_created or since)
-        out.append(sent_row(ctx, rid, message))
+        out.append(sent_row(ctx, rid, message, adopted=True))
         logs.transition(ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=to, reason="reconciled")
         return "adopted"
     if row.attempts >= ctx.settings.sms_max_attempts:

@@ -241,8 +241,12 @@ def send_batch(
     return counts
 
 
-def sent_row(ctx: Context, record_id: str, message: MessageInfo) -> dict[str, str]:
-    when = message.date_created or ctx.clock.now()
+def sent_row(
+    ctx: Context, record_id: str, message: MessageInfo, adopted: bool = False
+) -> dict[str, str]:
+    """``sms_sent`` with the SID. The time is ours when we saw Twilio accept it, or Twilio's
+    creation time for a message adopted by reconciliation."""
+    when = (message.date_created if adopted else None) or ctx.clock.now()
     return ctx.layout.row(
         record_id,
         {

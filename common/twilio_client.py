@@ -8,7 +8,7 @@ reconciles by listing messages instead (§2.2 "Retry guidance").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -153,9 +153,9 @@ class SmsGateway:
     def messages_to(self, to: str, since: datetime) -> list[MessageInfo]:
         """Outbound messages to ``to`` created at or after ``since`` (newest first)."""
         try:
-            found = self._client.messages.list(
-                to=to, date_sent_after=since - timedelta(days=1), page_size=50, limit=200
-            )
+            # No DateSent filter: a message still queued has no date_sent yet and would be
+            # missed. Newest come first; a participant's number has few messages.
+            found = self._client.messages.list(to=to, page_size=50, limit=200)
         except TwilioRestException as exc:
             raise _translate_rest(exc, creating=False) from None
         except (TwilioException, requests.RequestException):

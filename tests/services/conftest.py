@@ -1,0 +1,146 @@
+"""Fixtures for the service tests: both simulators on 127.0.0.1, settings, contexts, helpers.
+
+The services talk real HTTP to the simulators through PyCap and the twilio SDK. Only the
+services' clock is replaced (ManualClock); the simulators share one SimClock.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from redcap.project import Project as PyCapProject
+
+from common.clock import ManualClock
+from common.runner import Context, build_context
+from common.settings import Settings
+from sandbox.clock import SimClock
+from sandbox.envfile import sandbox_settings, write_env
+from sandbox.participants import Participant, register
+from sandbox.redcap.demo import build_demo_longitudinal_project, build_demo_project
+from sandbox.redcap.model import Project
+from sandbox.redcap.server import RedcapSim
+from sandbox.twilio.server import TwilioSim
+
+ROOT = Path(__file__).resolve().parents[2]
+START = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)  # a Monday, noon UTC
+
+
+@dataclass
+class Rig:
+    """A running sandbox plus what the tests need to drive the services against it."""
+
+    redcap: RedcapSim
+    twilio: TwilioSim
+    project: Project
+    sim_clock: SimClock
+    env: dict[str, str]
+    tmp: Path
+    clock: ManualClock = field(default_factory=lambda: ManualClock(START))
+
+    def settings(self, **overrides: str) -> Settings:
+        return Settings.from_env({**self.env, **overrides})
+
+    def ctx(self, needs_twilio: bool = True, **overrides: str) -> Context:
+        return build_context(
+            self.settings(**overrides),
+            needs_twilio=needs_twilio,
+            needs_survey=needs_twilio,
+            clock=self.clock,
+        )
+
+    def register(self, record_id: str, phone: str = "(617) 555-0100", **kwargs: str) -> None:
+        register(self.project, self.sim_clock, Participant(record_id, phone, "Ada"), **kwargs)
+
+    def values(self, record_id: str) -> dict[str, str]:
+        """What REDCap holds for a record in the pipeline's event (all slots merged)."""
+        with self.project.lock:
+            merged: dict[str, str] = {}
+            for slot, values in self.project.records[record_id].slots.items():
+                if not self.project.is_longitudinal or slot[0] == self.env.get("REDCAP_EVENT"):
+                    merged.update(values)
+            return merged
+
+    def status(self, record_id: str) -> str:
+        return self.values(record_id).get("pipeline_status", "")
+
+    def redcap_link(self, record_id: str) -> str:
+        """The record's survey link, asked of REDCap through PyCap."""
+        pycap = PyCapProject(self.redcap.url, self.redcap.token)
+        event = self.env.get("REDCAP_EVENT") or None
+        return str(pycap.export_survey_link(record_id, self.env["SURVEY_INSTRUMENT"], event=event))
+
+    def sent_to(self, e164: str) -> list[dict[str, object]]:
+        return self.twilio.sent(to=e164)
+
+    def env_file(self, **overrides: str) -> Path:
+        path = self.tmp / ".env.test"
+        write_env(path, {**self.env, **overrides})
+        return path
+
+    def run(
+        self, module: str, *args: str, timeout: float = 60, **overrides: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m <module> --env-file ... args`` as a user would; bounded."""
+        return subprocess.run(
+            [sys.executable, "-m", module, "--env-file", str(self.env_file(**overrides)), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=clean_env(),
+        )
+
+
+def clean_env() -> dict[str, str]:
+    """The test process's environment without any real REDCap/Twilio settings leaking in."""
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REDCAP_", "TWILIO_", "SMS_", "PHONE_", "DRY_RUN"))
+    }
+    keep["PYTHONPATH"] = str(ROOT)
+    return keep
+
+
+def start_rig(project: Project, tmp: Path, **overrides: str) -> Iterator[Rig]:
+    sim_clock = SimClock()
+    redcap = RedcapSim(project, clock=sim_clock).start()
+    twilio = TwilioSim(clock=sim_clock).start()
+    try:
+        env = sandbox_settings(
+            redcap.url,
+            redcap.token,
+            project,
+            twilio.base_url,
+            twilio.account_sid,
+            twilio.auth_token,
+            twilio.from_number,
+            {
+                "LOCK_DIR": str(tmp),
+                "SMS_DELAY_MINUTES": "1",
+                "SMS_MAX_PER_SECOND": "1",
+                "HTTP_TIMEOUT_SECONDS": "5",
+                **overrides,
+            },
+        )
+        yield Rig(redcap, twilio, project, sim_clock, env, tmp)
+    finally:
+        twilio.stop()
+        redcap.stop()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    yield from start_rig(build_demo_project(), tmp_path)
+
+
+@pytest.fixture
+def long_rig(tmp_path: Path) -> Iterator[Rig]:
+    yield from start_rig(build_demo_longitudinal_project(), tmp_path)

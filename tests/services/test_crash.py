@@ -1,0 +1,77 @@
+"""kill -9 of the sender at every step of the send path: never two messages, never none.
+
+Each case makes one request of the send path hang (before or after the server applies it), waits
+until the sender is stuck there, kills it with SIGKILL, and then lets fresh senders run until the
+record settles. What must hold: exactly one message reached Twilio for the participant, and
+REDCap records it (``sms_sent`` with that message's SID).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from sandbox.faults import Fault
+from sandbox.httpserver import SimServer, wait_until
+from services import registration_detector
+from tests.services.conftest import ROOT, Rig, clean_env
+
+PHONE = "+16175550100"
+IMPORT = {"content": "record", "action": "import"}
+CREATE = {"op": "create"}
+
+# (name, which simulator, what to match, after_apply, matching requests to let through first)
+STEPS = [
+    ("claim write lost", "redcap", IMPORT, False, 0),
+    ("claim written, answer lost", "redcap", IMPORT, True, 0),
+    ("twilio create lost", "twilio", CREATE, False, 0),
+    ("twilio created, answer lost", "twilio", CREATE, True, 0),
+    ("result write lost", "redcap", IMPORT, False, 1),
+    ("result written, answer lost", "redcap", IMPORT, True, 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "match", "after_apply", "skip"), STEPS, ids=[step[0] for step in STEPS]
+)
+def test_kill_9_at_each_step_never_double_sends_or_loses(
+    rig: Rig, name: str, where: str, match: dict[str, str], after_apply: bool, skip: int
+) -> None:
+    """Killing the sender at this step leaves REDCap able to finish: exactly one SMS."""
+    rig.register("1", "(617) 555-0100")
+    registration_detector.run_once(rig.ctx(needs_twilio=False))
+    server: SimServer = rig.redcap.server if where == "redcap" else rig.twilio.server
+    fault = server.faults.add(
+        Fault(kind="hang", seconds=30, after_apply=after_apply, skip=skip, match=match)
+    )
+    env = rig.env_file(SMS_DELAY_MINUTES="0", HTTP_TIMEOUT_SECONDS="60")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_until(lambda: fault.times == 0, timeout=30), "sender never reached the step"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    server.faults.clear()
+    for _ in range(4):  # fresh senders, as systemd would restart them
+        done = rig.run(
+            "services.sms_sender", "--once", SMS_DELAY_MINUTES="0", SMS_CLAIM_TIMEOUT_SECONDS="0"
+        )
+        assert done.returncode == 0, done.stderr
+        if rig.status("1") == "sms_sent":
+            break
+    messages = rig.sent_to(PHONE)
+    assert len(messages) == 1, f"{name}: {len(messages)} messages"
+    assert rig.status("1") == "sms_sent"
+    assert rig.values("1")["pipeline_sms_sid"] == messages[0]["sid"]
