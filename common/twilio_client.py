@@ -119,8 +119,9 @@ class SmsGateway:
             http_client = TwilioHttpClient(timeout=timeout)
         else:
             http_client = _BaseUrlHttpClient(base_url, timeout)
-        # environment={} keeps TWILIO_REGION/TWILIO_EDGE in the process env from rerouting us.
-        self._client = Client(account_sid, auth_token, http_client=http_client, environment={})
+        # Credentials are passed explicitly; the base-URL client above also catches the regional
+        # hosts (api.<region>.twilio.com) that TWILIO_REGION/TWILIO_EDGE would produce.
+        self._client = Client(account_sid, auth_token, http_client=http_client)
         self._from = from_number
         self._service = messaging_service_sid
 

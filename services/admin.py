@@ -63,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
         "requeue", help="return a failed/undelivered/skipped record to 'registered'"
     )
     requeue.add_argument("record")
+    for command in (sub.choices[name] for name in sub.choices):
+        # Accept --env-file after the command too (admin status --env-file x): what people type.
+        command.add_argument("--env-file", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 

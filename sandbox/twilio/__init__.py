@@ -1,0 +1,7 @@
+"""Local simulator of Twilio's Messages API (2010-04-01); start it with ``server.TwilioSim``.
+
+Modules: ``numbers`` (magic numbers and outcomes), ``segments`` (num_segments), ``lifecycle``
+(status steps over simulated time), ``validation`` (create checks), ``message`` (JSON and webhook
+shapes), ``messages`` (the store), ``listing`` (filters and paging), ``callbacks`` (signed
+webhooks), ``app`` (HTTP, auth, errors), ``server`` (TwilioSim), ``client`` (SDK helper).
+"""
