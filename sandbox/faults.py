@@ -30,6 +30,7 @@ class Fault:
     body: str = ""
     seconds: float = 30.0
     times: int = 1
+    skip: int = 0  # let this many matching requests through untouched first
     after_apply: bool = False
     match: Mapping[str, str] = field(default_factory=dict)
 
@@ -59,6 +60,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.times > 0 and fault.fits(attrs):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     return fault
         return None

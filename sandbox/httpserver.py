@@ -98,7 +98,8 @@ class SimServer:
     def stop(self) -> None:
         """Stop serving; release every hanging request; bounded."""
         self.faults.released.set()
-        self._httpd.shutdown()
+        if self._thread is not None:  # shutdown() waits for a serve loop: only if one runs
+            self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
