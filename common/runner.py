@@ -134,8 +134,7 @@ def run_service(
         settings = load_settings(args.env_file)
     except ConfigError as exc:
         # Logging is not configured yet (its settings are what failed): write the line directly.
-        sys.stderr.write(f"{name}: configuration error: {exc}\n")
-        return EXIT_CONFIG
+        return report_failure(exc, lambda line: _stderr(f"{name}: {line}"))
     logs.configure(settings.log_level, settings.log_format)
     stop = threading.Event()
     _install_signals(stop)
@@ -153,27 +152,39 @@ def run_service(
             f" event={ctx.layout.event}" if ctx.layout.event else "",
         )
         return _cycles(ctx, run_once, once=args.once, log=log)
-    except ConfigError as exc:
-        log.error("configuration error: %s", exc)
-        return EXIT_CONFIG
-    except ProjectCheckError as exc:
-        log.error("REDCap project check failed: %s", exc)
-        return EXIT_PROJECT
-    except RedcapBanned as exc:
-        log.critical("%s", exc)
-        return EXIT_FAILURE
     except RelayError as exc:
-        log.error("%s", exc)
-        return EXIT_FAILURE
+        level = _level(exc)
+        return report_failure(exc, lambda line: log.log(level, "%s", line))
     finally:
         if cleanup:
             cleanup()
 
 
+def report_failure(exc: RelayError, say: Callable[[str], None]) -> int:
+    """Say what went wrong in one line and return the exit code for it."""
+    if isinstance(exc, ConfigError):
+        say(f"configuration error: {exc}")
+        return EXIT_CONFIG
+    if isinstance(exc, ProjectCheckError):
+        say(f"REDCap project check failed: {exc}")
+        return EXIT_PROJECT
+    say(str(exc))
+    return EXIT_FAILURE
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def _level(exc: RelayError) -> int:
+    # A REDCap ban needs a person today: say it as loudly as logging can.
+    return logging.CRITICAL if isinstance(exc, RedcapBanned) else logging.ERROR
+
+
 def _cycles(
     ctx: Context, run_once: Callable[[Context], CycleResult], *, once: bool, log: logging.Logger
 ) -> int:
-    while True:
+    while not ctx.stop.is_set():
         try:
             result = run_once(ctx)
         except TransientError as exc:
@@ -186,13 +197,9 @@ def _cycles(
             log.info("cycle done: %s", result.summary())
             if once:
                 return EXIT_FAILURE if result.problem else EXIT_OK
-        if ctx.stop.is_set():
-            log.info("stopping (signal received)")
-            return EXIT_OK
         ctx.clock.sleep(ctx.settings.poll_interval_seconds, ctx.stop)
-        if ctx.stop.is_set():
-            log.info("stopping (signal received)")
-            return EXIT_OK
+    log.info("stopping (signal received)")
+    return EXIT_OK
 
 
 def _install_signals(stop: threading.Event) -> None:

@@ -15,15 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from sandbox.clock import SimClock
-from sandbox.envfile import sandbox_settings, write_env
+from sandbox.envfile import write_env
 from sandbox.participants import demo_cohort, simulate
 from sandbox.redcap.demo import build_demo_project
 from sandbox.redcap.dictionary import load_dictionary, load_project_from_dictionary
 from sandbox.redcap.model import Form, Project
 from sandbox.redcap.odm import load_project_xml
-from sandbox.redcap.server import RedcapSim
-from sandbox.twilio.server import TwilioSim
+from sandbox.session import Sandbox
 
 PIPELINE_CSV = Path(__file__).resolve().parent.parent / "redcap" / "pipeline_instrument.csv"
 
@@ -99,7 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"sandbox: {exc}\n")
         return 2
-    clock = SimClock()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -107,35 +104,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    redcap = RedcapSim(project, clock=clock, port=args.redcap_port).start()
-    twilio = TwilioSim(clock=clock, port=args.twilio_port).start()
-    try:
-        settings = sandbox_settings(
-            redcap.url,
-            redcap.token,
-            project,
-            twilio.base_url,
-            twilio.account_sid,
-            twilio.auth_token,
-            twilio.from_number,
+    with Sandbox(project, redcap_port=args.redcap_port, twilio_port=args.twilio_port) as box:
+        write_env(args.env_out, box.settings())
+        print(
+            f"REDCap simulator: {box.redcap.url}  (project {project.project_id}: {project.title})"
         )
-        write_env(args.env_out, settings)
-        print(f"REDCap simulator: {redcap.url}  (project {project.project_id}: {project.title})")
-        print(f"Twilio simulator: {twilio.base_url}")
+        print(f"Twilio simulator: {box.twilio.base_url}")
         print(f"Settings for the services written to {args.env_out}; try:")
         print(f"  python -m services.admin check --env-file {args.env_out}")
         if args.simulate:
             people = demo_cohort(args.simulate, start=len(project.records) + 1)
-            simulate(project, clock, people, args.simulate_interval, stop)
+            simulate(project, box.clock, people, args.simulate_interval, stop)
             print(
                 f"Simulating {args.simulate} registrations, one every {args.simulate_interval:g} s"
             )
         print("Ctrl-C to stop.")
         sys.stdout.flush()
         stop.wait()
-    finally:
-        twilio.stop()
-        redcap.stop()
     print("sandbox stopped")
     return 0
 

@@ -17,13 +17,11 @@ from pathlib import Path
 
 from redcap.project import Project as PyCapProject
 
-from sandbox.clock import SimClock
-from sandbox.envfile import sandbox_settings, write_env
+from sandbox.envfile import write_env
 from sandbox.participants import Participant, demo_cohort, register
 from sandbox.redcap.demo import build_demo_project
 from sandbox.redcap.model import Project
-from sandbox.redcap.server import RedcapSim
-from sandbox.twilio.server import TwilioSim
+from sandbox.session import Sandbox
 
 SERVICES = ("registration_detector", "sms_sender", "delivery_checker")
 SETTLED = {
@@ -47,25 +45,11 @@ def cohort() -> list[Participant]:
 
 
 def run(python: str = sys.executable) -> int:
-    clock = SimClock()
     project = build_demo_project()
-    with (
-        RedcapSim(project, clock=clock) as redcap,
-        TwilioSim(clock=clock) as twilio,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    with Sandbox(project) as box, tempfile.TemporaryDirectory() as tmp:
+        redcap, twilio, clock = box.redcap, box.twilio, box.clock
         env_file = Path(tmp) / ".env.sandbox"
-        settings = sandbox_settings(
-            redcap.url,
-            redcap.token,
-            project,
-            twilio.base_url,
-            twilio.account_sid,
-            twilio.auth_token,
-            twilio.from_number,
-            {"LOCK_DIR": tmp},
-        )
-        write_env(env_file, settings)
+        write_env(env_file, box.settings(LOCK_DIR=tmp))
         print(f"== sandbox up: REDCap {redcap.url}  Twilio {twilio.base_url}")
 
         for person in demo_cohort(3):

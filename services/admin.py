@@ -15,19 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from common import logs, pipeline
-from common.errors import ConfigError, ProjectCheckError, RedcapBanned, RelayError
+from common.errors import ConfigError, RelayError
 from common.pipeline import PipelineRow, Status
 from common.project import Check, inspect
 from common.redcap_client import RedcapClient
 from common.runner import (
-    EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
-    EXIT_PROJECT,
     Context,
     base_parser,
     build_context,
     load_settings,
+    report_failure,
 )
 from common.sending import RateLimiter, claim, export_fields, prepare, record_problems, send_batch
 from common.settings import Settings
@@ -76,8 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.env_file)
     except ConfigError as exc:
-        sys.stderr.write(f"admin: configuration error: {exc}\n")
-        return EXIT_CONFIG
+        return report_failure(exc, say)
     logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "force":
@@ -89,15 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return command_status(ctx, as_json=args.json)
         return command_requeue(ctx, args.record)
-    except ConfigError as exc:
-        sys.stderr.write(f"admin: configuration error: {exc}\n")
-        return EXIT_CONFIG
-    except ProjectCheckError as exc:
-        sys.stderr.write(f"admin: REDCap project check failed: {exc}\n")
-        return EXIT_PROJECT
-    except (RelayError, RedcapBanned) as exc:
-        sys.stderr.write(f"admin: {exc}\n")
-        return EXIT_FAILURE
+    except RelayError as exc:
+        return report_failure(exc, say)
+
+
+def say(line: str) -> None:
+    """Errors go to stderr as one line, so stdout stays the command's output."""
+    sys.stderr.write(f"admin: {line}\n")
 
 
 # -- check --------------------------------------------------------------------------------------

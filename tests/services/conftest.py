@@ -21,11 +21,12 @@ from common.clock import ManualClock
 from common.runner import Context, build_context
 from common.settings import Settings
 from sandbox.clock import SimClock
-from sandbox.envfile import sandbox_settings, write_env
+from sandbox.envfile import write_env
 from sandbox.participants import Participant, register
 from sandbox.redcap.demo import build_demo_longitudinal_project, build_demo_project
 from sandbox.redcap.model import Project
 from sandbox.redcap.server import RedcapSim
+from sandbox.session import Sandbox
 from sandbox.twilio.server import TwilioSim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,30 +111,15 @@ def clean_env() -> dict[str, str]:
 
 
 def start_rig(project: Project, tmp: Path, **overrides: str) -> Iterator[Rig]:
-    sim_clock = SimClock()
-    redcap = RedcapSim(project, clock=sim_clock).start()
-    twilio = TwilioSim(clock=sim_clock).start()
-    try:
-        env = sandbox_settings(
-            redcap.url,
-            redcap.token,
-            project,
-            twilio.base_url,
-            twilio.account_sid,
-            twilio.auth_token,
-            twilio.from_number,
-            {
-                "LOCK_DIR": str(tmp),
-                "SMS_DELAY_MINUTES": "1",
-                "SMS_MAX_PER_SECOND": "1",
-                "HTTP_TIMEOUT_SECONDS": "5",
-                **overrides,
-            },
+    with Sandbox(project) as box:
+        env = box.settings(
+            LOCK_DIR=str(tmp),
+            SMS_DELAY_MINUTES="1",
+            SMS_MAX_PER_SECOND="1",
+            HTTP_TIMEOUT_SECONDS="5",
+            **overrides,
         )
-        yield Rig(redcap, twilio, project, sim_clock, env, tmp)
-    finally:
-        twilio.stop()
-        redcap.stop()
+        yield Rig(box.redcap, box.twilio, project, box.clock, env, tmp)
 
 
 @pytest.fixture
