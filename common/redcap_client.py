@@ -76,7 +76,9 @@ class RedcapClient:
         return result
 
     def metadata(self) -> list[dict[str, str]]:
-        return self._rows(self._call(self._project.export_metadata))
+        """The data dictionary, read once per client: PyCap caches it and needs it anyway (it
+        looks up the record id field before every export)."""
+        return self._rows(self._call(lambda: self._project.metadata))
 
     def instruments(self) -> list[dict[str, str]]:
         return self._rows(self._call(self._project.export_instruments))

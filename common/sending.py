@@ -36,6 +36,7 @@ from common.twilio_client import MessageInfo
 from common.writes import write_rows
 
 CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
+PARTICIPANT_LIST_MIN = 3  # below this, per-record surveyLink calls are cheaper than the list
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,16 @@ def to_rows(ctx: Context, raw: Iterable[dict[str, str]]) -> list[PipelineRow]:
 def survey_links(ctx: Context, record_ids: Sequence[str]) -> dict[str, str | PermanentError]:
     """Each record's survey link, or the error to record on it.
 
-    For several records one ``participantList`` call usually answers for all of them; REDCap
-    leaves ``record`` blank for some participants (REDCAP_API.md §5), and those fall back to one
-    ``surveyLink`` call each.
+    For several records one ``participantList`` call can answer for all of them, but REDCap
+    leaves ``record`` blank unless the participant has an identifier or an e-mail from the
+    designated e-mail field (REDCAP_API.md §5). Records it does not name fall back to one
+    ``surveyLink`` call each, and once the list has named none of the records we asked for, this
+    process stops asking for it (``ctx.participant_list_useful``).
     """
     instrument = ctx.settings.survey_instrument
     found: dict[str, str | PermanentError] = {}
     wanted = set(record_ids)
-    if len(wanted) > 1:
+    if len(wanted) >= PARTICIPANT_LIST_MIN and ctx.participant_list_useful:
         try:
             for entry in ctx.redcap.participant_list(instrument, ctx.layout.event):
                 rid, link = entry.get("record", ""), entry.get("survey_link", "")
@@ -76,6 +79,7 @@ def survey_links(ctx: Context, record_ids: Sequence[str]) -> dict[str, str | Per
                     found[rid] = link
         except RedcapRejected:
             pass  # fall back to one call per record below
+        ctx.participant_list_useful = bool(found)
     for rid in record_ids:
         if rid in found:
             continue

@@ -53,6 +53,8 @@ def register(
     }
     if project.field("first_name") is not None:
         row["first_name"] = person.first_name
+    if project.field("email") is not None:
+        row["email"] = f"participant{person.record_id}@example.org"
     if project.is_longitudinal:
         row["redcap_event_name"] = event or project.events[0].unique_name
     import_rows(project, [row], overwrite=False, date_format="YMD", now=clock.local_naive())

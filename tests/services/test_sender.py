@@ -203,3 +203,49 @@ def test_longitudinal_end_to_end(long_rig: Rig) -> None:
     long_rig.clock.advance(61)
     assert send_cycle(long_rig)["sent"] == 1
     assert long_rig.status("1") == "sms_sent"
+
+
+def test_idle_sender_cycle_is_one_filtered_export(rig: Rig) -> None:
+    """With nobody due, a sender cycle costs one REDCap request and no Twilio request."""
+    registered(rig, ("1", "6175550100"))
+    ctx = rig.ctx()
+    sender = Sender(dry_run=False)
+    sender.run_once(ctx)  # still inside the delay
+    rig.redcap.server.reset_stats()
+    rig.twilio.server.reset_stats()
+    assert sender.run_once(ctx).counts == {"waiting_delay": 1}
+    assert rig.redcap.server.stats.total_requests() == 1
+    assert rig.twilio.server.stats.total_requests() == 0
+
+
+def test_busy_cycle_batches_redcap_calls(rig: Rig) -> None:
+    """Twelve due records cost a handful of REDCap requests, not several per record."""
+    registered(rig, *[(str(n), f"61755501{n:02d}") for n in range(1, 13)])
+    rig.clock.advance(61)
+    ctx = rig.ctx(SMS_MAX_PER_SECOND="100")
+    rig.redcap.server.reset_stats()
+    assert Sender(dry_run=False).run_once(ctx).counts["sent"] == 12
+    imports = sum(n for key, n in rig.redcap.server.stats.requests.items() if "import" in key)
+    assert imports == 4  # claim + result, for each chunk of ten
+    assert rig.redcap.server.stats.total_requests() <= 6
+
+
+def test_links_fall_back_to_survey_link_when_the_list_names_no_one(rig: Rig) -> None:
+    """Without e-mails REDCap's participant list names no record: one surveyLink each, and
+    the list is not asked for again."""
+    for n in range(1, 5):
+        rig.register(str(n), f"61755501{n:02d}")
+        with rig.project.lock:
+            for values in rig.project.records[str(n)].slots.values():
+                values.pop("email", None)
+    registration_detector.run_once(rig.ctx(needs_twilio=False))
+    rig.clock.advance(61)
+    ctx = rig.ctx(SMS_MAX_PER_SECOND="100")
+    rig.redcap.server.reset_stats()
+    assert Sender(dry_run=False).run_once(ctx).counts["sent"] == 4
+    requests = rig.redcap.server.stats.requests
+    assert requests["participantList/export"] == 1
+    assert requests["surveyLink/export"] == 4
+    assert not ctx.participant_list_useful
+    for n in range(1, 5):
+        assert rig.redcap_link(str(n)) in str(rig.sent_to(f"+161755501{n:02d}")[0]["body"])

@@ -1,0 +1,37 @@
+"""One sender per project, and one record's REDCap rejection never stops the others."""
+
+from __future__ import annotations
+
+from common import pipeline
+from common.lock import ProcessLock
+from common.writes import write_rows
+from tests.services.conftest import Rig
+
+
+def test_second_sender_says_so_and_exits(rig: Rig) -> None:
+    """While another sender holds the project's lock, a new one exits 1 naming the lock."""
+    ctx = rig.ctx()
+    lock = ProcessLock(rig.tmp, f"redcap-relay-sender-{ctx.layout.project_id}").acquire()
+    try:
+        done = rig.run("services.sms_sender", "--once")
+    finally:
+        lock.release()
+    assert done.returncode == 1
+    assert "another sender is already running" in done.stderr
+    assert rig.run("services.sms_sender", "--once").returncode == 0
+
+
+def test_a_rejected_row_is_flagged_and_the_rest_land(rig: Rig) -> None:
+    """REDCap refusing one row of a batch: the others are written; that one is needs_review."""
+    rig.register("1")
+    rig.register("2")
+    ctx = rig.ctx(needs_twilio=False)
+    rows = [
+        ctx.layout.row("1", {pipeline.STATUS: "registered", pipeline.ATTEMPTS: "two"}),
+        ctx.layout.row("2", {pipeline.STATUS: "registered", pipeline.ATTEMPTS: "2"}),
+    ]
+    assert write_rows(ctx.redcap, ctx.layout, rows) == {"1"}
+    assert rig.status("2") == "registered"
+    assert rig.status("1") == "needs_review"
+    assert "pipeline_sms_attempts" in rig.values("1")["pipeline_error_message"]
+    assert "two" not in rig.values("1")["pipeline_error_message"]
