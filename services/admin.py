@@ -17,8 +17,6 @@ from typing import Any
 from common import logs, pipeline
 from common.errors import ConfigError, RelayError
 from common.pipeline import PipelineRow, Status
-from common.project import Check, inspect
-from common.redcap_client import RedcapClient
 from common.runner import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -29,8 +27,7 @@ from common.runner import (
     report_failure,
 )
 from common.sending import RateLimiter, claim, export_fields, prepare, record_problems, send_batch
-from common.settings import Settings
-from common.twilio_client import SmsGateway
+from services.admin_check import command_check
 from services.registration_detector import find_new
 from services.sms_sender import sender_lock
 
@@ -71,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "check":
-        return command_check(args.env_file)
+        return command_check(args.env_file)  # reports bad settings as a checklist line
     try:
         settings = load_settings(args.env_file)
     except ConfigError as exc:
@@ -94,105 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def say(line: str) -> None:
     """Errors go to stderr as one line, so stdout stays the command's output."""
     sys.stderr.write(f"admin: {line}\n")
-
-
-# -- check --------------------------------------------------------------------------------------
-def command_check(env_file: str | None) -> int:
-    checks: list[Check] = []
-    try:
-        settings = load_settings(env_file)
-        checks.append(Check("settings", True, "all settings parse"))
-    except ConfigError as exc:
-        checks.append(Check("settings", False, str(exc), "see .env.example"))
-        return _print_checks(checks)
-    checks += _redcap_checks(settings)
-    checks += _twilio_checks(settings)
-    sample = settings.sms_template.render(
-        "https://redcap.example.org/surveys/?s=XXXXXXXXXXXXXXXX", "1", {}
-    )
-    checks.append(Check("template", True, f"about {len(sample)} characters with a typical link"))
-    return _print_checks(checks)
-
-
-def _redcap_checks(settings: Settings) -> list[Check]:
-    client = RedcapClient(
-        settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
-    )
-    try:
-        layout, checks = inspect(client, settings)
-    except RelayError as exc:
-        return [Check("REDCap", False, str(exc), "check REDCAP_API_URL and REDCAP_API_TOKEN")]
-    checks = [Check("REDCap", True, settings.redcap_api_url), *checks]
-    if not settings.survey_instrument:
-        checks.append(
-            Check(
-                "survey instrument",
-                False,
-                "SURVEY_INSTRUMENT is not set",
-                "set it to the survey to link, e.g. interest_form",
-            )
-        )
-        return checks
-    instrument = settings.survey_instrument
-    if layout is not None and instrument not in layout.forms_in_event:
-        where = f"designated for {layout.event}" if layout.event else "an instrument"
-        checks.append(
-            Check(
-                "survey instrument",
-                False,
-                f"{instrument!r} is not {where}",
-                "fix SURVEY_INSTRUMENT or the project's event designations",
-            )
-        )
-        return checks
-    try:
-        client.participant_list(instrument, layout.event if layout else None)
-        checks.append(Check("survey instrument", True, f"{instrument} is enabled as a survey"))
-    except RelayError as exc:
-        checks.append(
-            Check(
-                "survey instrument",
-                False,
-                str(exc),
-                "enable the instrument as a survey (Online Designer > Survey settings)",
-            )
-        )
-    return checks
-
-
-def _twilio_checks(settings: Settings) -> list[Check]:
-    try:
-        settings.require_twilio()
-    except ConfigError as exc:
-        return [Check("Twilio settings", False, str(exc), "see .env.example")]
-    gateway = SmsGateway(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        base_url=settings.twilio_api_base_url,
-        timeout=15,
-    )
-    try:
-        gateway.check_credentials()
-    except ConfigError as exc:
-        return [Check("Twilio credentials", False, str(exc), "copy them again from the console")]
-    except RelayError as exc:
-        return [Check("Twilio credentials", False, str(exc), "check TWILIO_API_BASE_URL/network")]
-    return [
-        Check("Twilio credentials", True, f"account {settings.twilio_account_sid[:6]}..."),
-        Check("Twilio sender", True, settings.sender_label),
-    ]
-
-
-def _print_checks(checks: list[Check]) -> int:
-    for check in checks:
-        mark = "ok  " if check.ok else "FAIL"
-        line = f"[{mark}] {check.name}: {check.detail}"
-        if not check.ok and check.fix:
-            line += f"\n       fix: {check.fix}"
-        print(line)
-    failed = sum(not c.ok for c in checks)
-    print("all checks passed" if not failed else f"{failed} check(s) failed")
-    return EXIT_OK if not failed else EXIT_FAILURE
 
 
 # -- baseline, status ---------------------------------------------------------------------------
