@@ -15,13 +15,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
-from sandbox.redcap.dictionary import (
-    PSEUDO_COLUMNS,
-    file_error,
-    format_choices,
-    modern_validation,
-    synthetic_id,
-)
+from sandbox.redcap.dictionary import format_choices, modern_validation, synthetic_id
+from sandbox.redcap.file_rows import file_error
 from sandbox.redcap.model import (
     Arm,
     Event,
@@ -32,6 +27,7 @@ from sandbox.redcap.model import (
     Slot,
     StoredRecord,
 )
+from sandbox.redcap.record_files import PSEUDO_COLUMNS
 
 ODM = "{http://www.cdisc.org/ns/odm/v1.3}"
 RC = "{https://projectredcap.org}"

@@ -9,8 +9,7 @@ Where the reference is silent, this module decides: record names sort naturally 
 case-insensitively (the reference projects' ClinicalData is in numeric order: 2 before 10);
 ``fields`` takes base names and ``<form>_complete``, not ``f___code`` columns; ``events`` is
 ignored on classic projects; an event holding any data has a base row (REDCap keeps a record-id
-row per event); in filterLogic a repeating field referenced without an instance outside its own
-instance rows reads blank; bad filterLogic gets a 400 in our own words.
+row per event). filterLogic is applied row by row through :mod:`filtering`.
 """
 
 from __future__ import annotations
@@ -21,9 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sandbox.redcap.errors import ApiError
-from sandbox.redcap.logic import Logic, LogicError, parse_logic
-from sandbox.redcap.model import Field, Project, Slot, StoredRecord, checkbox_code_column
-from sandbox.redcap.validation import is_numeric_field
+from sandbox.redcap.filtering import matches, parse_filter
+from sandbox.redcap.model import Project, Slot, StoredRecord, checkbox_code_column
 
 # With only dateRangeEnd, REDCap starts the range at this date (REDCAP_API.md §2.1).
 RANGE_START = datetime(2004, 8, 1)
@@ -73,11 +71,11 @@ def export_rows(
     with project.lock:
         layout = _Layout(project, _data_columns(project, request))
         events = _events(project, request.events)
-        logic = _parse_filter(project, request.filter_logic)
+        logic = parse_filter(project, request.filter_logic)
         rows: list[dict[str, str | int]] = []
         for stored in _records(project, request, now):
             for slot in _slots(project, layout, stored, events):
-                if logic is not None and not _matches(project, logic, stored, slot, now):
+                if logic is not None and not matches(project, logic, stored, slot, now):
                     continue
                 rows.append(_render(project, layout, request, stored, slot))
         return rows
@@ -243,109 +241,3 @@ def _label(
         return STATUS_LABELS.get(value, value)
     item = project.field(column)
     return dict(item.choices()).get(value, value) if item is not None else value
-
-
-# -- filterLogic ------------------------------------------------------------------------------
-def _bad_filter(detail: object) -> ApiError:
-    # REDCap's wording for bad logic is unconfirmed (REDCAP_API.md §10): this one is ours.
-    return ApiError(400, f'The value of the parameter "filterLogic" is not valid: {detail}')
-
-
-def _parse_filter(project: Project, text: str) -> Logic | None:
-    """The parsed filter, or 400 for bad syntax and unknown fields or events (§2.3)."""
-    if not text.strip():
-        return None
-    try:
-        logic = parse_logic(text)
-    except LogicError as error:
-        raise _bad_filter(error) from None
-    names = {item.field_name for item in project.fields} | {f.complete_field for f in project.forms}
-    events = {event.unique_name for event in project.events}
-    for kind, unknown in (
-        ("fields", [ref.field for ref in logic.refs if ref.field not in names]),
-        ("events", [ref.event for ref in logic.refs if ref.event not in events | {None}]),
-    ):
-        if unknown:
-            raise _bad_filter(
-                f"unknown {kind} " + ", ".join(f"'{n}'" for n in dict.fromkeys(unknown))
-            )
-    # Logic naming no field at all does not filter (RC Records::applyFilteringLogic).
-    return logic if logic.refs else None
-
-
-def _matches(
-    project: Project, logic: Logic, stored: StoredRecord, slot: Slot, now: datetime
-) -> bool:
-    """Whether the filter keeps this row; all-prefixed logic only looks at its own events."""
-    if project.is_longitudinal and logic.all_prefixed and slot[0] not in logic.events:
-        return False
-    try:
-        return logic.evaluate(_RowEnv(project, stored, slot, now))
-    except LogicError as error:
-        raise _bad_filter(error) from None
-
-
-class _RowEnv:
-    """What filter logic sees from one export row (a :class:`LogicEnv`)."""
-
-    def __init__(self, project: Project, stored: StoredRecord, slot: Slot, now: datetime) -> None:
-        self._project = project
-        self._stored = stored
-        self._slot = slot
-        self._now = now
-
-    def now(self) -> datetime:
-        return self._now
-
-    def is_numeric(self, field: str) -> bool:
-        item = self._project.field(field)
-        if item is None:
-            return field.endswith("_complete")  # form status: codes 0, 1, 2
-        return is_numeric_field(item, self._project.missing_data_codes)
-
-    def lookup(
-        self, event: str | None, field: str, choice: str | None, instance: str | None
-    ) -> str:
-        project = self._project
-        if field == project.record_id_field:
-            return self._stored.record_id
-        item = project.field(field)
-        form = item.form_name if item is not None else field.removesuffix("_complete")
-        event = self._slot[0] if event is None else event
-        is_status = item is None
-        blank = "0" if is_status or (choice is not None and _is_checkbox(item)) else ""
-        if form not in project.forms_in_event(event):
-            return blank
-        data = self._stored.slots.get(self._target(event, form, instance), {})
-        if choice is not None and _is_checkbox(item):
-            return "1" if data.get(checkbox_code_column(field, choice)) == "1" else "0"
-        return data.get(field, blank)
-
-    def _target(self, event: str, form: str, instance: str | None) -> Slot:
-        """The slot a reference reads: the base row, or an instance of a repeating context."""
-        project = self._project
-        repeat_form = form if project.is_repeating_form(event, form) else ""
-        if not repeat_form and event not in project.repeating_events:
-            return (event, "", None)
-        row_event, row_form, row_instance = self._slot
-        current = row_instance if (row_event, row_form) == (event, repeat_form) else None
-        numbers = sorted(
-            s[2] for s in self._stored.slots if s[:2] == (event, repeat_form) and s[2] is not None
-        )
-        number: int | None = None
-        if instance is None or instance == "current-instance":
-            number = current
-        elif instance == "first-instance":
-            number = numbers[0] if numbers else None
-        elif instance == "last-instance":
-            number = numbers[-1] if numbers else None
-        elif instance in {"previous-instance", "next-instance"} and current is not None:
-            number = current - 1 if instance == "previous-instance" else current + 1
-        elif instance.isdecimal():
-            number = int(instance)
-        # Outside its repeating context an un-numbered reference has no value: a missing slot.
-        return (event, repeat_form, number if number is not None else 0)
-
-
-def _is_checkbox(item: Field | None) -> bool:
-    return item is not None and item.field_type == "checkbox"

@@ -2,7 +2,8 @@
 
 ``redcap_sim(project, **kwargs)`` starts a :class:`RedcapSim` that is stopped when the test
 ends; ``classic_project`` and ``longitudinal_project`` are fresh, small projects built from the
-model classes (a new copy per test, so tests may change them freely).
+model classes (a new copy per test, so tests may change them freely); ``sim`` and ``long_sim``
+are simulators serving them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import pytest
 from sandbox.clock import SimClock
 from sandbox.redcap.model import Arm, Event, Field, Form, Project, Report, StoredRecord
 from sandbox.redcap.server import RedcapSim
+
+# helpers_records asserts in its import helpers: rewrite it so a failure shows both sides.
+pytest.register_assert_rewrite("tests.sandbox.helpers_records")
 
 SimFactory = Callable[..., RedcapSim]
 # The SimClock's fixed start in these tests (server-local wall time).
@@ -157,3 +161,13 @@ def classic_project() -> Project:
 @pytest.fixture
 def longitudinal_project() -> Project:
     return build_longitudinal_project()
+
+
+@pytest.fixture
+def sim(redcap_sim: SimFactory, classic_project: Project) -> RedcapSim:
+    return redcap_sim(classic_project)
+
+
+@pytest.fixture
+def long_sim(redcap_sim: SimFactory, longitudinal_project: Project) -> RedcapSim:
+    return redcap_sim(longitudinal_project)
