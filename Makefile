@@ -12,7 +12,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m sandbox.demo_run
+	$(BIN)/python -m sandbox.demo_cli
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
