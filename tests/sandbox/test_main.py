@@ -72,7 +72,7 @@ def test_bad_project_file_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(150)
-def test_make_demo_clis_the_pipeline_to_delivery() -> None:
+def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     """The demo ends with messages delivered, one undelivered and one skipped (README)."""
     done = subprocess.run(
         [sys.executable, "-m", "sandbox.demo_cli"],
