@@ -178,7 +178,11 @@ def _translate_http(exc: requests.HTTPError) -> Exception:
     text = _error_text(response.text if response is not None else "")
     if status in (401, 403):
         return RedcapRejected(f"REDCap refused the token ({status}): {text}")
-    return RedcapRejected(text, _record_errors(text))
+    record_errors = _record_errors(text)
+    if record_errors:
+        # REDCap quotes each refused value (it may be a phone number): keep field and message.
+        text = "; ".join(f"record {rid}: {', '.join(msgs)}" for rid, msgs in record_errors.items())
+    return RedcapRejected(text, record_errors)
 
 
 def _error_text(body: object) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from common import pipeline
+from common.errors import RedcapRejected
 from common.lock import ProcessLock
 from common.writes import write_rows
 from tests.services.conftest import Rig
@@ -35,3 +38,15 @@ def test_a_rejected_row_is_flagged_and_the_rest_land(rig: Rig) -> None:
     assert rig.status("1") == "needs_review"
     assert "pipeline_sms_attempts" in rig.values("1")["pipeline_error_message"]
     assert "two" not in rig.values("1")["pipeline_error_message"]
+
+
+def test_redcap_rejection_text_never_quotes_the_value(rig: Rig) -> None:
+    """An import REDCap refuses is reported by record, field and reason, without the value."""
+    rig.register("1")
+    ctx = rig.ctx(needs_twilio=False)
+    row = ctx.layout.row("1", {pipeline.SMS_TO: "+16175550100", pipeline.ATTEMPTS: "6175550100x"})
+    with pytest.raises(RedcapRejected) as refused:
+        ctx.redcap.import_rows([row])
+    message = str(refused.value)
+    assert "record 1" in message and "pipeline_sms_attempts" in message
+    assert "6175550100" not in message
