@@ -89,3 +89,22 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     }
     assert lines["delivered"] == "6" and lines["undelivered"] == "1"
     assert lines["skipped"] == "1" and lines["baseline"] == "3"
+
+
+def test_simulate_registers_participants_over_time(tmp_path: Path) -> None:
+    """--simulate N: N completed registrations appear in the simulated REDCap."""
+    env_file = tmp_path / ".env.sandbox"
+    proc = start(tmp_path, "--simulate", "3", "--simulate-interval", "0.2")
+    try:
+        assert wait_until(env_file.exists, timeout=30)
+        settings = dotenv_values(env_file)
+        project = PyCapProject(settings["REDCAP_API_URL"], settings["REDCAP_API_TOKEN"])
+
+        def registered() -> int:
+            rows = project.export_records(fields=["record_id", "registration_complete"])
+            return sum(row["registration_complete"] == "2" for row in rows)
+
+        assert wait_until(lambda: registered() == 3, timeout=20)
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
