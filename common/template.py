@@ -40,9 +40,12 @@ class SmsTemplate:
             elif name in ("survey_link", "record_id") and not spec and not conversion:
                 has_link = has_link or name == "survey_link"
             else:
+                shown = (
+                    name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+                )
                 raise ValueError(
-                    f"unknown placeholder {{{name}}}; use {{survey_link}}, {{record_id}} "
-                    "or {field:NAME} with a REDCap variable name"
+                    f"placeholder {{{shown}}} is not allowed; use {{survey_link}}, "
+                    "{record_id} or {field:NAME} with a REDCap variable name"
                 )
         if not has_link:
             raise ValueError("must contain {survey_link}, the participant's personal link")
