@@ -130,12 +130,14 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
     if phones:
         checks.append(Check("phone fields", True, ", ".join(phones)))
     else:
+        likely = [n for n, row in meta.items() if _looks_like_phone(n, row)]
         checks.append(
             Check(
                 "phone fields",
                 False,
                 f"none of PHONE_FIELDS exists ({', '.join(settings.phone_fields)})",
-                "set PHONE_FIELDS to the variable(s) holding the participant's phone",
+                "set PHONE_FIELDS to the variable(s) holding the participant's phone"
+                + (f" (fields that look like one: {', '.join(likely)})" if likely else ""),
             )
         )
     missing = [name for name in settings.sms_template.fields if name not in meta]
@@ -206,7 +208,8 @@ def _registration_field(
             "registration field",
             False,
             f"REGISTRATION_COMPLETE_FIELD={name!r} is not a field of this project",
-            "set it to the registration form's status field, e.g. registration_complete",
+            "set it to the registration form's status field, one of: "
+            + ", ".join(f"{f}_complete" for f in sorted(forms_in_event or forms)),
         )
     if event and form not in forms_in_event:
         return Check(
@@ -219,4 +222,15 @@ def _registration_field(
         "registration field",
         True,
         f"{name} = {settings.registration_complete_value!r} means registered",
+    )
+
+
+def _looks_like_phone(name: str, row: Mapping[str, str]) -> bool:
+    """A field a coordinator probably means: validated as a phone, or named like one."""
+    if row.get("text_validation_type_or_show_slider_number") == "phone":
+        return True
+    return (
+        row.get("field_type") == "text"
+        and not name.startswith("pipeline_")
+        and any(word in name for word in ("phone", "mobile", "cell"))
     )

@@ -46,7 +46,8 @@ def _redcap_checks(settings: Settings) -> list[Check]:
                 "survey instrument",
                 False,
                 "SURVEY_INSTRUMENT is not set",
-                "set it to the survey to link, e.g. interest_form",
+                "set it to the unique name of the survey instrument whose link is texted "
+                "(shown in the Online Designer, e.g. interest_form)",
             )
         )
         return checks
