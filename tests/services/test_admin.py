@@ -78,3 +78,16 @@ def test_requeue_gives_a_failed_record_another_go(rig: Rig) -> None:
     assert values["pipeline_status"] == "registered"
     assert "pipeline_error_code" not in values
     assert rig.run("services.admin", "requeue", "404").returncode == 1
+
+
+def test_check_fixes_point_at_the_projects_own_fields(rig: Rig) -> None:
+    """Wrong field settings: the fix lists the form status fields and phone-like fields."""
+    done = rig.run(
+        "services.admin",
+        "check",
+        REGISTRATION_COMPLETE_FIELD="signup_complete",
+        PHONE_FIELDS="cellphone",
+    )
+    assert done.returncode == 1
+    assert "registration_complete" in done.stdout and "interest_form_complete" in done.stdout
+    assert "look like one: phone_number, mobile" in done.stdout
