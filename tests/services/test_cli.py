@@ -145,3 +145,38 @@ def test_logs_hold_no_phone_link_or_token(rig: Rig) -> None:
         "surveys/?s=",
     ):
         assert secret not in logs
+
+
+def test_sigterm_mid_batch_finishes_the_record_in_hand(rig: Rig) -> None:
+    """SIGTERM while sending: the message in flight is recorded, the rest go back untouched."""
+    for n in (1, 2, 3):
+        rig.register(str(n), f"617555010{n}")
+    assert rig.run("services.registration_detector", "--once").returncode == 0
+    rig.twilio.server.faults.add(Fault(kind="latency", seconds=1.5, match={"op": "create"}))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.sms_sender",
+            "--env-file",
+            str(rig.env_file(SMS_DELAY_MINUTES="0")),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert wait_until(lambda: rig.twilio.server.faults.pending() == 0, timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+    statuses = sorted(rig.status(str(n)) for n in (1, 2, 3))
+    assert statuses == ["registered", "registered", "sms_sent"]
+    assert len(rig.twilio.sent()) == 1
+    for n in (1, 2, 3):
+        if rig.status(str(n)) == "registered":
+            assert rig.values(str(n)).get("pipeline_sms_attempts", "0") == "0"
