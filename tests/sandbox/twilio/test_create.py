@@ -18,16 +18,12 @@ from twilio.rest import Client
 
 from sandbox.twilio.client import make_client
 from sandbox.twilio.server import TwilioSim
-from tests.sandbox.helpers_twilio import (
+from tests.sandbox.twilio.helpers import (
     PARTICIPANT,
     START,
     raw,
     refused,
     send,
-    twilio_client,  # noqa: F401  (a fixture, as are the three below: pytest injects them)
-    twilio_clock,  # noqa: F401
-    twilio_no_region,  # noqa: F401
-    twilio_sim,  # noqa: F401
 )
 
 RFC2822 = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000$")

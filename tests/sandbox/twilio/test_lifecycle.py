@@ -22,14 +22,10 @@ from sandbox.httpserver import Request, Response, SimServer, wait_until
 from sandbox.twilio.client import make_client
 from sandbox.twilio.numbers import OUTCOMES
 from sandbox.twilio.server import TwilioSim
-from tests.sandbox.helpers_twilio import (
+from tests.sandbox.twilio.helpers import (
     PARTICIPANT,
     refused,
     send,
-    twilio_client,  # noqa: F401  (a fixture, as are the three below: pytest injects them)
-    twilio_clock,  # noqa: F401
-    twilio_no_region,  # noqa: F401
-    twilio_sim,  # noqa: F401
 )
 
 

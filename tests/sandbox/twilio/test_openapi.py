@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,28 +65,6 @@ def openapi() -> OpenAPI:
     message = spec["components"]["schemas"]["api.v2010.account.message"]
     message["properties"]["subresource_uris"]["additionalProperties"] = {"type": "string"}
     return OpenAPI.from_dict(spec, config=config)
-
-
-@pytest.fixture(autouse=True)
-def _no_region(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
-
-
-@pytest.fixture
-def clock() -> SimClock:
-    clock = SimClock(tz=UTC, start=datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
-    clock.freeze()
-    return clock
-
-
-@pytest.fixture
-def sim(clock: SimClock) -> Iterator[TwilioSim]:
-    sim = TwilioSim(clock=clock, from_number="+15550009999").start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture
