@@ -27,6 +27,7 @@ from common.runner import (
     report_failure,
 )
 from common.sending import RateLimiter, claim, export_fields, prepare, record_problems, send_batch
+from common.writes import write_rows
 from services.admin_check import command_check
 from services.registration_detector import find_new
 from services.sms_sender import sender_lock
@@ -98,9 +99,14 @@ def command_baseline(ctx: Context) -> int:
     """Mark every complete registration without a status ``baseline``; idempotent."""
     records = find_new(ctx)
     rows = [ctx.layout.row(rid, {pipeline.STATUS: Status.BASELINE}) for rid in records]
-    for start in range(0, len(rows), 100):
-        ctx.redcap.import_rows(rows[start : start + 100])
-    print(f"marked {len(records)} record(s) baseline; they will never be messaged")
+    refused = write_rows(ctx.redcap, ctx.layout, rows)
+    print(f"marked {len(records) - len(refused)} record(s) baseline; they will never be messaged")
+    if refused:
+        print(
+            f"REDCap refused {len(refused)} record(s); they are needs_review: "
+            + ", ".join(sorted(refused))
+        )
+        return EXIT_FAILURE
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from common import logs, pipeline
-from common.errors import TwilioRejected, TwilioUnavailable
+from common.errors import TwilioRejected
 from common.pipeline import PipelineRow, Status
 from common.runner import Context, CycleResult, run_service
 from common.twilio_client import describe_error
@@ -87,8 +87,6 @@ def check(ctx: Context, row: PipelineRow, result: CycleResult) -> dict[str, str]
                 pipeline.CHECKED_AT: stamp,
             },
         )
-    except TwilioUnavailable:
-        raise  # the cycle ends; nothing about this record changed
     values: dict[str, str] = {}
     if message.status != row.get(pipeline.DELIVERY_STATUS):
         values[pipeline.DELIVERY_STATUS] = message.status

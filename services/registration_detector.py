@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from common import logs, pipeline
-from common.redcap_client import chunked
 from common.runner import Context, CycleResult, run_service
 from common.settings import Settings
-
-BATCH = 100
+from common.writes import write_rows
 
 
 def new_registrations_logic(settings: Settings) -> str:
@@ -52,19 +50,14 @@ def run_once(ctx: Context) -> CycleResult:
 
 
 def mark(ctx: Context, record_ids: Sequence[str], result: CycleResult) -> None:
-    """Write ``registered`` + time for these records, in batches."""
+    """Write ``registered`` + time for these records (batched; a refused row is flagged)."""
     now = pipeline.format_time(ctx.clock.now(), ctx.settings.timezone)
-    for batch in chunked(record_ids, BATCH):
-        rows = [
-            ctx.layout.row(
-                rid, {pipeline.STATUS: pipeline.Status.REGISTERED, pipeline.REGISTERED_AT: now}
-            )
-            for rid in batch
-        ]
-        ctx.redcap.import_rows(rows)
-        for rid in batch:
+    values = {pipeline.STATUS: pipeline.Status.REGISTERED, pipeline.REGISTERED_AT: now}
+    refused = write_rows(ctx.redcap, ctx.layout, [ctx.layout.row(r, values) for r in record_ids])
+    for rid in record_ids:
+        if rid not in refused:
             logs.transition(ctx.log, rid, "", pipeline.Status.REGISTERED)
-        result.add("registered", len(batch))
+            result.add("registered")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
