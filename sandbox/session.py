@@ -7,7 +7,6 @@ same setup.
 from __future__ import annotations
 
 from sandbox.clock import SimClock
-from sandbox.envfile import sandbox_settings
 from sandbox.redcap.model import Project
 from sandbox.redcap.server import RedcapSim
 from sandbox.twilio.server import TwilioSim
@@ -51,14 +50,31 @@ class Sandbox:
         self.stop()
 
     def settings(self, **overrides: str) -> dict[str, str]:
-        """Every setting the services need to run against these simulators."""
-        return sandbox_settings(
-            self.redcap.url,
-            self.redcap.token,
-            self.project,
-            self.twilio.base_url,
-            self.twilio.account_sid,
-            self.twilio.auth_token,
-            self.twilio.from_number,
-            overrides,
-        )
+        """Every setting the services need to run against these simulators, fast enough to
+        watch (short delay and poll interval); ``overrides`` win."""
+        project = self.project
+        survey = next((form.name for form in project.forms if form.is_survey), "")
+        template = "Thanks for registering. Next survey: {survey_link}"
+        if project.field("first_name") is not None:
+            template = "Hi {field:first_name}, thanks for registering. Next survey: {survey_link}"
+        settings = {
+            "REDCAP_API_URL": self.redcap.url,
+            "REDCAP_API_TOKEN": self.redcap.token,
+            "REDCAP_PROJECT_ID": str(project.project_id),
+            "REDCAP_EVENT": project.events[0].unique_name if project.is_longitudinal else "",
+            "SURVEY_INSTRUMENT": survey,
+            "SMS_TEMPLATE": template,
+            "SMS_DELAY_MINUTES": "0.1",
+            "POLL_INTERVAL_SECONDS": "2",
+            "SMS_MAX_PER_SECOND": "2",
+            "SMS_CLAIM_TIMEOUT_SECONDS": "20",
+            "TIMEZONE": "UTC",
+            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
+            "TWILIO_FROM_NUMBER": self.twilio.from_number,
+            "TWILIO_API_BASE_URL": self.twilio.base_url,
+            "HTTP_TIMEOUT_SECONDS": "10",
+            "LOG_LEVEL": "INFO",
+        }
+        settings.update(overrides)
+        return settings
