@@ -1,7 +1,7 @@
 """REDCap's own downloads of the reference projects, and a file writer, for the loader tests.
 
 The reference files are real REDCap 14 downloads from REDCapR's test suite (see
-``shared/README.md``): per project a ``project.xml`` (the ODM export), a ``dictionary.csv`` and,
+``tests/data/README.md``): per project a ``project.xml`` (the ODM export), a ``dictionary.csv`` and,
 for some, ``data.csv``, ``event.csv`` and ``arm.csv``.
 """
 
@@ -11,12 +11,11 @@ from pathlib import Path
 
 from sandbox.redcap.model import Project
 from sandbox.redcap.odm import load_project_xml
-
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "redcap-projects"
+from tests.reference import redcap_project
 
 
 def reference(name: str) -> Path:
-    return REFERENCE / name
+    return redcap_project(name)
 
 
 def xml_project(name: str) -> Project:

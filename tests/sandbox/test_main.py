@@ -12,9 +12,9 @@ from dotenv import dotenv_values
 from redcap.project import Project as PyCapProject
 
 from sandbox.httpserver import wait_until
+from tests.reference import redcap_project
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / "shared" / "reference" / "redcap-projects"
 
 
 def start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
@@ -41,7 +41,7 @@ def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
 def test_sandbox_serves_a_study_project_xml_and_writes_settings(tmp_path: Path) -> None:
     """--project-xml loads a real REDCap export; .env.sandbox points PyCap at it; SIGTERM stops."""
     env_file = tmp_path / ".env.sandbox"
-    proc = start(tmp_path, "--project-xml", str(REFERENCE / "longitudinal" / "project.xml"))
+    proc = start(tmp_path, "--project-xml", str(redcap_project("longitudinal") / "project.xml"))
     try:
         assert wait_until(env_file.exists, timeout=30)
         settings = dotenv_values(env_file)

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import redcap
 
+from sandbox.redcap import records, server
 from sandbox.redcap.model import Project
 from sandbox.redcap.odm import load_project_xml
+from tests.reference import REDCAP_PROJECTS, REDCAP_PROJECTS_DIR, redcap_project_xmls
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "redcap-projects"
-PROJECTS = sorted(REFERENCE.glob("*/project.xml"))
+PROJECTS = redcap_project_xmls()
 ODM = "{http://www.cdisc.org/ns/odm/v1.3}"
 RC = "{https://projectredcap.org}"
 NOW = datetime(2030, 1, 1, 12, 0, 0)
@@ -107,8 +108,10 @@ def loaded(request: pytest.FixtureRequest) -> tuple[Project, OdmExport]:
 
 
 def test_reference_projects_are_there() -> None:
-    """The eight REDCapR reference projects with ODM exports are available to check against."""
-    assert len(PROJECTS) >= 8, f"expected the reference projects under {REFERENCE}"
+    """The eight REDCapR reference projects ship in the repository, and each is checked."""
+    shipped = sorted(p.parent.name for p in REDCAP_PROJECTS_DIR.glob("*/project.xml"))
+    assert shipped == sorted(REDCAP_PROJECTS)
+    assert all(path.is_file() for path in PROJECTS)
 
 
 def test_slots_hold_what_clinical_data_holds(loaded: tuple[Project, OdmExport]) -> None:
@@ -153,7 +156,6 @@ def assert_rows_are_clinical_data(rows: list[dict[str, object]], odm: OdmExport)
 
 def test_export_gives_back_clinical_data(loaded: tuple[Project, OdmExport]) -> None:
     """Exported rows, their order and their non-blank values are REDCap's (REDCAP_API.md §2.2)."""
-    records = pytest.importorskip("sandbox.redcap.records")
     project, odm = loaded
     request = records.ExportRequest(export_blank_for_gray=True)
     assert_rows_are_clinical_data(records.export_rows(project, request, NOW), odm)
@@ -161,7 +163,6 @@ def test_export_gives_back_clinical_data(loaded: tuple[Project, OdmExport]) -> N
 
 def test_pycap_over_http_gets_clinical_data(loaded: tuple[Project, OdmExport]) -> None:
     """Through PyCap over HTTP: REDCap's records (JSON, §2.2) and its field list (§5)."""
-    server = pytest.importorskip("sandbox.redcap.server")
     project, odm = loaded
     with server.RedcapSim(project) as sim:
         client = redcap.Project(sim.url, sim.token, timeout=10)
@@ -173,7 +174,6 @@ def test_pycap_over_http_gets_clinical_data(loaded: tuple[Project, OdmExport]) -
 
 def test_export_columns_follow_the_dictionary(loaded: tuple[Project, OdmExport]) -> None:
     """Columns: record id, event, repeat columns, then fields in dictionary order (§2.2)."""
-    records = pytest.importorskip("sandbox.redcap.records")
     project, odm = loaded
     rows = records.export_rows(project, records.ExportRequest(), NOW)
     assert rows
@@ -188,7 +188,6 @@ def test_export_columns_follow_the_dictionary(loaded: tuple[Project, OdmExport])
 
 def test_unsaved_form_status_exports_zero(loaded: tuple[Project, OdmExport]) -> None:
     """Without exportBlankForGrayFormStatus a never-saved form's status exports "0" (§2.2)."""
-    records = pytest.importorskip("sandbox.redcap.records")
     project, _ = loaded
     gray = records.export_rows(project, records.ExportRequest(export_blank_for_gray=True), NOW)
     plain = records.export_rows(project, records.ExportRequest(), NOW)

@@ -13,7 +13,8 @@ import pytest
 
 from sandbox.redcap.dictionary import load_dictionary
 from sandbox.redcap.odm import load_project_xml
-from tests.sandbox.helpers_loaders import REFERENCE, reference, write, xml_project
+from tests.reference import REDCAP_PROJECTS
+from tests.sandbox.helpers_loaders import reference, write, xml_project
 
 # What the ODM file does not carry: a slider's min/max, the query of an sql field.
 NOT_IN_ODM = {("slider", "text_validation_min"), ("slider", "text_validation_max")}
@@ -65,7 +66,7 @@ def test_odm_metadata_uses_the_api_names() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [p.parent.name for p in sorted(REFERENCE.glob("*/project.xml"))],
+    REDCAP_PROJECTS,
 )
 def test_odm_metadata_matches_the_data_dictionary(name: str) -> None:
     """The 18 metadata keys rebuilt from ODM equal the Online Designer's dictionary (§5)."""

@@ -4,7 +4,7 @@ Create and fetch answers field by field, 401/404 errors, the order of the parame
 Twilio's magic To/From numbers, E.164, body length and segment counting, ValidityPeriod and
 StatusCallback validation. Driven through the real twilio SDK as production drives it (plus raw
 HTTP where the exact bytes matter); each test that pins a Twilio behaviour cites the section of
-/work/shared/TWILIO_API.md it follows.
+the team's Twilio notes (TWILIO_API.md) it follows.
 """
 
 from __future__ import annotations

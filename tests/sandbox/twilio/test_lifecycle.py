@@ -4,7 +4,7 @@ Status progression on the simulated clock and the outcome numbers' final states,
 Service sends, signed status callbacks, redacting, deleting and canceling, inbound messages with
 STOP/START opt-out and the signed incoming-message webhook, and configurable lifecycle timings.
 Driven through the real twilio SDK as production drives it; each test that pins a Twilio
-behaviour cites the section of /work/shared/TWILIO_API.md it follows.
+behaviour cites the section of the team's Twilio notes (TWILIO_API.md) it follows.
 """
 
 from __future__ import annotations

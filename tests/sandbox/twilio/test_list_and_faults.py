@@ -4,7 +4,7 @@ The list page envelope, SDK paging and PA/PB page tokens, the To/From/DateSent f
 PageSize limit; then rate limits, 5xx answers, hangs, resets and latency, and the per-operation
 request stats the fault matcher uses. Driven through the real twilio SDK as production drives it
 (plus raw HTTP where the exact bytes matter); each test that pins a Twilio behaviour cites the
-section of /work/shared/TWILIO_API.md it follows.
+section of the team's Twilio notes (TWILIO_API.md) it follows.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,9 @@ from twilio.rest import Client
 
 from sandbox.clock import SimClock
 from sandbox.twilio.server import TwilioSim
+from tests.reference import TWILIO_OPENAPI
 
-SPEC = Path("/work/shared/reference/twilio-oai/twilio_api_v2010.json")
+SPEC = TWILIO_OPENAPI
 TWILIO = "https://api.twilio.com"
 PARTICIPANT = "+15550100001"
 RFC2822 = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000$")
