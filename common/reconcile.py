@@ -19,7 +19,8 @@ from common import logs, pipeline
 from common.errors import PermanentError, TwilioUnavailable
 from common.pipeline import PipelineRow, Status
 from common.runner import Context
-from common.sending import failed_row, sent_row, survey_links
+from common.sending import failed_row, sent_row
+from common.survey_links import survey_links
 from common.writes import write_rows
 
 # Twilio's clock and ours may disagree a little; look this far before the claim time.

@@ -61,8 +61,6 @@ class Context:
     clock: Clock
     stop: threading.Event
     sms: SmsGateway | None = None
-    # A request-saving hint, not pipeline state: does participantList name our records?
-    participant_list_useful: bool = True
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("redcap_relay"))
 
 

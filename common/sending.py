@@ -22,7 +22,6 @@ from common import logs, pipeline
 from common.errors import (
     ConfigError,
     PermanentError,
-    RedcapRejected,
     SurveyLinkError,
     TwilioOutcomeUnknown,
     TwilioRejected,
@@ -31,12 +30,12 @@ from common.errors import (
 from common.phones import pick_phone
 from common.pipeline import PipelineRow, Status
 from common.runner import Context
+from common.survey_links import survey_links
 from common.template import MAX_BODY
 from common.twilio_client import MessageInfo
 from common.writes import write_rows
 
 CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
-PARTICIPANT_LIST_MIN = 3  # below this, per-record surveyLink calls are cheaper than the list
 
 
 @dataclass(frozen=True)
@@ -57,44 +56,6 @@ def export_fields(ctx: Context) -> list[str]:
 def to_rows(ctx: Context, raw: Iterable[dict[str, str]]) -> list[PipelineRow]:
     key = ctx.layout.record_id_field
     return [PipelineRow(r[key], r) for r in raw]
-
-
-def survey_links(ctx: Context, record_ids: Sequence[str]) -> dict[str, str | PermanentError]:
-    """Each record's survey link, or the error to record on it.
-
-    For several records one ``participantList`` call can answer for all of them, but REDCap
-    leaves ``record`` blank unless the participant has an identifier or an e-mail from the
-    designated e-mail field (REDCAP_API.md §5). Records it does not name fall back to one
-    ``surveyLink`` call each, and once the list has named none of the records we asked for, this
-    process stops asking for it (``ctx.participant_list_useful``).
-    """
-    instrument = ctx.settings.survey_instrument
-    found: dict[str, str | PermanentError] = {}
-    wanted = set(record_ids)
-    if len(wanted) >= PARTICIPANT_LIST_MIN and ctx.participant_list_useful:
-        try:
-            for entry in ctx.redcap.participant_list(instrument, ctx.layout.event):
-                rid, link = entry.get("record", ""), entry.get("survey_link", "")
-                if rid in wanted and _is_url(link):
-                    found[rid] = link
-        except RedcapRejected:
-            pass  # fall back to one call per record below
-        ctx.participant_list_useful = bool(found)
-    for rid in record_ids:
-        if rid in found:
-            continue
-        try:
-            link = ctx.redcap.survey_link(rid, instrument, ctx.layout.event)
-        except RedcapRejected as exc:
-            found[rid] = SurveyLinkError("survey_link", f"REDCap gave no survey link: {exc}")
-            continue
-        if _is_url(link):
-            found[rid] = link
-        else:
-            found[rid] = SurveyLinkError(
-                "survey_link", "REDCap's answer to the survey link request was not a URL"
-            )
-    return found
 
 
 def prepare(
@@ -301,7 +262,3 @@ def _unclaim(ctx: Context, p: Prepared) -> dict[str, str]:
 def _release(ctx: Context, pending: list[Prepared], rows: list[dict[str, str]]) -> list[Prepared]:
     rows.extend(_unclaim(ctx, p) for p in pending)
     return []
-
-
-def _is_url(text: str) -> bool:
-    return text.startswith(("https://", "http://")) and not any(ch.isspace() for ch in text)
