@@ -20,6 +20,8 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from common.field_types import WITH_SECONDS, WITHOUT_SECONDS, Kind
+
 
 class Status(StrEnum):
     BASELINE = "baseline"
@@ -50,33 +52,27 @@ DELIVERY_STATUS = "pipeline_delivery_status"
 ERROR_CODE = "pipeline_error_code"
 ERROR_MESSAGE = "pipeline_error_message"
 
-# name -> (REDCap field type, validation): what `admin check` expects the instrument to hold.
-PIPELINE_FIELDS: dict[str, tuple[str, str]] = {
-    STATUS: ("dropdown", ""),
-    REGISTERED_AT: ("text", "datetime_seconds_ymd"),
-    CLAIMED_AT: ("text", "datetime_seconds_ymd"),
-    SENT_AT: ("text", "datetime_seconds_ymd"),
-    CHECKED_AT: ("text", "datetime_seconds_ymd"),
-    ATTEMPTS: ("text", "integer"),
-    SID: ("text", ""),
-    SMS_TO: ("text", ""),
-    DELIVERY_STATUS: ("text", ""),
-    ERROR_CODE: ("text", ""),
-    ERROR_MESSAGE: ("notes", ""),
+# name -> what it holds; common/field_types.py says which REDCap definitions can hold each.
+PIPELINE_FIELDS: dict[str, Kind] = {
+    STATUS: Kind.CHOICE,
+    REGISTERED_AT: Kind.TIME,
+    CLAIMED_AT: Kind.TIME,
+    SENT_AT: Kind.TIME,
+    CHECKED_AT: Kind.TIME,
+    ATTEMPTS: Kind.COUNT,
+    SID: Kind.TEXT,
+    SMS_TO: Kind.TEXT,
+    DELIVERY_STATUS: Kind.TEXT,
+    ERROR_CODE: Kind.TEXT,
+    ERROR_MESSAGE: Kind.TEXT,
 }
-
-REDCAP_TIME = "%Y-%m-%d %H:%M:%S"
-
-
-def format_time(moment: datetime, tz: ZoneInfo) -> str:
-    """An aware time as REDCap's ``datetime_seconds_ymd``, in the study's zone."""
-    return moment.astimezone(tz).strftime(REDCAP_TIME)
 
 
 def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
-    """A stored ``datetime_seconds_ymd`` (study zone) as an aware time; None if blank or bad."""
+    """A stored date-time (Y-M-D, with or without seconds, study zone) as an aware time; None if
+    blank or bad."""
     text = text.strip()
-    for pattern in (REDCAP_TIME, "%Y-%m-%d %H:%M"):
+    for pattern in (WITH_SECONDS, WITHOUT_SECONDS):
         try:
             return datetime.strptime(text, pattern).replace(tzinfo=tz)
         except ValueError:

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from common import pipeline
+from common import field_types, pipeline
 from common.errors import ProjectCheckError
 from common.redcap_client import RedcapClient
 from common.settings import Settings
 
-UPLOAD_FIX = "upload redcap/pipeline_instrument.csv in REDCap's Data Dictionary page"
+UPLOAD_FIX = (
+    "fix the field in the Online Designer, or upload redcap/pipeline_instrument.csv in REDCap's "
+    "Data Dictionary page"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,10 @@ class Layout:
             row["redcap_event_name"] = self.event
         row.update(values)
         return row
+
+    def stamp(self, field: str, moment: datetime, tz: ZoneInfo) -> str:
+        """``moment`` as ``field`` stores it (with or without seconds, by its validation)."""
+        return field_types.format_time(self.metadata.get(field, {}), moment, tz)
 
     @property
     def events(self) -> list[str] | None:
@@ -168,24 +177,13 @@ def load_layout(client: RedcapClient, settings: Settings) -> Layout:
 
 def _pipeline_fields(meta: Mapping[str, Mapping[str, str]]) -> Check:
     problems: list[str] = []
-    for name, (ftype, validation) in pipeline.PIPELINE_FIELDS.items():
+    codes = [status.value for status in pipeline.Status]
+    for name, kind in pipeline.PIPELINE_FIELDS.items():
         row = meta.get(name)
         if row is None:
             problems.append(f"{name} missing")
-            continue
-        if row.get("field_type") != ftype:
-            problems.append(f"{name} is {row.get('field_type')}, expected {ftype}")
-        elif validation and row.get("text_validation_type_or_show_slider_number") != validation:
-            problems.append(f"{name} should be validated as {validation}")
-    status = meta.get(pipeline.STATUS)
-    if status is not None:
-        codes = {
-            part.split(",", 1)[0].strip()
-            for part in status.get("select_choices_or_calculations", "").split("|")
-        }
-        lacking = [s.value for s in pipeline.Status if s.value not in codes]
-        if lacking:
-            problems.append(f"pipeline_status lacks the code(s) {', '.join(lacking)}")
+        elif problem := field_types.problem(name, kind, row, codes):
+            problems.append(problem)
     if problems:
         return Check("pipeline fields", False, "; ".join(problems), UPLOAD_FIX)
     return Check("pipeline fields", True, f"{len(pipeline.PIPELINE_FIELDS)} fields")

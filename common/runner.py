@@ -17,6 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 
 from common import logs
@@ -30,7 +31,8 @@ from common.errors import (
 )
 from common.project import Layout, load_layout
 from common.redcap_client import RedcapClient
-from common.settings import Settings, load_environment
+from common.settings import Settings
+from common.settings import load_settings as settings_from
 from common.twilio_client import SmsGateway
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_PROJECT = 0, 1, 2, 3
@@ -63,6 +65,10 @@ class Context:
     sms: SmsGateway | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("redcap_relay"))
 
+    def stamp(self, field_name: str, moment: datetime | None = None) -> str:
+        """Now (or ``moment``) as ``field_name`` stores it, in TIMEZONE."""
+        return self.layout.stamp(field_name, moment or self.clock.now(), self.settings.timezone)
+
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
@@ -71,7 +77,7 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def load_settings(env_file: str | None, environ: Mapping[str, str] | None = None) -> Settings:
-    return Settings.from_env(load_environment(env_file, os.environ if environ is None else environ))
+    return settings_from(env_file, os.environ if environ is None else environ)
 
 
 def build_context(

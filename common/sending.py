@@ -120,7 +120,7 @@ def record_problems(ctx: Context, problems: Sequence[tuple[PipelineRow, Permanen
 
 def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
     """Mark the batch ``sending`` in one import; returns those REDCap accepted."""
-    now = pipeline.format_time(ctx.clock.now(), ctx.settings.timezone)
+    now = ctx.stamp(pipeline.CLAIMED_AT)
     rows = [
         ctx.layout.row(
             p.row.record_id,
@@ -217,7 +217,7 @@ def sent_row(
         {
             pipeline.STATUS: Status.SMS_SENT,
             pipeline.SID: message.sid,
-            pipeline.SENT_AT: pipeline.format_time(when, ctx.settings.timezone),
+            pipeline.SENT_AT: ctx.stamp(pipeline.SENT_AT, when),
             pipeline.DELIVERY_STATUS: message.status,
         },
     )

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from common.errors import ConfigError
 from common.phones import normalize_phone
 
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")
+_CODE = re.compile(r"[A-Za-z0-9_.\-]+")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -41,8 +44,10 @@ class EnvReader:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+        self.names: set[str] = set()  # every setting asked for: the known names
 
     def text(self, name: str, default: str = "", required: bool = False, hint: str = "") -> str:
+        self.names.add(name)
         value = self._env.get(name, "").strip()
         if not value:
             if required:
@@ -54,27 +59,37 @@ class EnvReader:
             return default
         return value
 
-    def number(self, name: str, default: float, minimum: float) -> float:
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        """A plain decimal number in [minimum, maximum]: no units, no inf/nan, no exponents."""
         raw = self.text(name)
         if not raw:
             return float(default)
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number; e.g. {name}={default}") from None
-        if value != value or value < minimum:
-            raise ConfigError(f"{name}={raw!r} must be a number >= {minimum}")
+        if not _DECIMAL.fullmatch(raw):
+            raise ConfigError(
+                f"{name}={raw!r} is not a plain number (no units); e.g. {name}={default:g}"
+            )
+        value = float(raw)
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name}={raw!r} must be a number from {minimum:g} to {maximum:g}")
         return value
 
-    def integer(self, name: str, default: int = 0, required: bool = False, minimum: int = 0) -> int:
+    def integer(
+        self,
+        name: str,
+        default: int = 0,
+        required: bool = False,
+        minimum: int = 0,
+        maximum: int | None = None,
+    ) -> int:
         raw = self.text(name, required=required)
         if not raw:
             return default
+        limits = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         if not re.fullmatch(r"\d+", raw):
-            raise ConfigError(f"{name}={raw!r} must be a whole number >= {minimum}")
+            raise ConfigError(f"{name}={raw!r} must be a whole number {limits}")
         value = int(raw)
-        if value < minimum:
-            raise ConfigError(f"{name}={raw!r} must be a whole number >= {minimum}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ConfigError(f"{name}={raw!r} must be a whole number {limits}")
         return value
 
     def boolean(self, name: str) -> bool:
@@ -92,10 +107,24 @@ class EnvReader:
                 return option
         raise ConfigError(f"{name}={raw!r} must be one of: {', '.join(options)}")
 
-    def field(self, name: str, default: str) -> str:
+    def field(self, name: str, default: str, what: str = "variable") -> str:
+        """A REDCap variable, instrument or event name: lower case letters, digits and _."""
         raw = self.text(name, default=default)
-        if not FIELD_NAME.match(raw):
-            raise ConfigError(f"{name}={raw!r} is not a REDCap variable name (lower case, _)")
+        if raw and not FIELD_NAME.match(raw):
+            raise ConfigError(
+                f"{name}={raw!r} is not a REDCap {what} name (lower case letters, digits, _); "
+                f"use the unique {what} name REDCap shows"
+            )
+        return raw
+
+    def code(self, name: str, default: str) -> str:
+        """A raw choice code as REDCap stores it (e.g. 2, yes, 1.5): no spaces or quotes."""
+        raw = self.text(name, default=default)
+        if not _CODE.fullmatch(raw):
+            raise ConfigError(
+                f"{name}={raw!r} is not a raw REDCap choice code (letters, digits, _ . -); "
+                f"e.g. {name}={default}"
+            )
         return raw
 
     def field_list(self, name: str, default: str) -> tuple[str, ...]:
@@ -108,6 +137,18 @@ class EnvReader:
                 f"(bad: {', '.join(bad) or 'empty'})"
             )
         return items
+
+
+def check_names(given: Iterable[str], known: Collection[str], source: str) -> None:
+    """A name in the settings file that no setting has is a typo until shown otherwise."""
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(
+                f"{name} in {source} is not a redcap-relay setting; {hint}"
+                "the settings are listed in .env.example"
+            )
 
 
 def check_region(region: str) -> None:

@@ -7,7 +7,7 @@ message names the variable and the fix. ``.env.example`` documents each setting.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from common.errors import ConfigError
 from common.setting_values import (
     EnvReader,
     QuietHours,
+    check_names,
     check_region,
     default_lock_dir,
     parse_allowed,
@@ -30,25 +31,38 @@ DEFAULT_PHONE_FIELDS = (
     "phone_number,phone,mobile,mobile_number,cell,cell_number,contact_phone,participant_phone"
 )
 DEFAULT_TEMPLATE = "Thank you for registering. Please complete your next survey: {survey_link}"
+# Upper bounds: far beyond any study's need, and well inside what timedelta can hold.
+MINUTES_A_YEAR = 366 * 24 * 60
+HOURS_A_YEAR = 366 * 24
+SECONDS_A_DAY = 24 * 3600
 _TOKEN = re.compile(r"^[0-9A-Fa-f]{32}$")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 
 
-def load_environment(env_file: str | None, environ: Mapping[str, str]) -> dict[str, str]:
-    """The env file's values overlaid by the real environment (real variables win).
-
-    ``env_file=None`` means the default ``.env``, which may be absent; a file named explicitly
-    must exist.
-    """
+def read_env_file(env_file: str | None) -> dict[str, str]:
+    """The settings file's values. ``None`` means the default ``.env``, which may be absent; a
+    file named explicitly must exist."""
     path = Path(env_file or ".env")
-    values: dict[str, str] = {}
     if path.exists():
-        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    elif env_file is not None:
+        return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    if env_file is not None:
         raise ConfigError(f"--env-file {env_file}: no such file; create it from .env.example")
-    values.update(environ)
-    return values
+    return {}
+
+
+def load_environment(env_file: str | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """The env file's values overlaid by the real environment (real variables win)."""
+    return {**read_env_file(env_file), **environ}
+
+
+def load_settings(env_file: str | None, environ: Mapping[str, str]) -> Settings:
+    """Settings from the file and the environment; a name in the file that is no setting (a
+    typo such as ``SMS_DELAY_MINUTE``) is an error, since it would silently do nothing."""
+    from_file = read_env_file(env_file)
+    return Settings.from_env(
+        {**from_file, **environ}, file_names=from_file, source=env_file or ".env"
+    )
 
 
 @dataclass(frozen=True)
@@ -88,8 +102,14 @@ class Settings:
     lock_dir: Path
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Parse and check every setting; raise ConfigError naming the first bad one."""
+    def from_env(
+        cls, env: Mapping[str, str], file_names: Iterable[str] = (), source: str = ".env"
+    ) -> Settings:
+        """Parse and check every setting; raise ConfigError naming the first bad one.
+
+        ``file_names`` are the names written in the settings file ``source``: each must be a
+        setting (the real environment holds much else and is not checked).
+        """
         r = EnvReader(env)
         url = r.text("REDCAP_API_URL", required=True, hint="e.g. https://redcap.example.org/api/")
         if not re.match(r"^https?://", url):
@@ -113,32 +133,42 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(f"SMS_TEMPLATE: {exc}") from None
         allowed = r.text("SMS_ALLOWED_NUMBERS", default="")
-        return cls(
+        settings = cls(
             redcap_api_url=url,
             redcap_api_token=token,
             redcap_project_id=r.integer("REDCAP_PROJECT_ID", required=True, minimum=1),
-            redcap_event=r.text("REDCAP_EVENT", default=""),
+            redcap_event=r.field("REDCAP_EVENT", "", what="event"),
             registration_complete_field=r.field(
                 "REGISTRATION_COMPLETE_FIELD", "registration_complete"
             ),
-            registration_complete_value=r.text("REGISTRATION_COMPLETE_VALUE", default="2"),
+            registration_complete_value=r.code("REGISTRATION_COMPLETE_VALUE", "2"),
             phone_fields=r.field_list("PHONE_FIELDS", DEFAULT_PHONE_FIELDS),
             phone_region=region,
-            survey_instrument=r.text("SURVEY_INSTRUMENT", default=""),
+            survey_instrument=r.field("SURVEY_INSTRUMENT", "", what="instrument"),
             sms_template=template,
-            sms_delay_minutes=r.number("SMS_DELAY_MINUTES", 1, minimum=0),
-            poll_interval_seconds=r.number("POLL_INTERVAL_SECONDS", 10, minimum=0.1),
-            sms_max_per_second=r.number("SMS_MAX_PER_SECOND", 1, minimum=0.01),
-            sms_max_attempts=r.integer("SMS_MAX_ATTEMPTS", default=3, minimum=1),
-            max_new_per_cycle=r.integer("MAX_NEW_PER_CYCLE", default=25, minimum=1),
+            sms_delay_minutes=r.number("SMS_DELAY_MINUTES", 1, minimum=0, maximum=MINUTES_A_YEAR),
+            poll_interval_seconds=r.number(
+                "POLL_INTERVAL_SECONDS", 10, minimum=0.1, maximum=SECONDS_A_DAY
+            ),
+            sms_max_per_second=r.number("SMS_MAX_PER_SECOND", 1, minimum=0.01, maximum=100),
+            sms_max_attempts=r.integer("SMS_MAX_ATTEMPTS", default=3, minimum=1, maximum=100),
+            max_new_per_cycle=r.integer(
+                "MAX_NEW_PER_CYCLE", default=25, minimum=1, maximum=100_000
+            ),
             quiet_hours=parse_quiet_hours(r.text("QUIET_HOURS", default="")),
             timezone=tz,
             sms_allowed_numbers=parse_allowed(allowed, region) if allowed else None,
             dry_run=r.boolean("DRY_RUN"),
-            delivery_check_max_hours=r.number("DELIVERY_CHECK_MAX_HOURS", 72, minimum=0.01),
-            sms_claim_timeout_seconds=r.number("SMS_CLAIM_TIMEOUT_SECONDS", 120, minimum=0),
-            sms_review_after_hours=r.number("SMS_REVIEW_AFTER_HOURS", 24, minimum=0),
-            http_timeout_seconds=r.number("HTTP_TIMEOUT_SECONDS", 30, minimum=1),
+            delivery_check_max_hours=r.number(
+                "DELIVERY_CHECK_MAX_HOURS", 72, minimum=0.01, maximum=HOURS_A_YEAR
+            ),
+            sms_claim_timeout_seconds=r.number(
+                "SMS_CLAIM_TIMEOUT_SECONDS", 120, minimum=0, maximum=SECONDS_A_DAY
+            ),
+            sms_review_after_hours=r.number(
+                "SMS_REVIEW_AFTER_HOURS", 24, minimum=0, maximum=HOURS_A_YEAR
+            ),
+            http_timeout_seconds=r.number("HTTP_TIMEOUT_SECONDS", 30, minimum=1, maximum=600),
             twilio_account_sid=r.text("TWILIO_ACCOUNT_SID", default=""),
             twilio_auth_token=r.text("TWILIO_AUTH_TOKEN", default=""),
             twilio_from_number=r.text("TWILIO_FROM_NUMBER", default=""),
@@ -150,6 +180,8 @@ class Settings:
             log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),
             lock_dir=Path(r.text("LOCK_DIR", default="") or default_lock_dir(env)),
         )
+        check_names(file_names, r.names, source)
+        return settings
 
     def require_twilio(self) -> None:
         """Commands that talk to Twilio call this first."""

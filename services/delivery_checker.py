@@ -60,7 +60,7 @@ def check(ctx: Context, row: PipelineRow, result: CycleResult) -> dict[str, str]
     assert ctx.sms is not None
     now = ctx.clock.now()
     tz = ctx.settings.timezone
-    stamp = pipeline.format_time(now, tz)
+    stamp = ctx.stamp(pipeline.CHECKED_AT, now)
     sid = row.get(pipeline.SID)
     if not sid:
         result.add("needs_review")

@@ -51,8 +51,10 @@ def run_once(ctx: Context) -> CycleResult:
 
 def mark(ctx: Context, record_ids: Sequence[str], result: CycleResult) -> None:
     """Write ``registered`` + time for these records (batched; a refused row is flagged)."""
-    now = pipeline.format_time(ctx.clock.now(), ctx.settings.timezone)
-    values = {pipeline.STATUS: pipeline.Status.REGISTERED, pipeline.REGISTERED_AT: now}
+    values = {
+        pipeline.STATUS: pipeline.Status.REGISTERED,
+        pipeline.REGISTERED_AT: ctx.stamp(pipeline.REGISTERED_AT),
+    }
     refused = write_rows(ctx.redcap, ctx.layout, [ctx.layout.row(r, values) for r in record_ids])
     for rid in record_ids:
         if rid not in refused:

@@ -1,0 +1,136 @@
+"""Malformed settings, as a careless user types them: each ends in one line naming the setting.
+
+Every setting is tried with the kinds of mistake people make: non-finite numbers, negatives,
+zero where zero means nothing, words, units, blanks where a value is required, unknown names.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from common.errors import ConfigError
+from common.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {
+    "REDCAP_API_URL": "https://redcap.example.org/api/",
+    "REDCAP_API_TOKEN": "0123456789ABCDEF0123456789ABCDEF",
+    "REDCAP_PROJECT_ID": "12",
+    "SURVEY_INSTRUMENT": "interest_form",
+    "TIMEZONE": "America/New_York",
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_AUTH_TOKEN": "secret",
+    "TWILIO_FROM_NUMBER": "+15005550006",
+}
+NON_FINITE = ("inf", "-inf", "nan", "1e400", "Infinity")
+
+BAD: dict[str, tuple[str, ...]] = {
+    "REDCAP_API_URL": ("", "redcap.example.org/api/", "https://redcap.example.org/", "ftp://x/api/"),
+    "REDCAP_API_TOKEN": ("", "abc", "G" * 32, "0123456789ABCDEF0123456789ABCDEF00"),
+    "REDCAP_PROJECT_ID": ("", "0", "-1", "twelve", "1.5", "1e3", "inf"),
+    "REDCAP_EVENT": ("Enrollment Arm 1", "enrollment-arm-1"),
+    "REGISTRATION_COMPLETE_FIELD": ("Registration Complete", "1registration", "reg-complete"),
+    "REGISTRATION_COMPLETE_VALUE": ("Complete '2'", "2 or 1"),
+    "PHONE_FIELDS": (",", "phone number", "Phone"),
+    "PHONE_REGION": ("USA", "ZZ", "1"),
+    "SURVEY_INSTRUMENT": ("Interest Form", "interest-form"),
+    "SMS_TEMPLATE": ("no link here", "{survey_link", "Hi {name}: {survey_link}"),
+    "SMS_DELAY_MINUTES": (*NON_FINITE, "-1", "five", "5m", "5 minutes", "1,5"),
+    "POLL_INTERVAL_SECONDS": ("0", "inf", "nan", "-5", "10s", "90000"),
+    "SMS_MAX_PER_SECOND": ("0", "inf", "nan", "fast", "-1", "1/s"),
+    "SMS_MAX_ATTEMPTS": ("0", "three", "2.5", "-1", "inf", "1000"),
+    "MAX_NEW_PER_CYCLE": ("0", "many", "1e3", "-25"),
+    "QUIET_HOURS": ("9pm-8am", "25:00-08:00", "21:00", "21:00-21:00", "21:60-08:00"),
+    "TIMEZONE": ("EST5", "Mars/Olympus", "../../etc/passwd", "GMT+3 hours"),
+    "SMS_ALLOWED_NUMBERS": ("abc", "123", "+1617555010x"),
+    "DRY_RUN": ("maybe", "2", "yes please"),
+    "DELIVERY_CHECK_MAX_HOURS": ("0", *NON_FINITE, "-1", "three days", "72h"),
+    "SMS_CLAIM_TIMEOUT_SECONDS": ("-1", *NON_FINITE, "2 minutes"),
+    "SMS_REVIEW_AFTER_HOURS": ("-1", *NON_FINITE, "a day"),
+    "HTTP_TIMEOUT_SECONDS": ("0", "0.5", *NON_FINITE, "30s", "-30"),
+    "TWILIO_ACCOUNT_SID": ("", "123", "SK" + "0" * 32),
+    "TWILIO_AUTH_TOKEN": ("",),
+    "TWILIO_FROM_NUMBER": ("6175550100", "+1 617 555 0100", "twilio"),
+    "TWILIO_MESSAGING_SERVICE_SID": ("MG123", "AC" + "0" * 32),
+    "TWILIO_API_BASE_URL": ("api.twilio.com",),
+    "LOG_LEVEL": ("verbose", "5"),
+    "LOG_FORMAT": ("xml", "pretty"),
+}
+CASES = [(name, value) for name, values in BAD.items() for value in values]
+
+
+def settle(env: dict[str, str]) -> Settings:
+    """What every sending command does at startup: parse, then its Twilio and survey needs."""
+    settings = Settings.from_env(env)
+    settings.require_twilio()
+    settings.require_survey()
+    return settings
+
+
+def test_the_good_settings_pass() -> None:
+    """The base every bad case is made from is itself valid (so each case tests one thing)."""
+    assert settle(dict(GOOD)).sms_delay_minutes == 1
+
+
+def test_every_setting_is_tried() -> None:
+    """The table covers every setting a command reads (LOCK_DIR accepts any path)."""
+    assert len(CASES) >= 44
+    example = (ROOT / ".env.example").read_text()
+    documented = {
+        line.lstrip("# ").split("=", 1)[0]
+        for line in example.splitlines()
+        if "=" in line and line.lstrip("# ").split("=", 1)[0].isupper()
+    }
+    assert documented - set(BAD) == {"LOCK_DIR"}
+
+
+@pytest.mark.parametrize(("name", "value"), CASES, ids=[f"{n}={v!r}" for n, v in CASES])
+def test_a_malformed_value_is_refused_in_one_line_naming_the_setting(
+    name: str, value: str
+) -> None:
+    """ConfigError, one line, naming the variable; never another exception."""
+    env = {**GOOD, name: value}
+    if name == "TWILIO_MESSAGING_SERVICE_SID":
+        env.pop("TWILIO_FROM_NUMBER")
+    with pytest.raises(ConfigError) as caught:
+        settle(env)
+    message = str(caught.value)
+    assert name in message and "\n" not in message
+
+
+def test_an_unknown_name_in_the_settings_file_is_refused_with_a_suggestion(
+    tmp_path: Path,
+) -> None:
+    """A typo'd setting in .env would silently do nothing: it is an error with the likely fix."""
+    env = tmp_path / ".env"
+    env.write_text("".join(f"{k}={v}\n" for k, v in GOOD.items()) + "SMS_DELAY_MINUTE=30\n")
+    with pytest.raises(ConfigError, match="SMS_DELAY_MINUTE in .* did you mean SMS_DELAY_MINUTES"):
+        load_settings(str(env), {})
+    env.write_text("".join(f"{k}={v}\n" for k, v in GOOD.items()))
+    real_environment = {"SMS_DELAY_MINUTES": "2", "HOME": "/root", "EDITOR": "vi"}
+    assert load_settings(str(env), real_environment).sms_delay_minutes == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [("SMS_DELAY_MINUTES=inf", "SMS_DELAY_MINUTES"), ("SMS_DELAYMINUTES=5", "SMS_DELAYMINUTES")],
+)
+def test_services_end_in_one_line_and_exit_2(tmp_path: Path, line: str, named: str) -> None:
+    """As a user runs it: exit 2 and one line on stderr naming the setting, no traceback."""
+    env = tmp_path / ".env"
+    env.write_text("".join(f"{k}={v}\n" for k, v in GOOD.items()) + line + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2
+    [said] = done.stderr.strip().splitlines()
+    assert named in said and "Traceback" not in done.stderr
