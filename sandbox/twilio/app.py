@@ -15,6 +15,7 @@ import re
 import secrets
 
 from sandbox.httpserver import Request, Response
+from sandbox.twilio.arrivals import ArrivalLog
 from sandbox.twilio.errors import TwilioApiError
 from sandbox.twilio.listing import envelope, parse_query, select_page
 from sandbox.twilio.message import to_json
@@ -38,13 +39,20 @@ class TwilioApp:
         self.store = store
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.arrivals = ArrivalLog()
 
     def describe(self, request: Request) -> dict[str, str]:
-        """``{"resource": "messages", "method": ..., "op": create|fetch|list|update|delete}``."""
+        """``{"resource": "messages", "method": ..., "op": create|fetch|list|update|delete}``.
+
+        Also notes each create's arrival: the server asks this once per request, as soon as the
+        request is read and before any injected fault, so a create answered 429 still counts.
+        """
         route = ROUTE.match(request.path)
         if route is None:
             return {"resource": "other", "method": request.method, "op": ""}
         op = OPS.get((request.method, route.group("sid") is not None), "")
+        if op == "create":
+            self.arrivals.note()
         return {"resource": "messages", "method": request.method, "op": op}
 
     def handle(self, request: Request) -> Response:

@@ -2,7 +2,8 @@
 
 Start it, point the real SDK at ``sim.base_url`` (``client.api.base_url``, TWILIO_API.md §4.5 A;
 production reads it from ``TWILIO_API_BASE_URL``), and look at what was sent with
-:meth:`TwilioSim.sent`. Time is the :class:`SimClock`'s: ``sim.clock.advance(5)`` moves every
+:meth:`TwilioSim.sent` (and when each create arrived, in real time, with
+:meth:`TwilioSim.arrivals`). Time is the :class:`SimClock`'s: ``sim.clock.advance(5)`` moves every
 message along its lifecycle, and a background ticker notices the changes and fires the signed
 status callbacks within a fraction of a real second. Faults go through ``sim.server.faults``
 (``describe()`` gives ``{"resource": "messages", "method": ..., "op": ...}``).
@@ -20,6 +21,7 @@ from sandbox.clock import SimClock
 from sandbox.faults import Fault
 from sandbox.httpserver import SimServer
 from sandbox.twilio.app import TwilioApp
+from sandbox.twilio.arrivals import Arrival
 from sandbox.twilio.callbacks import Delivery, WebhookSender
 from sandbox.twilio.errors import TwilioApiError, rate_limited_body
 from sandbox.twilio.lifecycle import Timings
@@ -61,7 +63,8 @@ class TwilioSim:
             timings=timings,
             on_transition=self._transition,
         )
-        self.server = SimServer(TwilioApp(self.store, self.account_sid, self.auth_token), port)
+        self.app = TwilioApp(self.store, self.account_sid, self.auth_token)
+        self.server = SimServer(self.app, port)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -101,6 +104,11 @@ class TwilioSim:
             for message in self.store.outbound_log()
             if to is None or message.to == to
         ]
+
+    def arrivals(self) -> list[Arrival]:
+        """When each Messages create reached the simulator (real time, whatever its answer,
+        injected faults included), oldest first; see :mod:`sandbox.twilio.arrivals`."""
+        return self.app.arrivals.snapshot()
 
     def message(self, sid: str) -> dict[str, object]:
         """The current JSON of message ``sid`` (status as of the clock now); KeyError if none."""
