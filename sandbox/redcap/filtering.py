@@ -43,14 +43,56 @@ def parse_filter(project: Project, text: str) -> Logic | None:
     return logic if logic.refs else None
 
 
+class FieldFacts:
+    """What logic asks of the dictionary on every row, looked up once per export.
+
+    A large project evaluates the filter on each of its rows; reading the field list and parsing
+    choices for every reference made a 100,000-record export take seconds. Build one per export
+    (under ``project.lock``), so a dictionary change is seen by the next export.
+    """
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.fields: dict[str, Field] = {}
+        for item in project.fields:
+            self.fields.setdefault(item.field_name, item)  # the first wins, as Project.field
+        self._numeric: dict[str, bool] = {}
+        self._event_forms: dict[str, frozenset[str]] = {}
+
+    def is_numeric(self, field: str) -> bool:
+        known = self._numeric.get(field)
+        if known is None:
+            item = self.fields.get(field)
+            if item is None:
+                known = field.endswith("_complete")  # form status: codes 0, 1, 2
+            else:
+                known = is_numeric_field(item, self.project.missing_data_codes)
+            self._numeric[field] = known
+        return known
+
+    def forms_in_event(self, event: str) -> frozenset[str]:
+        forms = self._event_forms.get(event)
+        if forms is None:
+            forms = self._event_forms[event] = frozenset(self.project.forms_in_event(event))
+        return forms
+
+
 def matches(
-    project: Project, logic: Logic, stored: StoredRecord, slot: Slot, now: datetime
+    project: Project,
+    logic: Logic,
+    stored: StoredRecord,
+    slot: Slot,
+    now: datetime,
+    facts: FieldFacts | None = None,
 ) -> bool:
-    """Whether the filter keeps this row; all-prefixed logic only looks at its own events."""
+    """Whether the filter keeps this row; all-prefixed logic only looks at its own events.
+
+    Pass one :class:`FieldFacts` for all the rows of an export.
+    """
     if project.is_longitudinal and logic.all_prefixed and slot[0] not in logic.events:
         return False
     try:
-        return logic.evaluate(_RowEnv(project, stored, slot, now))
+        return logic.evaluate(_RowEnv(facts or FieldFacts(project), stored, slot, now))
     except LogicError as error:
         raise _bad_filter(error) from None
 
@@ -58,8 +100,9 @@ def matches(
 class _RowEnv:
     """What filter logic sees from one export row (a :class:`LogicEnv`)."""
 
-    def __init__(self, project: Project, stored: StoredRecord, slot: Slot, now: datetime) -> None:
-        self._project = project
+    def __init__(self, facts: FieldFacts, stored: StoredRecord, slot: Slot, now: datetime) -> None:
+        self._facts = facts
+        self._project = facts.project
         self._stored = stored
         self._slot = slot
         self._now = now
@@ -68,10 +111,7 @@ class _RowEnv:
         return self._now
 
     def is_numeric(self, field: str) -> bool:
-        item = self._project.field(field)
-        if item is None:
-            return field.endswith("_complete")  # form status: codes 0, 1, 2
-        return is_numeric_field(item, self._project.missing_data_codes)
+        return self._facts.is_numeric(field)
 
     def lookup(
         self, event: str | None, field: str, choice: str | None, instance: str | None
@@ -79,12 +119,12 @@ class _RowEnv:
         project = self._project
         if field == project.record_id_field:
             return self._stored.record_id
-        item = project.field(field)
+        item = self._facts.fields.get(field)
         form = item.form_name if item is not None else field.removesuffix("_complete")
         event = self._slot[0] if event is None else event
         is_status = item is None
         blank = "0" if is_status or (choice is not None and _is_checkbox(item)) else ""
-        if form not in project.forms_in_event(event):
+        if form not in self._facts.forms_in_event(event):
             return blank
         data = self._stored.slots.get(self._target(event, form, instance), {})
         if choice is not None and _is_checkbox(item):

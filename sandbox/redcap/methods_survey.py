@@ -67,10 +67,16 @@ def survey_hash(project: Project, record: str, form: str, event: str, instance: 
     key = (record, form, event, instance)
     issued = project.survey_hashes.get(key)
     if issued is None:
-        taken = set(project.survey_hashes.values())
+        # Rebuilding the set of taken hashes per new hash made a first participantList
+        # quadratic (no answer within a minute at 20,000 records): keep it alongside instead.
+        taken = project.issued_hashes
+        if len(taken) != len(project.survey_hashes):  # survey_hashes was filled another way
+            taken.clear()
+            taken.update(project.survey_hashes.values())
         while issued is None or issued in taken:
             issued = "".join(secrets.choice(HASH_ALPHABET) for _ in range(HASH_LENGTH))
         project.survey_hashes[key] = issued
+        taken.add(issued)
     return issued
 
 

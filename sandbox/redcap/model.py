@@ -187,6 +187,8 @@ class Project:
     reports: dict[int, Report] = field(default_factory=dict)
     # Survey hashes: (record, form, event, instance) -> 16-character hash, stable once issued.
     survey_hashes: dict[tuple[str, str, str, int], str] = field(default_factory=dict)
+    # The values of survey_hashes, so issuing a new one checks uniqueness in constant time.
+    issued_hashes: set[str] = field(default_factory=set, repr=False)
     survey_email_field: str = ""
     record_autonumbering: bool = False
     in_production: int = 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sandbox.redcap.errors import ApiError
-from sandbox.redcap.filtering import matches, parse_filter
+from sandbox.redcap.filtering import FieldFacts, matches, parse_filter
 from sandbox.redcap.model import Project, Slot, StoredRecord, checkbox_code_column
 
 # With only dateRangeEnd, REDCap starts the range at this date (REDCAP_API.md §2.1).
@@ -72,10 +72,11 @@ def export_rows(
         layout = _Layout(project, _data_columns(project, request))
         events = _events(project, request.events)
         logic = parse_filter(project, request.filter_logic)
+        facts = FieldFacts(project)
         rows: list[dict[str, str | int]] = []
         for stored in _records(project, request, now):
             for slot in _slots(project, layout, stored, events):
-                if logic is not None and not matches(project, logic, stored, slot, now):
+                if logic is not None and not matches(project, logic, stored, slot, now, facts):
                     continue
                 rows.append(_render(project, layout, request, stored, slot))
         return rows
