@@ -4,7 +4,7 @@ Order matters for "never twice, never lost" (README "Crash safety"):
 
 1. **prepare**: pick the phone, fetch the survey link, render the body. Nothing is written.
 2. **claim**: one import sets ``sending``, the claim time, ``pipeline_sms_to`` and attempts + 1.
-3. **send**: one Twilio create per record, rate limited.
+3. **send**: one Twilio create per record, paced (:mod:`common.pacing`).
 4. **record**: one import with each outcome (``sms_sent`` + SID, ``failed``, or back to
    ``registered``). A create whose outcome is unknown stays ``sending`` for :mod:`reconcile`.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from common import logs, pipeline
 from common.errors import (
@@ -27,6 +26,7 @@ from common.errors import (
     TwilioRejected,
     TwilioUnavailable,
 )
+from common.pacing import SendPacer
 from common.phones import pick_phone
 from common.pipeline import PipelineRow, Status
 from common.runner import Context
@@ -143,24 +143,10 @@ def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
     return claimed
 
 
-class RateLimiter:
-    """At most ``per_second`` sends, spaced evenly, on the injected clock."""
-
-    def __init__(self, per_second: float) -> None:
-        self.interval = 1.0 / per_second
-        self._last: datetime | None = None
-
-    def wait(self, ctx: Context) -> None:
-        if self._last is not None:
-            elapsed = (ctx.clock.now() - self._last).total_seconds()
-            ctx.clock.sleep(self.interval - elapsed)
-        self._last = ctx.clock.now()
-
-
 def send_batch(
     ctx: Context,
     claimed: Sequence[Prepared],
-    limiter: RateLimiter,
+    pacer: SendPacer,
     should_stop: Callable[[], bool],
 ) -> dict[str, int]:
     """Send each claimed record and record every outcome in one import.
@@ -175,9 +161,9 @@ def send_batch(
     while pending:
         p = pending.pop(0)
         rid, attempts = p.row.record_id, p.row.attempts + 1
-        limiter.wait(ctx)
         try:
-            message = ctx.sms.send(p.to, p.body)
+            with pacer.paced():
+                message = ctx.sms.send(p.to, p.body)
         except TwilioRejected as exc:
             rows.append(failed_row(ctx, rid, exc.code, str(exc)))
             logs.transition(ctx.log, rid, Status.SENDING, Status.FAILED, to=p.to, reason=exc.code)

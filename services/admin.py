@@ -16,6 +16,7 @@ from typing import Any
 
 from common import logs, pipeline
 from common.errors import ConfigError, RelayError
+from common.pacing import SendPacer
 from common.pipeline import PipelineRow, Status
 from common.runner import (
     EXIT_FAILURE,
@@ -26,7 +27,7 @@ from common.runner import (
     load_settings,
     report_failure,
 )
-from common.sending import RateLimiter, claim, export_fields, prepare, record_problems, send_batch
+from common.sending import claim, export_fields, prepare, record_problems, send_batch
 from common.writes import write_rows
 from services.admin_check import command_check
 from services.registration_detector import find_new
@@ -192,7 +193,7 @@ def command_force(ctx: Context, record: str, resend: bool) -> int:
             print(f"record {record}: REDCap refused the claim; see pipeline_error_message")
             return EXIT_FAILURE
         counts = send_batch(
-            ctx, claimed, RateLimiter(ctx.settings.sms_max_per_second), lambda: False
+            ctx, claimed, SendPacer(ctx.settings.sms_max_per_second, ctx.clock), lambda: False
         )
     finally:
         lock.release()

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from common import pipeline
 from common.lock import ProcessLock
+from common.pacing import SendPacer
 from common.phones import mask_phone
 from common.pipeline import PipelineRow, Status
 from common.reconcile import reconcile
@@ -21,7 +22,6 @@ from common.redcap_client import chunked
 from common.runner import Context, CycleResult, run_service
 from common.sending import (
     CHUNK,
-    RateLimiter,
     claim,
     export_fields,
     prepare,
@@ -36,16 +36,16 @@ WORK_LOGIC = (
 
 
 class Sender:
-    """Per-process state that is not pipeline state: the rate limiter and the dry-run flag."""
+    """Per-process state that is not pipeline state: the send pacer and the dry-run flag."""
 
     def __init__(self, dry_run: bool) -> None:
         self.dry_run = dry_run
-        self.limiter: RateLimiter | None = None
+        self.pacer: SendPacer | None = None  # one for the process: the rate spans cycles
 
     def run_once(self, ctx: Context) -> CycleResult:
         result = CycleResult()
-        if self.limiter is None:
-            self.limiter = RateLimiter(ctx.settings.sms_max_per_second)
+        if self.pacer is None:
+            self.pacer = SendPacer(ctx.settings.sms_max_per_second, ctx.clock)
         rows = to_rows(
             ctx, ctx.redcap.export(export_fields(ctx), WORK_LOGIC, events=ctx.layout.events)
         )
@@ -77,7 +77,7 @@ class Sender:
         should_stop: Callable[[], bool],
     ) -> None:
         """Prepare, record problems, then claim/send/record chunk by chunk."""
-        assert self.limiter is not None
+        assert self.pacer is not None
         ready, problems = prepare(ctx, due)
         if problems:
             record_problems(ctx, problems)
@@ -87,7 +87,7 @@ class Sender:
             if should_stop():
                 break
             claimed = claim(ctx, batch)
-            counts = send_batch(ctx, claimed, self.limiter, should_stop)
+            counts = send_batch(ctx, claimed, self.pacer, should_stop)
             for key, n in counts.items():
                 result.add(key, n)
             if counts.get("deferred") or counts.get("unknown"):

@@ -1,0 +1,95 @@
+"""The send rate as a promise at Twilio's door: :class:`SendPacer`.
+
+**Guarantee.** With ``SMS_MAX_PER_SECOND=N`` (a whole number), no 1-second window ever holds
+more than N message creates *as Twilio receives them*, whatever the network does to each
+request, across chunks and cycles (one pacer lives as long as the process). More generally, with
+``burst = max(1, floor(N))`` and ``window = max(1 s, burst / N)``: no window of that length holds
+more than ``burst`` creates. So a fraction above 1 is rounded down (2.5 sends at most 2 a second:
+no pacing can average 2.5 while keeping every second at 2), and below 1 it spaces single sends
+(0.5 sends one every 2 s).
+
+**Why.** Sends are sequential, so Twilio receives create *i* at some moment between the start of
+its request (``start_i``) and the arrival of the answer (``end_i``). A window holds ``burst + 1``
+creates only if ``arrival[i + burst] - arrival[i] < window``. The pacer starts request
+``i + burst`` no earlier than ``end_i + window``; then ``arrival[i + burst] >= start[i + burst]
+>= end_i + window >= arrival[i] + window``, whatever the jitter. Pacing the starts alone cannot
+promise this: a slow request followed by a fast one lands closer together than they left.
+
+**Cost.** One round trip per ``burst`` sends: at most ``burst / (window + latency)`` a second.
+Negligible on loopback; against the real Twilio with 200 ms round trips, N=1 gives about 0.83
+a second and N=10 about 8.3. Starts are also kept ``window / burst`` apart, so the sends of a
+window go out evenly rather than in a burst; that changes the shape, not the rate.
+
+Time comes from the injected clock (ManualClock tests never sleep). Under the real clock the
+pacer reads ``time.monotonic``: a wall clock stepped by NTP must not shorten a wait.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from common.clock import Clock, SystemClock
+
+RESOLUTION = 1e-7  # seconds: a wait shorter than this is float noise below any clock's tick
+
+
+class SendPacer:
+    """Wraps each Twilio create: waits for its turn, then notes when its request was over."""
+
+    def __init__(self, per_second: float, clock: Clock) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.burst = max(1, math.floor(per_second))
+        self.window = max(1.0, self.burst / per_second)
+        self.spacing = self.window / self.burst
+        self._clock = clock
+        self._read = _reader(clock)
+        self._ends: deque[float] = deque(maxlen=self.burst)  # the last `burst` requests' ends
+        self._last_start: float | None = None
+
+    @contextmanager
+    def paced(self) -> Iterator[None]:
+        """Around one create: returns when it may start; its end is noted even if it raised
+        (a rejected or timed-out create may still have reached Twilio)."""
+        self._wait_turn()
+        try:
+            yield
+        finally:
+            self._ends.append(self._read())
+
+    def _due(self) -> float | None:
+        due: list[float] = []
+        if len(self._ends) == self.burst:
+            due.append(self._ends[0] + self.window)
+        if self._last_start is not None:
+            due.append(self._last_start + self.spacing)
+        return max(due) if due else None
+
+    def _wait_turn(self) -> None:
+        due = self._due()
+        if due is not None:
+            now = self._read()
+            # Never more than one window: a reading that went backwards cannot stall sending.
+            until = now + min(due - now, self.window)
+            while (wait := until - self._read()) > RESOLUTION:
+                self._clock.sleep(_whole_microseconds(wait))
+        self._last_start = self._read()
+
+
+def _reader(clock: Clock) -> Callable[[], float]:
+    """Seconds that only move forward: the OS monotonic clock for the real clock, else the
+    injected clock's own time (ManualClock: only moves when slept on or advanced)."""
+    if isinstance(clock, SystemClock):
+        return time.monotonic
+    origin = clock.now()
+    return lambda: (clock.now() - origin).total_seconds()
+
+
+def _whole_microseconds(seconds: float) -> float:
+    # Rounded up (ManualClock keeps whole microseconds: a sleep rounded down would fall short),
+    # but not for float noise, which would add a microsecond to every wait.
+    return math.ceil(seconds * 1_000_000 - 0.01) / 1_000_000
