@@ -3,24 +3,41 @@
 Loads the demo project, or a study's own (``--project-xml``, or ``--dictionary`` with optional
 ``--records`` and ``--events``), writes ``.env.sandbox`` for the services, optionally simulates
 participants registering (``--simulate N``), and runs until Ctrl-C or SIGTERM.
+
+``.env.sandbox`` holds the demo's settings, or with ``--env-file .env`` the study's own: every
+setting of that file is kept except the REDCap and Twilio URLs and credentials (and LOCK_DIR),
+which point at the simulators. The project is checked against those settings as ``admin check``
+does; what it lacks is one line naming the setting and the fix, before anything is simulated.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from common.errors import ConfigError, ProjectCheckError
+from common.runner import EXIT_CONFIG, EXIT_OK, EXIT_PROJECT
+from common.setting_values import default_lock_dir
 from sandbox.envfile import write_env
-from sandbox.participants import demo_cohort, simulate
+from sandbox.participants import Participant, Registration, demo_cohort, simulate
 from sandbox.redcap.demo import build_demo_project
 from sandbox.redcap.dictionary import load_dictionary, load_project_from_dictionary
 from sandbox.redcap.model import Form, Project
 from sandbox.redcap.odm import load_project_xml
+from sandbox.rehearsal import (
+    PRODUCTION_PREFIXES,
+    parse,
+    prepare,
+    read_study_env,
+    rehearsal_env,
+    rehearse_registrations,
+)
 from sandbox.session import Sandbox
 
 PIPELINE_CSV = Path(__file__).resolve().parent.parent / "redcap" / "pipeline_instrument.csv"
@@ -43,6 +60,13 @@ def parser() -> argparse.ArgumentParser:
         help="where to write the services' settings (default .env.sandbox)",
     )
     p.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="PATH",
+        help="the study's own settings file (e.g. .env): .env.sandbox keeps its settings and "
+        "replaces only the REDCap and Twilio URLs and credentials (and LOCK_DIR)",
+    )
+    p.add_argument(
         "--simulate",
         type=int,
         default=0,
@@ -59,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load(args: argparse.Namespace) -> Project:
+def load(args: argparse.Namespace, event: str = "") -> Project:
     """The project to serve; ValueError with a one-line reason for bad files."""
     if args.project_xml:
         project = load_project_xml(args.project_xml, project_id=args.project_id)
@@ -74,26 +98,37 @@ def load(args: argparse.Namespace) -> Project:
         if args.records or args.events:
             raise ValueError("--records and --events go with --dictionary")
         return build_demo_project(project_id=args.project_id)
-    return add_pipeline(project)
+    return add_pipeline(project, event)
 
 
-def add_pipeline(project: Project) -> Project:
-    """Rehearsing on a study's own project: add the pipeline instrument if it is not there yet."""
+def add_pipeline(project: Project, event: str = "") -> Project:
+    """Rehearsing on a study's own project: add the pipeline instrument if it is not there yet,
+    in ``event`` (REDCAP_EVENT) on longitudinal projects, else in the first event."""
     if project.field("pipeline_status") is not None:
         return project
     fields = load_dictionary(PIPELINE_CSV)
     project.fields.extend(fields)
     project.forms.append(Form(name="pipeline", label="Pipeline"))
     if project.is_longitudinal:
-        first = project.events[0].unique_name
-        project.form_events.setdefault(first, []).append("pipeline")
+        names = [item.unique_name for item in project.events]
+        target = event if event in names else names[0]
+        project.form_events.setdefault(target, []).append("pipeline")
     return project
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        project = load(args)
+        study = read_study_env(args.env_file) if args.env_file else None
+        if args.env_file and args.env_out.resolve() == args.env_file.resolve():
+            raise ConfigError(
+                f"--env-out {args.env_out} is the study's settings file; write the sandbox's "
+                "settings elsewhere (default .env.sandbox)"
+            )
+        project = load(args, (study or {}).get("REDCAP_EVENT", ""))
+    except ConfigError as exc:
+        sys.stderr.write(f"sandbox: {exc}\n")
+        return EXIT_CONFIG
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"sandbox: {exc}\n")
         return 2
@@ -105,24 +140,81 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     with Sandbox(project, redcap_port=args.redcap_port, twilio_port=args.twilio_port) as box:
-        write_env(args.env_out, box.settings())
+        try:
+            env, registration, people = setup(args, box, study, os.environ)
+        except ConfigError as exc:
+            sys.stderr.write(f"sandbox: {exc}\n")
+            return EXIT_CONFIG
+        except ProjectCheckError as exc:
+            sys.stderr.write(f"sandbox: {exc}\n")
+            return EXIT_PROJECT
+        write_env(args.env_out, env)
         print(
             f"REDCap simulator: {box.redcap.url}  (project {project.project_id}: {project.title})"
         )
         print(f"Twilio simulator: {box.twilio.base_url}")
         print(f"Settings for the services written to {args.env_out}; try:")
         print(f"  python -m services.admin check --env-file {args.env_out}")
-        if args.simulate:
-            people = demo_cohort(args.simulate, start=len(project.records) + 1)
-            simulate(project, box.clock, people, args.simulate_interval, stop)
-            print(
-                f"Simulating {args.simulate} registrations, one every {args.simulate_interval:g} s"
-            )
+        if people:
+            simulate(project, box.clock, people, args.simulate_interval, stop, registration)
+            print(f"Simulating {len(people)} registrations, one every {args.simulate_interval:g} s")
         print("Ctrl-C to stop.")
         sys.stdout.flush()
         stop.wait()
     print("sandbox stopped")
-    return 0
+    return EXIT_OK
+
+
+def setup(
+    args: argparse.Namespace,
+    box: Sandbox,
+    study: Mapping[str, str] | None,
+    environ: Mapping[str, str],
+) -> tuple[dict[str, str], Registration, list[Participant]]:
+    """The settings to write, what a simulated registration fills, and who registers.
+
+    With the study's settings every mismatch with the project is refused; with the demo's it is
+    refused only when simulating (today's rehearsal without --env-file), else a note.
+    """
+    if study is None:
+        env, source = box.settings(), "the demo settings"
+    else:
+        lock_dir = os.path.join(default_lock_dir(environ), "redcap-relay-sandbox")
+        env, source = rehearsal_env(study, box, lock_dir), str(args.env_file)
+    settings = parse(env, source)
+    registration, people = Registration(), []
+    try:
+        registration, notes = prepare(box, settings, demo_fields=study is None)
+        if args.simulate:
+            people = demo_cohort(args.simulate, start=next_record_number(box.project))
+            scratch = load(args, settings.redcap_event)
+            rehearse_registrations(scratch, box.clock, people, registration)
+    except (ConfigError, ProjectCheckError) as exc:
+        if study is not None or args.simulate:
+            hint = "" if study is not None else " (demo settings: rehearse with --env-file .env)"
+            raise type(exc)(f"{exc}{hint}") from None
+        notes = [f"the demo settings do not fit this project: {exc}; try --env-file .env"]
+    for note in notes:
+        sys.stderr.write(f"sandbox: {note}\n")
+    shadowed = [key for key in env if key in environ and _points_away(key)]
+    if shadowed:
+        sys.stderr.write(
+            f"sandbox: warning: {', '.join(shadowed)} set in this shell would win over "
+            f"{args.env_out} when the services run; unset them first\n"
+        )
+    return env, registration, people
+
+
+def next_record_number(project: Project) -> int:
+    """The first numbered record id after the project's own, so no simulated registration
+    lands on an existing record."""
+    numbers = [int(name) for name in project.records if name.isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def _points_away(key: str) -> bool:
+    """A setting that, taken from the shell instead of .env.sandbox, could reach production."""
+    return key.startswith(PRODUCTION_PREFIXES) or key in ("REDCAP_PROJECT_ID", "LOCK_DIR")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Simulated participants: registrations arriving in the REDCap simulator over time.
 
 Used by ``python -m sandbox --simulate N`` and by ``make demo``. A participant "completes the
-registration form" the way REDCap records it: one import of their answers with the form status
-set to Complete (2), through the simulator's own import rules.
+registration form" the way REDCap records it: one import of their answers, through the
+simulator's own import rules. :class:`Registration` says which fields that import fills: the
+demo's, or the ones a study's settings name (``python -m sandbox --env-file .env``).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -22,6 +24,32 @@ class Participant:
     record_id: str
     phone: str
     first_name: str
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The fields one simulated registration fills, and the event it is stored in."""
+
+    complete_field: str = "registration_complete"
+    complete_value: str = "2"
+    phone_field: str = "phone_number"
+    event: str | None = None  # longitudinal projects: None means the first event
+    demo_fields: bool = True  # also first_name and email where the project has them
+
+    def row(self, project: Project, person: Participant) -> dict[str, object]:
+        """The import row for ``person``: only the fields named here, nothing else."""
+        row: dict[str, object] = {
+            project.record_id_field: person.record_id,
+            self.phone_field: _phone_as_stored(project, self.phone_field, person.phone),
+            self.complete_field: self.complete_value,
+        }
+        if self.demo_fields and project.field("first_name") is not None:
+            row["first_name"] = person.first_name
+        if self.demo_fields and project.field("email") is not None:
+            row["email"] = f"participant{person.record_id}@example.org"
+        if project.is_longitudinal:
+            row["redcap_event_name"] = self.event or project.events[0].unique_name
+        return row
 
 
 def demo_cohort(count: int, start: int = 1) -> list[Participant]:
@@ -45,19 +73,17 @@ def register(
     complete_field: str = "registration_complete",
     event: str | None = None,
 ) -> None:
-    """Store one completed registration in the simulated project."""
-    row: dict[str, object] = {
-        project.record_id_field: person.record_id,
-        phone_field: person.phone,
-        complete_field: "2",
-    }
-    if project.field("first_name") is not None:
-        row["first_name"] = person.first_name
-    if project.field("email") is not None:
-        row["email"] = f"participant{person.record_id}@example.org"
-    if project.is_longitudinal:
-        row["redcap_event_name"] = event or project.events[0].unique_name
-    import_rows(project, [row], overwrite=False, date_format="YMD", now=clock.local_naive())
+    """Store one completed registration (form status Complete) in the simulated project."""
+    registration = Registration(complete_field, "2", phone_field, event)
+    store(project, clock, [person], registration)
+
+
+def store(
+    project: Project, clock: SimClock, people: list[Participant], registration: Registration
+) -> None:
+    """Store ``people``'s registrations in one import; the simulator's ApiError if refused."""
+    rows = [registration.row(project, person) for person in people]
+    import_rows(project, rows, overwrite=False, date_format="YMD", now=clock.local_naive())
 
 
 def simulate(
@@ -66,16 +92,26 @@ def simulate(
     people: list[Participant],
     interval: float,
     stop: threading.Event,
-    **kwargs: str,
+    registration: Registration | None = None,
 ) -> threading.Thread:
     """Register ``people`` one every ``interval`` seconds in a background thread."""
+    plan = registration or Registration()
 
     def run() -> None:
         for person in people:
             if stop.wait(interval):
                 return
-            register(project, clock, person, **kwargs)
+            store(project, clock, [person], plan)
 
     thread = threading.Thread(target=run, name="simulated-participants", daemon=True)
     thread.start()
     return thread
+
+
+def _phone_as_stored(project: Project, field_name: str, phone: str) -> str:
+    """A field validated as a phone takes only REDCap's (xxx) xxx-xxxx; others take it as typed."""
+    item = project.field(field_name)
+    if item is None or item.text_validation_type_or_show_slider_number != "phone":
+        return phone
+    digits = re.sub(r"\D", "", phone)[-10:]
+    return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"

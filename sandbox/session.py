@@ -49,18 +49,29 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def connection(self) -> dict[str, str]:
+        """Where the simulators are and how to log in: the settings that decide which REDCap and
+        which Twilio the services talk to (a study's own settings keep everything else)."""
+        return {
+            "REDCAP_API_URL": self.redcap.url,
+            "REDCAP_API_TOKEN": self.redcap.token,
+            "REDCAP_PROJECT_ID": str(self.project.project_id),
+            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
+            "TWILIO_FROM_NUMBER": self.twilio.from_number,
+            "TWILIO_API_BASE_URL": self.twilio.base_url,
+        }
+
     def settings(self, **overrides: str) -> dict[str, str]:
         """Every setting the services need to run against these simulators, fast enough to
-        watch (short delay and poll interval); ``overrides`` win."""
+        watch (short delay and poll interval), with the demo's field names; ``overrides`` win."""
         project = self.project
         survey = next((form.name for form in project.forms if form.is_survey), "")
         template = "Thanks for registering. Next survey: {survey_link}"
         if project.field("first_name") is not None:
             template = "Hi {field:first_name}, thanks for registering. Next survey: {survey_link}"
         settings = {
-            "REDCAP_API_URL": self.redcap.url,
-            "REDCAP_API_TOKEN": self.redcap.token,
-            "REDCAP_PROJECT_ID": str(project.project_id),
+            **self.connection(),
             "REDCAP_EVENT": project.events[0].unique_name if project.is_longitudinal else "",
             "SURVEY_INSTRUMENT": survey,
             "SMS_TEMPLATE": template,
@@ -69,10 +80,6 @@ class Sandbox:
             "SMS_MAX_PER_SECOND": "2",
             "SMS_CLAIM_TIMEOUT_SECONDS": "20",
             "TIMEZONE": "UTC",
-            "TWILIO_ACCOUNT_SID": self.twilio.account_sid,
-            "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
-            "TWILIO_FROM_NUMBER": self.twilio.from_number,
-            "TWILIO_API_BASE_URL": self.twilio.base_url,
             "HTTP_TIMEOUT_SECONDS": "10",
             "LOG_LEVEL": "INFO",
         }

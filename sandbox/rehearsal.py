@@ -1,0 +1,139 @@
+"""Rehearsing on a study's own project with its own settings (``python -m sandbox --env-file``).
+
+The study's settings file is read the way the services read it
+(:func:`common.settings.load_environment`, :meth:`Settings.from_env`). Every setting is kept except
+the ones that say which REDCap and which Twilio to talk to, and with what credentials: those
+point at the simulators (:func:`rehearsal_env`), so nothing a rehearsal does can reach
+production. Before a participant is simulated the loaded project is checked against the settings
+with the services' own project check (:func:`common.project.load_layout`, what ``admin check``
+shows), and the simulated registrations are tried on a scratch copy of the project, so every
+problem is one line naming the setting and the fix: a :class:`ConfigError` for a bad settings
+file (exit 2), a :class:`ProjectCheckError` for a project that lacks what the settings name
+(exit 3), as in the services.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+
+from common.errors import ConfigError, ProjectCheckError, RelayError
+from common.project import Layout, load_layout
+from common.redcap_client import RedcapClient
+from common.settings import Settings, load_environment
+from sandbox.clock import SimClock
+from sandbox.participants import Participant, Registration, store
+from sandbox.redcap.errors import ApiError
+from sandbox.redcap.model import Project
+from sandbox.session import Sandbox
+
+# Settings under these prefixes say where production is, or log in to it; any the sandbox does
+# not set itself is written blank, so a setting added later cannot point a rehearsal at it.
+PRODUCTION_PREFIXES = ("REDCAP_API_", "TWILIO_")
+
+
+def read_study_env(path: Path) -> dict[str, str]:
+    """The study's settings file as written, in its order (the real environment is not mixed in:
+    it wins again when the services run)."""
+    return load_environment(str(path), {})
+
+
+def rehearsal_env(study: Mapping[str, str], box: Sandbox, lock_dir: str) -> dict[str, str]:
+    """``study``'s settings with the simulators' URLs and credentials in place of production's,
+    and a lock directory of the sandbox's own (a rehearsal never contends with a live sender)."""
+    connection = box.connection()
+    values = {
+        key: "" if key.startswith(PRODUCTION_PREFIXES) and key not in connection else value
+        for key, value in study.items()
+    }
+    values.update(connection)
+    values["LOCK_DIR"] = lock_dir
+    return values
+
+
+def parse(values: Mapping[str, str], source: str) -> Settings:
+    """The settings the services will read; ConfigError naming ``source`` and the variable."""
+    try:
+        return Settings.from_env(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def prepare(
+    box: Sandbox, settings: Settings, *, demo_fields: bool = False
+) -> tuple[Registration, list[str]]:
+    """Check the served project against ``settings`` as ``admin check`` does; what a simulated
+    registration fills, and one-line notes on what was changed in the rehearsal copy."""
+    client = RedcapClient(
+        settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
+    )
+    try:
+        layout = load_layout(client, settings)
+    except ProjectCheckError:
+        raise
+    except RelayError as exc:
+        raise ProjectCheckError(f"the REDCap simulator refused the project check: {exc}") from None
+    notes = _survey(box.project, settings, layout)
+    registration = Registration(
+        complete_field=settings.registration_complete_field,
+        complete_value=settings.registration_complete_value,
+        phone_field=layout.phone_fields[0],
+        event=layout.event,
+        demo_fields=demo_fields,
+    )
+    return registration, notes
+
+
+def rehearse_registrations(
+    scratch: Project, clock: SimClock, people: list[Participant], registration: Registration
+) -> None:
+    """Store the simulated registrations in ``scratch``, a throwaway copy of the project: REDCap's
+    refusal becomes one ProjectCheckError naming the setting, before the real simulation starts."""
+    try:
+        store(scratch, clock, people, registration)
+    except ApiError as exc:
+        raise ProjectCheckError(_refusal(exc.message, registration)) from None
+
+
+def _survey(project: Project, settings: Settings, layout: Layout) -> list[str]:
+    """SURVEY_INSTRUMENT must be an instrument (of REDCAP_EVENT); one that is not enabled as a
+    survey in the loaded copy is enabled there, since exports need not carry survey settings."""
+    settings.require_survey()
+    instrument = settings.survey_instrument
+    if instrument not in layout.forms_in_event:
+        where = f"designated for {layout.event}" if layout.event else "an instrument"
+        known = ", ".join(sorted(layout.forms_in_event))
+        raise ProjectCheckError(
+            f"SURVEY_INSTRUMENT={instrument!r} is not {where}; fix SURVEY_INSTRUMENT or the "
+            f"project's event designations (instruments: {known})"
+        )
+    form = next(form for form in project.forms if form.name == instrument)
+    if form.is_survey:
+        return []
+    with project.lock:
+        form.survey_title = form.label or instrument
+    return [
+        f"{instrument} is not enabled as a survey in this copy of the project; enabled it for the "
+        "rehearsal (make sure it is a survey in REDCap: Online Designer > Survey settings)"
+    ]
+
+
+def _refusal(message: str, registration: Registration) -> str:
+    """REDCap's first import error as the setting that caused it (the value is not repeated: it
+    may be a phone number)."""
+    first = next(csv.reader([message.splitlines()[0]]), [])
+    if len(first) < 4:
+        return f"REDCap refuses the simulated registrations: {message.splitlines()[0]}"
+    column, reason = first[1], first[3]
+    if column == registration.phone_field:
+        return (
+            f"PHONE_FIELDS: REDCap refuses a phone number in {column} ({reason}); put the field "
+            "that holds the participant's phone first in PHONE_FIELDS"
+        )
+    if column == registration.complete_field:
+        return (
+            f"REGISTRATION_COMPLETE_VALUE={registration.complete_value!r} cannot be stored in "
+            f"{column} ({reason}); set it to the value {column} holds once registration is done"
+        )
+    return f"REDCap refuses the simulated registrations: {column}: {reason}"
