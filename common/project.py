@@ -13,7 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from common import field_types, pipeline
-from common.errors import ProjectCheckError
+from common.errors import ProjectCheckError, RedcapRejected
 from common.redcap_client import RedcapClient
 from common.settings import Settings
 
@@ -42,6 +42,7 @@ class Layout:
     phone_fields: tuple[str, ...]  # PHONE_FIELDS that exist, in the configured order
     metadata: Mapping[str, Mapping[str, str]] = field(repr=False)
     forms_in_event: frozenset[str] = frozenset()
+    surveys_enabled: bool = True
 
     def row(self, record_id: str, values: Mapping[str, str]) -> dict[str, str]:
         """An import row for one record: its id, its event if any, and ``values``."""
@@ -161,7 +162,16 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
         )
     if any(not c.ok for c in checks):
         return None, checks
-    layout = Layout(pid, title, record_id_field, event, phones, meta, forms_in_event)
+    layout = Layout(
+        pid,
+        title,
+        record_id_field,
+        event,
+        phones,
+        meta,
+        forms_in_event,
+        surveys_enabled=str(info.get("surveys_enabled", "1")) not in ("0", ""),
+    )
     return layout, checks
 
 
@@ -232,3 +242,65 @@ def _looks_like_phone(name: str, row: Mapping[str, str]) -> bool:
         and not name.startswith("pipeline_")
         and any(word in name for word in ("phone", "mobile", "cell"))
     )
+
+
+def survey_check(client: RedcapClient, settings: Settings, layout: Layout) -> Check:
+    """Is ``SURVEY_INSTRUMENT`` a survey of the project (in ``REDCAP_EVENT``)?
+
+    Asked cheaply, whatever the project's size: the metadata says whether the instrument exists,
+    project info whether surveys are on, and REDCap's answer for one existing record (the one
+    before ``generateNextRecordName``) whether this instrument is enabled as a survey. A project
+    with no numbered record yet is asked for its participant list, then empty. Whatever this
+    cannot see, the first link the sender asks for settles (a refusal there stops the sender
+    with the same message).
+    """
+    name = settings.survey_instrument
+    if not name:
+        return Check("survey instrument", False, "SURVEY_INSTRUMENT is not set", SURVEY_FIX)
+    if name not in layout.forms_in_event:
+        where = f"designated for {layout.event}" if layout.event else "an instrument of it"
+        return Check(
+            "survey instrument",
+            False,
+            f"SURVEY_INSTRUMENT={name!r} is not {where}",
+            "use one of: " + ", ".join(sorted(layout.forms_in_event)),
+        )
+    if not layout.surveys_enabled:
+        return Check(
+            "survey instrument",
+            False,
+            "surveys are not enabled in this project",
+            "enable them in Project Setup, then enable the instrument as a survey",
+        )
+    probe = _existing_record(client)
+    try:
+        if probe is None:
+            client.participant_list(name, layout.event)  # no records yet: an empty list
+        else:
+            client.survey_link(probe, name, layout.event)
+    except RedcapRejected as exc:
+        if refusal := not_a_survey(str(exc), name):
+            return Check("survey instrument", False, refusal, NOT_SURVEY_FIX)
+    return Check("survey instrument", True, f"{name} is enabled as a survey")
+
+
+SURVEY_FIX = (
+    "set it to the unique name of the survey instrument whose link is texted "
+    "(shown in the Online Designer, e.g. interest_form)"
+)
+NOT_SURVEY_FIX = (
+    "enable it as a survey (Online Designer > Survey settings), or name a survey in "
+    "SURVEY_INSTRUMENT"
+)
+
+
+def not_a_survey(answer: str, instrument: str) -> str:
+    """REDCap's refusal of a survey link that is the setting's fault, as our one line; else ""."""
+    if "has not been enabled as a survey" in answer or "Invalid instrument" in answer:
+        return f"SURVEY_INSTRUMENT={instrument!r} is not enabled as a survey in this project"
+    return ""
+
+
+def _existing_record(client: RedcapClient) -> str | None:
+    nxt = client.next_record_name()
+    return str(int(nxt) - 1) if nxt.isdigit() and int(nxt) > 1 else None

@@ -138,7 +138,12 @@ class RedcapClient:
         )
         return str(link).strip()
 
+    def next_record_name(self) -> str:
+        """REDCap's next record name (the highest numeric record name + 1): one tiny request."""
+        return str(self._call(self._project.generate_next_record_name)).strip()
+
     def participant_list(self, instrument: str, event: str | None) -> list[dict[str, str]]:
+        """Every record's link for one survey: as large as the project, so only for checks."""
         rows = self._call(
             self._project.export_survey_participant_list, instrument=instrument, event=event
         )

@@ -29,7 +29,7 @@ from common.errors import (
     RelayError,
     TransientError,
 )
-from common.project import Layout, load_layout
+from common.project import Layout, load_layout, survey_check
 from common.redcap_client import RedcapClient
 from common.settings import Settings
 from common.settings import load_settings as settings_from
@@ -97,6 +97,10 @@ def build_context(
         settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
     )
     layout = load_layout(client, settings)
+    if needs_survey:
+        survey = survey_check(client, settings, layout)
+        if not survey.ok:
+            raise ProjectCheckError(f"{survey.detail}; {survey.fix}")
     sms = None
     if needs_twilio:
         sms = SmsGateway(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from common.errors import PermanentError, RedcapRejected, SurveyLinkError
+from common.errors import ConfigError, PermanentError, RedcapRejected, SurveyLinkError
+from common.project import NOT_SURVEY_FIX, not_a_survey
 from common.runner import Context
 
 
@@ -27,6 +28,9 @@ def survey_links(ctx: Context, record_ids: Sequence[str]) -> dict[str, str | Per
         try:
             link = ctx.redcap.survey_link(rid, instrument, ctx.layout.event)
         except RedcapRejected as exc:
+            if refusal := not_a_survey(str(exc), instrument):
+                # The setting is wrong, not the record: stop before anything is claimed.
+                raise ConfigError(f"{refusal}; {NOT_SURVEY_FIX}") from None
             found[rid] = SurveyLinkError("survey_link", f"REDCap gave no survey link: {exc}")
             continue
         if is_url(link):

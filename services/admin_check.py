@@ -7,7 +7,7 @@ everything passed, 1 otherwise. Nothing is written anywhere.
 from __future__ import annotations
 
 from common.errors import ConfigError, RelayError
-from common.project import Check, inspect
+from common.project import NOT_SURVEY_FIX, SURVEY_FIX, Check, inspect, survey_check
 from common.redcap_client import RedcapClient
 from common.runner import EXIT_FAILURE, EXIT_OK, load_settings
 from common.settings import Settings
@@ -40,41 +40,13 @@ def _redcap_checks(settings: Settings) -> list[Check]:
     except RelayError as exc:
         return [Check("REDCap", False, str(exc), "check REDCAP_API_URL and REDCAP_API_TOKEN")]
     checks = [Check("REDCap", True, settings.redcap_api_url), *checks]
-    if not settings.survey_instrument:
-        checks.append(
-            Check(
-                "survey instrument",
-                False,
-                "SURVEY_INSTRUMENT is not set",
-                "set it to the unique name of the survey instrument whose link is texted "
-                "(shown in the Online Designer, e.g. interest_form)",
-            )
-        )
-        return checks
-    instrument = settings.survey_instrument
-    if layout is not None and instrument not in layout.forms_in_event:
-        where = f"designated for {layout.event}" if layout.event else "an instrument"
-        checks.append(
-            Check(
-                "survey instrument",
-                False,
-                f"{instrument!r} is not {where}",
-                "fix SURVEY_INSTRUMENT or the project's event designations",
-            )
-        )
-        return checks
-    try:
-        client.participant_list(instrument, layout.event if layout else None)
-        checks.append(Check("survey instrument", True, f"{instrument} is enabled as a survey"))
-    except RelayError as exc:
-        checks.append(
-            Check(
-                "survey instrument",
-                False,
-                str(exc),
-                "enable the instrument as a survey (Online Designer > Survey settings)",
-            )
-        )
+    if layout is not None:
+        try:
+            checks.append(survey_check(client, settings, layout))
+        except RelayError as exc:
+            checks.append(Check("survey instrument", False, str(exc), NOT_SURVEY_FIX))
+    elif not settings.survey_instrument:
+        checks.append(Check("survey instrument", False, "SURVEY_INSTRUMENT is not set", SURVEY_FIX))
     return checks
 
 

@@ -25,10 +25,7 @@ ACCEPTED = [
     (Kind.CHOICE, row("dropdown", choices=STATUS_CHOICES)),
     (Kind.CHOICE, row("radio", choices=STATUS_CHOICES)),
     *[(Kind.TIME, row("text", v)) for v in ("", "datetime_ymd", "datetime_mdy", "datetime_dmy")],
-    *[
-        (Kind.TIME, row("text", f"datetime_seconds_{order}"))
-        for order in ("ymd", "mdy", "dmy")
-    ],
+    *[(Kind.TIME, row("text", f"datetime_seconds_{order}")) for order in ("ymd", "mdy", "dmy")],
     (Kind.TIME, row("notes")),
     *[(Kind.COUNT, row("text", v)) for v in ("", "integer", "number", "int", "float")],
     (Kind.TEXT, row("text")),

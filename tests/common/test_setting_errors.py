@@ -29,7 +29,12 @@ GOOD = {
 NON_FINITE = ("inf", "-inf", "nan", "1e400", "Infinity")
 
 BAD: dict[str, tuple[str, ...]] = {
-    "REDCAP_API_URL": ("", "redcap.example.org/api/", "https://redcap.example.org/", "ftp://x/api/"),
+    "REDCAP_API_URL": (
+        "",
+        "redcap.example.org/api/",
+        "https://redcap.example.org/",
+        "ftp://x/api/",
+    ),
     "REDCAP_API_TOKEN": ("", "abc", "G" * 32, "0123456789ABCDEF0123456789ABCDEF00"),
     "REDCAP_PROJECT_ID": ("", "0", "-1", "twelve", "1.5", "1e3", "inf"),
     "REDCAP_EVENT": ("Enrollment Arm 1", "enrollment-arm-1"),
@@ -89,9 +94,7 @@ def test_every_setting_is_tried() -> None:
 
 
 @pytest.mark.parametrize(("name", "value"), CASES, ids=[f"{n}={v!r}" for n, v in CASES])
-def test_a_malformed_value_is_refused_in_one_line_naming_the_setting(
-    name: str, value: str
-) -> None:
+def test_a_malformed_value_is_refused_in_one_line_naming_the_setting(name: str, value: str) -> None:
     """ConfigError, one line, naming the variable; never another exception."""
     env = {**GOOD, name: value}
     if name == "TWILIO_MESSAGING_SERVICE_SID":

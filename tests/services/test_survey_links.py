@@ -70,6 +70,7 @@ def test_refused_link_fails_that_record_and_the_others_are_sent(rig: Rig) -> Non
         rig.register(str(n), f"61755501{n:02d}")
     registration_detector.run_once(rig.ctx(needs_twilio=False))
     rig.clock.advance(61)
+    ctx = rig.ctx(SMS_MAX_PER_SECOND="100")  # its startup check asks for a link too
     rig.redcap.server.faults.add(
         Fault(
             kind="status",
@@ -79,7 +80,7 @@ def test_refused_link_fails_that_record_and_the_others_are_sent(rig: Rig) -> Non
             match={"content": "surveyLink"},
         )
     )
-    counts = Sender(dry_run=False).run_once(rig.ctx(SMS_MAX_PER_SECOND="100")).counts
+    counts = Sender(dry_run=False).run_once(ctx).counts
     assert counts["sent"] == 2
     values = rig.values("2")
     assert (values["pipeline_status"], values["pipeline_error_code"]) == ("failed", "survey_link")
@@ -93,10 +94,11 @@ def test_link_that_is_not_a_url_fails_the_record_and_nothing_is_sent(rig: Rig) -
     rig.register("1", "6175550101")
     registration_detector.run_once(rig.ctx(needs_twilio=False))
     rig.clock.advance(61)
+    ctx = rig.ctx()  # its startup check asks for a link too
     rig.redcap.server.faults.add(
         Fault(kind="status", status=200, body="<html>login</html>", match={"content": "surveyLink"})
     )
-    assert Sender(dry_run=False).run_once(rig.ctx()).counts["not_sent_survey_link"] == 1
+    assert Sender(dry_run=False).run_once(ctx).counts["not_sent_survey_link"] == 1
     values = rig.values("1")
     assert (values["pipeline_status"], values["pipeline_error_code"]) == ("failed", "survey_link")
     assert "not a URL" in values["pipeline_error_message"]
