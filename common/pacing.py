@@ -15,10 +15,16 @@ creates only if ``arrival[i + burst] - arrival[i] < window``. The pacer starts r
 >= end_i + window >= arrival[i] + window``, whatever the jitter. Pacing the starts alone cannot
 promise this: a slow request followed by a fast one lands closer together than they left.
 
-**Cost.** One round trip per ``burst`` sends: at most ``burst / (window + latency)`` a second.
+**Cost.** One round trip per ``burst`` sends: about ``burst / (window + latency)`` a second.
 Negligible on loopback; against the real Twilio with 200 ms round trips, N=1 gives about 0.83
-a second and N=10 about 8.3. Starts are also kept ``window / burst`` apart, so the sends of a
-window go out evenly rather than in a burst; that changes the shape, not the rate.
+a second. (Sends are sequential, so they never exceed ``1 / latency`` anyway: at N=10 and 200 ms
+that is 5 a second and the pacer never waits.) Starts are also kept ``window / burst`` apart, so
+the sends of a window go out evenly rather than in a burst; that changes the shape, not the rate.
+
+**Scope.** One pacer per process: the Sender keeps one across chunks and cycles, ``admin force``
+makes its own. They never send at once (both hold the sender lock), but a pacer does not know
+the previous process's last sends, so the promise across a restart relies on the restart taking
+more than a second before its first create.
 
 Time comes from the injected clock (ManualClock tests never sleep). Under the real clock the
 pacer reads ``time.monotonic``: a wall clock stepped by NTP must not shorten a wait.
@@ -81,8 +87,8 @@ class SendPacer:
 
 
 def _reader(clock: Clock) -> Callable[[], float]:
-    """Seconds that only move forward: the OS monotonic clock for the real clock, else the
-    injected clock's own time (ManualClock: only moves when slept on or advanced)."""
+    """Seconds to measure waits with: the OS monotonic clock under the real clock, else the
+    injected clock's own time (ManualClock: moves only when slept on or advanced)."""
     if isinstance(clock, SystemClock):
         return time.monotonic
     origin = clock.now()
