@@ -40,11 +40,25 @@ from sandbox.rehearsal import (
 )
 from sandbox.session import Sandbox
 
+EXAMPLES = """examples:
+  python -m sandbox                          the demo project, with the demo's settings
+  python -m sandbox --project-xml MyProject.xml --env-file .env --simulate 3
+      a copy of your project with your own settings: .env is read, never written; every
+      setting is kept except REDCAP_API_URL, REDCAP_API_TOKEN, REDCAP_PROJECT_ID, TWILIO_*
+      and LOCK_DIR, which point at the simulators. What the project lacks (a field, the
+      event, the survey) ends the sandbox with one line naming the setting and the fix.
+"""
 PIPELINE_CSV = Path(__file__).resolve().parent.parent / "redcap" / "pipeline_instrument.csv"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m sandbox",
+        description="Run the REDCap and Twilio simulators on 127.0.0.1 for a rehearsal, write "
+        ".env.sandbox for the services, and run until Ctrl-C.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--redcap-port", type=int, default=0, help="REDCap simulator port (0: any)")
     p.add_argument("--twilio-port", type=int, default=0, help="Twilio simulator port (0: any)")
     source = p.add_mutually_exclusive_group()
@@ -71,7 +85,8 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="simulate N participants completing registration",
+        help="simulate N participants completing registration: the registration field set to "
+        "REGISTRATION_COMPLETE_VALUE, a phone in the first of PHONE_FIELDS in the project",
     )
     p.add_argument(
         "--simulate-interval",
@@ -126,12 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "settings elsewhere (default .env.sandbox)"
             )
         project = load(args, (study or {}).get("REDCAP_EVENT", ""))
-    except ConfigError as exc:
+    except (ConfigError, OSError, ValueError) as exc:  # a bad settings or project file
         sys.stderr.write(f"sandbox: {exc}\n")
         return EXIT_CONFIG
-    except (OSError, ValueError) as exc:
-        sys.stderr.write(f"sandbox: {exc}\n")
-        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -181,7 +193,7 @@ def setup(
     else:
         lock_dir = os.path.join(default_lock_dir(environ), "redcap-relay-sandbox")
         env, source = rehearsal_env(study, box, lock_dir), str(args.env_file)
-    settings = parse(env, source)
+    settings = parse(env, source, file_names=study or ())
     registration, people = Registration(), []
     try:
         registration, notes = prepare(box, settings, demo_fields=study is None)

@@ -1,7 +1,8 @@
 """Rehearsing on a study's own project with its own settings (``python -m sandbox --env-file``).
 
 The study's settings file is read the way the services read it
-(:func:`common.settings.load_environment`, :meth:`Settings.from_env`). Every setting is kept except
+(:func:`common.settings.read_env_file`, :meth:`Settings.from_env`, which also refuses a name
+that is no setting). Every setting is kept except
 the ones that say which REDCap and which Twilio to talk to, and with what credentials: those
 point at the simulators (:func:`rehearsal_env`), so nothing a rehearsal does can reach
 production. Before a participant is simulated the loaded project is checked against the settings
@@ -15,13 +16,13 @@ file (exit 2), a :class:`ProjectCheckError` for a project that lacks what the se
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from common.errors import ConfigError, ProjectCheckError, RelayError
 from common.project import Layout, load_layout
 from common.redcap_client import RedcapClient
-from common.settings import Settings, load_environment
+from common.settings import Settings, read_env_file
 from sandbox.clock import SimClock
 from sandbox.participants import Participant, Registration, store
 from sandbox.redcap.errors import ApiError
@@ -36,7 +37,7 @@ PRODUCTION_PREFIXES = ("REDCAP_API_", "TWILIO_")
 def read_study_env(path: Path) -> dict[str, str]:
     """The study's settings file as written, in its order (the real environment is not mixed in:
     it wins again when the services run)."""
-    return load_environment(str(path), {})
+    return read_env_file(str(path))
 
 
 def rehearsal_env(study: Mapping[str, str], box: Sandbox, lock_dir: str) -> dict[str, str]:
@@ -52,12 +53,14 @@ def rehearsal_env(study: Mapping[str, str], box: Sandbox, lock_dir: str) -> dict
     return values
 
 
-def parse(values: Mapping[str, str], source: str) -> Settings:
-    """The settings the services will read; ConfigError naming ``source`` and the variable."""
+def parse(values: Mapping[str, str], source: str, file_names: Iterable[str] = ()) -> Settings:
+    """The settings the services will read; ConfigError naming ``source`` and the variable.
+    ``file_names``: the names the study wrote, each of which must be a setting."""
     try:
-        return Settings.from_env(values)
+        return Settings.from_env(values, file_names=file_names, source=source)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        message = str(exc)
+        raise ConfigError(message if source in message else f"{source}: {message}") from None
 
 
 def prepare(

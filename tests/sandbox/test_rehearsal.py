@@ -245,6 +245,7 @@ REFUSALS = [
     ("longitudinal", {"REDCAP_EVENT": ""}, "REDCAP_EVENT", 3),
     ("longitudinal", {"REDCAP_EVENT": "final_visit_arm_1"}, "REDCAP_EVENT", 3),
     ("simple", {"TIMEZONE": "Mars/Olympus"}, "TIMEZONE", 2),
+    ("simple", {"SMS_DELAY_MINUTE": "5"}, "SMS_DELAY_MINUTE", 2),  # a typo is no setting
 ]
 
 
