@@ -1,20 +1,38 @@
-"""What one service cycle costs REDCap, by project size: requests, bytes and time.
+"""What one service cycle costs REDCap, by project size, beside a poller that exports everything.
 
-Run: ``.venv/bin/python -m bench.cycle_cost [--sizes 100,1000,5000]``. It starts the sandbox,
-fills the demo project with N records already through the pipeline (status ``delivered``), then
-measures an idle cycle of each service, and a busy sender cycle with 25 participants due.
+Run: ``.venv/bin/python -m bench.cycle_cost [--sizes 1000,10000,100000] [--budget 1500]``.
+For each size it starts the sandbox, fills the demo project with N records already through the
+pipeline (status ``delivered``), and measures against the REDCap simulator:
+
+- an idle cycle of each service (the median of three, after one warm-up cycle);
+- a busy sender cycle with 25 participants due;
+- a naive poller's cycle: one export of every record with the fields the three services read,
+  which is what a poller that filters on its own side moves every cycle, busy or idle.
+
+It prints one block per size and then the Markdown table of ``docs/PERFORMANCE.md``. Every
+server it starts is stopped on the way out, and the whole run gives up after ``--budget``
+seconds (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import resource
+import signal
+import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from types import FrameType
 
 from common.clock import ManualClock
 from common.runner import Context, CycleResult, build_context
+from common.sending import export_fields
 from common.settings import Settings
 from sandbox.redcap.demo import build_demo_project
 from sandbox.redcap.importer import import_rows
@@ -23,13 +41,41 @@ from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
 
 BUSY = 25
+IDLE_RUNS = 3
+# The naive poller's answer at 100,000 records takes longer than the services' default 30 s.
+HTTP_TIMEOUT = "300"
+SERVICES = ("detector", "sender", "checker")
+
+
+class BudgetExceeded(Exception):
+    """The run took longer than ``--budget`` seconds."""
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What REDCap saw for one measured piece of work."""
+
+    requests: int
+    bytes_out: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    size: int
+    fill_seconds: float
+    idle: dict[str, Cost]
+    busy: Cost
+    naive: Cost
 
 
 def fill(box: Sandbox, count: int) -> None:
+    """``count`` records that finished the pipeline: registered, texted, delivered."""
     rows: list[dict[str, object]] = [
         {
             "record_id": str(n),
             "phone_number": f"617555{n % 10000:04d}",
+            "email": f"p{n}@example.org",
             "registration_complete": "2",
             "pipeline_status": "delivered",
             "pipeline_sms_sid": f"SM{n:032x}",
@@ -39,75 +85,177 @@ def fill(box: Sandbox, count: int) -> None:
     import_rows(box.project, rows, overwrite=False, date_format="YMD", now=box.clock.local_naive())
 
 
-def measure(box: Sandbox, ctx: Context, cycle: Callable[[Context], CycleResult]) -> str:
-    cycle(ctx)  # warm: first use reads metadata once per process
+def add_due(box: Sandbox, size: int) -> None:
+    """BUSY participants registered and due now (SMS_DELAY_MINUTES=0)."""
+    rows: list[dict[str, object]] = [
+        {
+            "record_id": str(size + n),
+            "phone_number": f"61755501{n:02d}",
+            "email": f"p{size + n}@example.org",
+            "registration_complete": "2",
+            "pipeline_status": "registered",
+        }
+        for n in range(1, BUSY + 1)
+    ]
+    import_rows(box.project, rows, overwrite=False, date_format="YMD", now=box.clock.local_naive())
+
+
+def timed(box: Sandbox, work: Callable[[], object]) -> tuple[Cost, object]:
     box.redcap.server.reset_stats()
     started = time.perf_counter()
-    result = cycle(ctx)
+    result = work()
     seconds = time.perf_counter() - started
     stats = box.redcap.server.stats
+    return Cost(stats.total_requests(), sum(stats.bytes_out.values()), seconds), result
+
+
+def idle_cost(box: Sandbox, ctx: Context, cycle: Callable[[Context], CycleResult]) -> Cost:
+    cycle(ctx)  # warm-up: the first request of a client also opens its connection
+    runs = [timed(box, lambda: cycle(ctx))[0] for _ in range(IDLE_RUNS)]
+    middle = statistics.median(run.seconds for run in runs)
+    return next(run for run in runs if run.seconds == middle)
+
+
+def measure(size: int, log: Callable[[str], None]) -> SizeResult:
+    with Sandbox(build_demo_project()) as box, tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        fill(box, size)
+        fill_seconds = time.perf_counter() - started
+        env = box.settings(
+            LOCK_DIR=tmp,
+            SMS_MAX_PER_SECOND="100",
+            SMS_DELAY_MINUTES="0",
+            HTTP_TIMEOUT_SECONDS=HTTP_TIMEOUT,
+        )
+        clock = ManualClock(datetime(2026, 3, 2, 12, tzinfo=UTC))
+
+        def ctx(twilio: bool = True) -> Context:
+            return build_context(
+                Settings.from_env(env), needs_twilio=twilio, needs_survey=twilio, clock=clock
+            )
+
+        sender = Sender(dry_run=False)
+        idle = {
+            "detector": idle_cost(box, ctx(False), registration_detector.run_once),
+            "sender": idle_cost(box, ctx(), sender.run_once),
+            "checker": idle_cost(box, ctx(), delivery_checker.run_once),
+        }
+        for name in SERVICES:
+            log(f"  {name} idle: {describe(idle[name])}")
+
+        naive_ctx = ctx()
+        fields = [
+            *export_fields(naive_ctx),
+            naive_ctx.settings.registration_complete_field,
+            *delivery_checker.FIELDS,
+        ]
+        fields = list(dict.fromkeys(fields))
+        naive, rows = timed(box, lambda: naive_ctx.redcap.export(fields))
+        assert isinstance(rows, list)
+        assert len(rows) == size, "the naive export lost records"
+        log(f"  naive poller: {describe(naive)} ({len(fields)} fields, {len(rows):,} rows)")
+
+        add_due(box, size)
+        busy_ctx = ctx()
+        busy, result = timed(box, lambda: sender.run_once(busy_ctx))
+        assert isinstance(result, CycleResult)
+        log(f"  sender busy ({BUSY} due): {describe(busy)} ({result.summary()})")
+        log(f"    by kind: {dict(box.redcap.server.stats.requests)}")
+        return SizeResult(size, fill_seconds, idle, busy, naive)
+
+
+def describe(cost: Cost) -> str:
+    return f"{cost.requests} req, {cost.bytes_out:,} B out, {cost.seconds * 1000:,.0f} ms"
+
+
+def size_text(n: float) -> str:
+    """Bytes as the table shows them: B, KB or MB (decimal, as network tools count)."""
+    if n < 1000:
+        return f"{n:.0f} B"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f} KB"
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def table(results: list[SizeResult]) -> str:
+    lines = [
+        "| records | idle cycle, each service | sender busy, 25 due | naive poller cycle "
+        "| naive / ours, idle | naive / ours, busy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        idle_requests = {cost.requests for cost in r.idle.values()}
+        idle_bytes = sum(cost.bytes_out for cost in r.idle.values())
+        idle_ms = "/".join(f"{r.idle[name].seconds * 1000:.0f}" for name in SERVICES)
+        idle_seconds = sum(cost.seconds for cost in r.idle.values())
+        idle_text = (
+            f"{'/'.join(map(str, sorted(idle_requests)))} request, "
+            f"{size_text(idle_bytes / len(r.idle))}, {idle_ms} ms"
+        )
+        busy_text = (
+            f"{r.busy.requests} requests, {size_text(r.busy.bytes_out)}, {duration(r.busy.seconds)}"
+        )
+        naive_text = f"{size_text(r.naive.bytes_out)}, {duration(r.naive.seconds)}"
+        ratio_idle = (
+            f"{r.naive.bytes_out / idle_bytes:,.0f}× bytes, "
+            f"{r.naive.seconds / idle_seconds:.1f}× time"
+        )
+        ratio_busy = (
+            f"{r.naive.bytes_out / r.busy.bytes_out:,.0f}× bytes, "
+            f"{r.naive.seconds / r.busy.seconds:.1f}× time"
+        )
+        lines.append(
+            f"| {r.size:,} | {idle_text} | {busy_text} | {naive_text} "
+            f"| {ratio_idle} | {ratio_busy} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return (
-        f"{stats.total_requests():>3} req  {sum(stats.bytes_out.values()):>9,} B out  "
-        f"{seconds * 1000:>7.1f} ms  ({result.summary()})"
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"{date.today().isoformat()}; peak memory of the run {peak_mb:,.0f} MB"
     )
 
 
-def run(sizes: list[int]) -> None:
-    for size in sizes:
-        with Sandbox(build_demo_project()) as box, tempfile.TemporaryDirectory() as tmp:
-            fill(box, size)
-            env = box.settings(LOCK_DIR=tmp, SMS_MAX_PER_SECOND="1000", SMS_DELAY_MINUTES="0")
-            clock = ManualClock(datetime(2026, 3, 2, 12, tzinfo=UTC))
+def run(sizes: list[int], budget: float) -> int:
+    def give_up(signum: int, frame: FrameType | None) -> None:
+        raise BudgetExceeded(f"gave up after --budget {budget:.0f} s")
 
-            def ctx(
-                twilio: bool = True, env: dict[str, str] = env, clock: ManualClock = clock
-            ) -> Context:
-                settings = Settings.from_env(env)
-                return build_context(
-                    settings, needs_twilio=twilio, needs_survey=twilio, clock=clock
-                )
-
-            sender = Sender(dry_run=False)
-            print(f"project of {size} records (all delivered):")
-            print("  detector idle: " + measure(box, ctx(False), registration_detector.run_once))
-            print("  sender idle:   " + measure(box, ctx(), sender.run_once))
-            print("  checker idle:  " + measure(box, ctx(), delivery_checker.run_once))
-            due = [
-                {
-                    "record_id": str(size + n),
-                    "phone_number": f"61755501{n:02d}",
-                    "email": f"p{n}@example.org",
-                    "registration_complete": "2",
-                    "pipeline_status": "registered",
-                }
-                for n in range(BUSY)
-            ]
-            import_rows(
-                box.project,
-                list(due),
-                overwrite=False,
-                date_format="YMD",
-                now=box.clock.local_naive(),
-            )
-            busy_ctx = ctx()
-            box.redcap.server.reset_stats()
-            started = time.perf_counter()
-            result = sender.run_once(busy_ctx)
-            seconds = time.perf_counter() - started
-            stats = box.redcap.server.stats
-            print(
-                f"  sender busy ({BUSY} due): {stats.total_requests()} REDCap req "
-                f"{dict(stats.requests)}  {sum(stats.bytes_out.values()):,} B out  "
-                f"{seconds * 1000:.0f} ms  ({result.summary()})"
-            )
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, budget)
+    results: list[SizeResult] = []
+    try:
+        for size in sizes:
+            print(f"project of {size:,} records (all delivered):", flush=True)
+            result = measure(size, lambda line: print(line, flush=True))
+            print(f"  (filled in {result.fill_seconds:.1f} s)", flush=True)
+            results.append(result)
+    except BudgetExceeded as exc:
+        print(f"cycle_cost: {exc}; the sandbox was stopped", file=sys.stderr)
+        return 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    print()
+    print(machine())
+    print()
+    print(table(results))
+    return 0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="100,1000,5000")
-    args = parser.parse_args()
-    run([int(s) for s in args.sizes.split(",")])
+    parser.add_argument("--sizes", default="1000,10000,100000", help="project sizes, in records")
+    parser.add_argument("--budget", type=float, default=1500, help="seconds before giving up")
+    args = parser.parse_args(argv)
+    return run([int(s) for s in args.sizes.split(",")], args.budget)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
