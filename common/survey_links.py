@@ -19,8 +19,9 @@ from common.runner import Context
 def survey_links(ctx: Context, record_ids: Sequence[str]) -> dict[str, str | PermanentError]:
     """Each record's survey link, or the error to record on it (REDCap refused, or not a URL).
 
-    One request per distinct record id; a REDCap that cannot be reached raises (transient), as
-    every other call does.
+    One request per distinct record id. Raises ConfigError when REDCap says the instrument is
+    not a survey (the setting is wrong for every record), and a transient error when REDCap
+    cannot be reached, as every other call does.
     """
     instrument = ctx.settings.survey_instrument
     found: dict[str, str | PermanentError] = {}
