@@ -5,7 +5,10 @@
     (blank) --detector--> registered --sender claims--> sending --Twilio accepted--> sms_sent
     (blank) --admin baseline--> baseline          (never messaged)
     sending --reconcile: message found--> sms_sent
-    sending --reconcile: none found / transient--> registered   (or failed after max attempts)
+    sending --reconcile: none found, Twilio's answer was lost--> registered   (an attempt used;
+                                                      failed after SMS_MAX_ATTEMPTS)
+    sending --reconcile: none found, our sender stopped--> registered   (attempt given back;
+                                                      failed after SMS_MAX_INTERRUPTED)
     sending --unresolved past SMS_REVIEW_AFTER_HOURS--> needs_review
     registered --no usable phone / not allowed--> skipped
     registered/sending --Twilio permanent rejection--> failed
@@ -45,7 +48,8 @@ REGISTERED_AT = "pipeline_registered_at"
 CLAIMED_AT = "pipeline_sms_claimed_at"
 SENT_AT = "pipeline_sms_sent_at"
 CHECKED_AT = "pipeline_delivery_checked_at"
-ATTEMPTS = "pipeline_sms_attempts"
+ATTEMPTS = "pipeline_sms_attempts"  # claims that Twilio's own trouble may have used up
+INTERRUPTED = "pipeline_sms_interrupted"  # claims our stopped sender left, proved unsent
 SID = "pipeline_sms_sid"
 SMS_TO = "pipeline_sms_to"
 DELIVERY_STATUS = "pipeline_delivery_status"
@@ -60,6 +64,7 @@ PIPELINE_FIELDS: dict[str, Kind] = {
     SENT_AT: Kind.TIME,
     CHECKED_AT: Kind.TIME,
     ATTEMPTS: Kind.COUNT,
+    INTERRUPTED: Kind.COUNT,
     SID: Kind.TEXT,
     SMS_TO: Kind.TEXT,
     DELIVERY_STATUS: Kind.TEXT,
@@ -93,8 +98,19 @@ class PipelineRow:
 
     @property
     def attempts(self) -> int:
-        raw = self.values.get(ATTEMPTS, "").strip()
-        return int(raw) if raw.isdigit() else 0
+        return self.count(ATTEMPTS)
+
+    @property
+    def interrupted(self) -> int:
+        return self.count(INTERRUPTED)
+
+    def count(self, field: str) -> int:
+        """A counter field; blank (never counted) is 0. A ``number`` field may say ``2.0``."""
+        raw = self.values.get(field, "").strip()
+        try:
+            return max(int(float(raw)), 0) if raw else 0
+        except ValueError:
+            return 0
 
     def time(self, field: str, tz: ZoneInfo) -> datetime | None:
         return parse_time(self.values.get(field, ""), tz)

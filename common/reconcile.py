@@ -5,7 +5,11 @@ create got no answer. Once the claim is older than ``SMS_CLAIM_TIMEOUT_SECONDS``
 messages to ``pipeline_sms_to`` created since the claim and carrying this record's survey link:
 
 - found: adopt its SID (``sms_sent``) - the participant got it, never send again;
-- none: nothing went out - back to ``registered`` (or ``failed`` once attempts run out);
+- none: nothing went out - back to ``registered``. If the create got no answer (marked
+  ``outcome_unknown``), that was Twilio's trouble and used an attempt (``failed`` once
+  SMS_MAX_ATTEMPTS run out). Otherwise our own sender stopped while holding the claim: the
+  attempt is given back and ``pipeline_sms_interrupted`` counts it (``failed``, reason
+  ``interrupted``, once SMS_MAX_INTERRUPTED is reached: a record that crashes the sender);
 - Twilio cannot be asked: leave it for the next cycle; after ``SMS_REVIEW_AFTER_HOURS``,
   ``needs_review`` for a person to decide.
 """
@@ -19,7 +23,7 @@ from common import logs, pipeline
 from common.errors import PermanentError, TwilioUnavailable
 from common.pipeline import PipelineRow, Status
 from common.runner import Context
-from common.sending import failed_row, sent_row
+from common.sending import OUTCOME_UNKNOWN, failed_row, sent_row
 from common.survey_links import survey_links
 from common.writes import write_rows
 
@@ -78,13 +82,15 @@ def _settle(
         out.append(sent_row(ctx, rid, message, adopted=True))
         logs.transition(ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=to, reason="reconciled")
         return "adopted"
+    if row.get(pipeline.ERROR_CODE) != OUTCOME_UNKNOWN:
+        return _interrupted(ctx, row, out)
     if row.attempts >= ctx.settings.sms_max_attempts:
         out.append(
             failed_row(
                 ctx,
                 rid,
                 "max_attempts",
-                f"not sent after {row.attempts} attempts (interrupted sends)",
+                f"not sent after {row.attempts} attempts (Twilio's answers were lost)",
             )
         )
         logs.transition(ctx.log, rid, Status.SENDING, Status.FAILED, reason="max_attempts")
@@ -92,6 +98,34 @@ def _settle(
     out.append(ctx.layout.row(rid, {pipeline.STATUS: Status.REGISTERED}))
     logs.transition(ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="not_sent")
     return "requeued"
+
+
+def _interrupted(ctx: Context, row: PipelineRow, out: list[dict[str, str]]) -> str:
+    """Our own sender stopped while it held the claim and nothing went out: give the attempt
+    back, count the interruption, and give up only past SMS_MAX_INTERRUPTED (a record that
+    crashes the sender every time must not crash it for ever)."""
+    rid, times = row.record_id, row.interrupted + 1
+    if times >= ctx.settings.sms_max_interrupted:
+        out.append(
+            failed_row(
+                ctx,
+                rid,
+                "interrupted",
+                f"the sender stopped {times} times while sending to this record; look at its "
+                "log around those sends, then run admin requeue",
+            )
+        )
+        out[-1][pipeline.INTERRUPTED] = str(times)
+        logs.transition(ctx.log, rid, Status.SENDING, Status.FAILED, reason="interrupted")
+        return "failed_interrupted"
+    values = {
+        pipeline.STATUS: Status.REGISTERED,
+        pipeline.ATTEMPTS: str(max(row.attempts - 1, 0)),
+        pipeline.INTERRUPTED: str(times),
+    }
+    out.append(ctx.layout.row(rid, values))
+    logs.transition(ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="interrupted")
+    return "interrupted"
 
 
 def _review(ctx: Context, row: PipelineRow, reason: str, out: list[dict[str, str]]) -> str:

@@ -29,6 +29,7 @@ from common.errors import (
 from common.pacing import SendPacer
 from common.phones import pick_phone
 from common.pipeline import PipelineRow, Status
+from common.redcap_client import chunked
 from common.runner import Context
 from common.survey_links import survey_links
 from common.template import MAX_BODY
@@ -36,6 +37,7 @@ from common.twilio_client import MessageInfo
 from common.writes import write_rows
 
 CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
+OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no answer
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,14 @@ def record_problems(ctx: Context, problems: Sequence[tuple[PipelineRow, Permanen
     write_rows(ctx.redcap, ctx.layout, rows)
 
 
+def batches(ready: Sequence[Prepared]) -> list[Sequence[Prepared]]:
+    """Claim groups of CHUNK; a record whose send a stopped sender interrupted before goes
+    alone and last, so a record that crashes the sender every time takes no one down with it."""
+    suspects = [p for p in ready if p.row.interrupted]
+    others = [p for p in ready if not p.row.interrupted]
+    return [*chunked(others, CHUNK), *([p] for p in suspects)]
+
+
 def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
     """Mark the batch ``sending`` in one import; returns those REDCap accepted."""
     now = ctx.stamp(pipeline.CLAIMED_AT)
@@ -170,6 +180,7 @@ def send_batch(
             counts["failed"] = counts.get("failed", 0) + 1
         except TwilioOutcomeUnknown as exc:
             ctx.log.warning("record=%s outcome unknown (%s); will reconcile", rid, exc)
+            rows.append(_outcome_unknown(ctx, rid, str(exc)))
             counts["unknown"] = counts.get("unknown", 0) + 1
             pending = _release(ctx, pending, rows)
         except TwilioUnavailable as exc:
@@ -229,6 +240,18 @@ def _retry_or_fail(ctx: Context, record_id: str, attempts: int, reason: str) -> 
         )
     logs.transition(ctx.log, record_id, Status.SENDING, Status.REGISTERED, reason="retry")
     return ctx.layout.row(record_id, {pipeline.STATUS: Status.REGISTERED})
+
+
+def _outcome_unknown(ctx: Context, record_id: str, reason: str) -> dict[str, str]:
+    """Still ``sending``, marked so that reconciliation counts an attempt if nothing went out:
+    Twilio's trouble, unlike our own process stopping, uses up SMS_MAX_ATTEMPTS."""
+    return ctx.layout.row(
+        record_id,
+        {
+            pipeline.ERROR_CODE: OUTCOME_UNKNOWN,
+            pipeline.ERROR_MESSAGE: f"Twilio's answer to the send was lost ({reason})"[:1000],
+        },
+    )
 
 
 def _unclaim(ctx: Context, p: Prepared) -> dict[str, str]:

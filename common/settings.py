@@ -83,6 +83,7 @@ class Settings:
     poll_interval_seconds: float
     sms_max_per_second: float
     sms_max_attempts: int
+    sms_max_interrupted: int
     max_new_per_cycle: int
     quiet_hours: QuietHours | None
     timezone: ZoneInfo
@@ -152,6 +153,7 @@ class Settings:
             ),
             sms_max_per_second=r.number("SMS_MAX_PER_SECOND", 1, minimum=0.01, maximum=100),
             sms_max_attempts=r.integer("SMS_MAX_ATTEMPTS", default=3, minimum=1, maximum=100),
+            sms_max_interrupted=r.integer("SMS_MAX_INTERRUPTED", default=5, minimum=1, maximum=100),
             max_new_per_cycle=r.integer(
                 "MAX_NEW_PER_CYCLE", default=25, minimum=1, maximum=100_000
             ),

@@ -114,7 +114,7 @@ def command_baseline(ctx: Context) -> int:
 def funnel(ctx: Context) -> dict[str, Any]:
     key = ctx.layout.record_id_field
     rows = ctx.redcap.export(
-        [key, pipeline.STATUS, pipeline.REGISTERED_AT, pipeline.ERROR_CODE],
+        [key, pipeline.STATUS, pipeline.REGISTERED_AT, pipeline.ERROR_CODE, pipeline.INTERRUPTED],
         events=ctx.layout.events,
     )
     counts = Counter(row.get(pipeline.STATUS) or "(none)" for row in rows)
@@ -142,6 +142,8 @@ def funnel(ctx: Context) -> dict[str, Any]:
         "by_status": {s: counts.get(s, 0) for s in [*map(str, Status), "(none)"]},
         "oldest_waiting_minutes": round(age, 1) if age is not None else None,
         "problems_by_code": dict(sorted(errors.items())),
+        # Records whose send a stopped sender (crash, kill -9) interrupted at least once.
+        "interrupted_records": sum(PipelineRow(row[key], row).interrupted > 0 for row in rows),
     }
 
 
@@ -155,6 +157,11 @@ def command_status(ctx: Context, as_json: bool) -> int:
         print(f"  {status:<13} {n:>6}")
     if data["oldest_waiting_minutes"] is not None:
         print(f"oldest waiting to be texted: {data['oldest_waiting_minutes']} minutes")
+    if data["interrupted_records"]:
+        print(
+            f"sends interrupted by a stopped sender: {data['interrupted_records']} record(s) "
+            "(failed:interrupted once SMS_MAX_INTERRUPTED is reached; see the sender's log)"
+        )
     if data["problems_by_code"]:
         print("problems by reason:")
         for code, n in data["problems_by_code"].items():

@@ -18,10 +18,9 @@ from common.pacing import SendPacer
 from common.phones import mask_phone
 from common.pipeline import PipelineRow, Status
 from common.reconcile import reconcile
-from common.redcap_client import chunked
 from common.runner import Context, CycleResult, run_service
 from common.sending import (
-    CHUNK,
+    batches,
     claim,
     export_fields,
     prepare,
@@ -83,7 +82,7 @@ class Sender:
             record_problems(ctx, problems)
             for _, exc in problems:
                 result.add(f"not_sent_{exc.code}")
-        for batch in chunked(ready, CHUNK):
+        for batch in batches(ready):
             if should_stop():
                 break
             claimed = claim(ctx, batch)

@@ -48,6 +48,7 @@ BAD: dict[str, tuple[str, ...]] = {
     "POLL_INTERVAL_SECONDS": ("0", "inf", "nan", "-5", "10s", "90000"),
     "SMS_MAX_PER_SECOND": ("0", "inf", "nan", "fast", "-1", "1/s"),
     "SMS_MAX_ATTEMPTS": ("0", "three", "2.5", "-1", "inf", "1000"),
+    "SMS_MAX_INTERRUPTED": ("0", "five", "-1", "1.5", "1000"),
     "MAX_NEW_PER_CYCLE": ("0", "many", "1e3", "-25"),
     "QUIET_HOURS": ("9pm-8am", "25:00-08:00", "21:00", "21:00-21:00", "21:60-08:00"),
     "TIMEZONE": ("EST5", "Mars/Olympus", "../../etc/passwd", "GMT+3 hours"),
@@ -111,7 +112,7 @@ def test_an_unknown_name_in_the_settings_file_is_refused_with_a_suggestion(
     """A typo'd setting in .env would silently do nothing: it is an error with the likely fix."""
     env = tmp_path / ".env"
     env.write_text("".join(f"{k}={v}\n" for k, v in GOOD.items()) + "SMS_DELAY_MINUTE=30\n")
-    with pytest.raises(ConfigError, match="SMS_DELAY_MINUTE in .* did you mean SMS_DELAY_MINUTES"):
+    with pytest.raises(ConfigError, match=r"SMS_DELAY_MINUTE in .* did you mean SMS_DELAY_MINUTES"):
         load_settings(str(env), {})
     env.write_text("".join(f"{k}={v}\n" for k, v in GOOD.items()))
     real_environment = {"SMS_DELAY_MINUTES": "2", "HOME": "/root", "EDITOR": "vi"}

@@ -75,3 +75,70 @@ def test_kill_9_at_each_step_never_double_sends_or_loses(
     assert len(messages) == 1, f"{name}: {len(messages)} messages"
     assert rig.status("1") == "sms_sent"
     assert rig.values("1")["pipeline_sms_sid"] == messages[0]["sid"]
+
+
+PHONES = ("+16175550101", "+16175550102", "+16175550103")
+
+
+def kill_at(rig: Rig, step: tuple[str, str, dict[str, str], bool, int]) -> bool:
+    """Start a sender, let it reach ``step`` and SIGKILL it there (or let it finish if it has
+    nothing left that reaches the step); whether it was killed at the step."""
+    _, where, match, after_apply, skip = step
+    server: SimServer = rig.redcap.server if where == "redcap" else rig.twilio.server
+    fault = server.faults.add(
+        Fault(kind="hang", seconds=30, after_apply=after_apply, skip=skip, match=match)
+    )
+    env = rig.env_file(**KILL_SETTINGS, HTTP_TIMEOUT_SECONDS="60")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: fault.times == 0 or proc.poll() is not None, timeout=30)
+        reached = fault.times == 0
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        server.faults.clear()
+    return reached
+
+
+# The kills are the test's, many per record: the poison-record bound is raised out of the way
+# (test_interrupted.py pins it). Claims are reconciled at once.
+KILL_SETTINGS = {
+    "SMS_DELAY_MINUTES": "0",
+    "SMS_CLAIM_TIMEOUT_SECONDS": "0",
+    "SMS_MAX_INTERRUPTED": "50",
+    "SMS_MAX_PER_SECOND": "50",
+}
+
+
+def test_many_kills_per_record_lose_nobody_and_use_no_attempts(rig: Rig) -> None:
+    """A dozen and more kill -9s over three participants, at every step: each ends with
+    exactly one message, recorded, and the crashes used none of their SMS_MAX_ATTEMPTS."""
+    for n, phone in enumerate(PHONES, 1):
+        rig.register(str(n), phone)
+    registration_detector.run_once(rig.ctx(needs_twilio=False))
+    # Steps that leave the message unsent first (three times each), then every step in turn.
+    unsent = [STEPS[0], STEPS[1], STEPS[2]] * 3
+    kills = sum(kill_at(rig, step) for step in [*unsent, *STEPS])
+    assert kills >= 12
+    for _ in range(6):  # fresh senders, as systemd would restart them
+        done = rig.run("services.sms_sender", "--once", **KILL_SETTINGS)
+        assert done.returncode == 0, done.stderr
+        if all(rig.status(str(n)) == "sms_sent" for n in range(1, 4)):
+            break
+    for n, phone in enumerate(PHONES, 1):
+        values, messages = rig.values(str(n)), rig.sent_to(phone)
+        assert len(messages) == 1, f"record {n}: {len(messages)} messages"
+        assert values["pipeline_status"] == "sms_sent"
+        assert values["pipeline_sms_sid"] == messages[0]["sid"]
+        assert values["pipeline_sms_attempts"] == "1"
+    interrupted = [rig.values(str(n)).get("pipeline_sms_interrupted", "") for n in range(1, 4)]
+    assert sum(int(c or 0) for c in interrupted) >= 6, interrupted  # the kills did interrupt
