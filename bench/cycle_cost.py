@@ -124,6 +124,7 @@ def measure(size: int, log: Callable[[str], None]) -> SizeResult:
         env = box.settings(
             LOCK_DIR=tmp,
             SMS_MAX_PER_SECOND="100",
+            REDCAP_MAX_PER_MINUTE="100000",
             SMS_DELAY_MINUTES="0",
             HTTP_TIMEOUT_SECONDS=HTTP_TIMEOUT,
         )

@@ -120,12 +120,14 @@ def record_problems(ctx: Context, problems: Sequence[tuple[PipelineRow, Permanen
     write_rows(ctx.redcap, ctx.layout, rows)
 
 
-def batches(ready: Sequence[Prepared]) -> list[Sequence[Prepared]]:
-    """Claim groups of CHUNK; a record whose send a stopped sender interrupted before goes
-    alone and last, so a record that crashes the sender every time takes no one down with it."""
-    suspects = [p for p in ready if p.row.interrupted]
-    others = [p for p in ready if not p.row.interrupted]
-    return [*chunked(others, CHUNK), *([p] for p in suspects)]
+def batches(due: Sequence[PipelineRow]) -> list[Sequence[PipelineRow]]:
+    """Groups of CHUNK records, each prepared, claimed and sent before the next is prepared (so
+    REDCap's link requests keep the send pace: a backlog never fires them all at once). A record
+    whose send a stopped sender interrupted before goes alone and last, so a record that crashes
+    the sender every time takes no one down with it."""
+    suspects = [row for row in due if row.interrupted]
+    others = [row for row in due if not row.interrupted]
+    return [*chunked(others, CHUNK), *([row] for row in suspects)]
 
 
 def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:

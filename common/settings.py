@@ -31,6 +31,11 @@ DEFAULT_PHONE_FIELDS = (
     "phone_number,phone,mobile,mobile_number,cell,cell_number,contact_phone,participant_phone"
 )
 DEFAULT_TEMPLATE = "Thank you for registering. Please complete your next survey: {survey_link}"
+# A sent message costs one surveyLink plus its share of a claim and a result import per chunk
+# of ten (docs/PERFORMANCE.md); the sender may use this share of REDCap's per-minute limit,
+# leaving the rest to the other services and to people using the project.
+REDCAP_REQUESTS_PER_MESSAGE = 1.3
+REDCAP_SHARE = 0.8
 # Upper bounds: far beyond any study's need, and well inside what timedelta can hold.
 MINUTES_A_YEAR = 366 * 24 * 60
 HOURS_A_YEAR = 366 * 24
@@ -82,6 +87,7 @@ class Settings:
     sms_delay_minutes: float
     poll_interval_seconds: float
     sms_max_per_second: float
+    redcap_max_per_minute: int
     sms_max_attempts: int
     sms_max_interrupted: int
     max_new_per_cycle: int
@@ -152,6 +158,9 @@ class Settings:
                 "POLL_INTERVAL_SECONDS", 10, minimum=0.1, maximum=SECONDS_A_DAY
             ),
             sms_max_per_second=r.number("SMS_MAX_PER_SECOND", 1, minimum=0.01, maximum=100),
+            redcap_max_per_minute=r.integer(
+                "REDCAP_MAX_PER_MINUTE", default=600, minimum=60, maximum=1_000_000
+            ),
             sms_max_attempts=r.integer("SMS_MAX_ATTEMPTS", default=3, minimum=1, maximum=100),
             sms_max_interrupted=r.integer("SMS_MAX_INTERRUPTED", default=5, minimum=1, maximum=100),
             max_new_per_cycle=r.integer(
@@ -183,7 +192,23 @@ class Settings:
             lock_dir=Path(r.text("LOCK_DIR", default="") or default_lock_dir(env)),
         )
         check_names(file_names, r.names, source)
+        settings.check_redcap_budget()
         return settings
+
+    def check_redcap_budget(self) -> None:
+        """The sender's REDCap traffic must stay well inside REDCap's API rate limit, whose
+        penalty is a ban of this machine's address until an administrator lifts it."""
+        per_minute = self.sms_max_per_second * 60 * REDCAP_REQUESTS_PER_MESSAGE
+        budget = self.redcap_max_per_minute * REDCAP_SHARE
+        if per_minute > budget:
+            fastest = budget / (60 * REDCAP_REQUESTS_PER_MESSAGE)
+            raise ConfigError(
+                f"SMS_MAX_PER_SECOND={self.sms_max_per_second:g} would have the sender alone ask "
+                f"REDCap about {per_minute:.0f} times a minute, over {REDCAP_SHARE:.0%} of "
+                f"REDCAP_MAX_PER_MINUTE={self.redcap_max_per_minute} (REDCap bans the machine "
+                f"past its limit); use at most {fastest:.2g}, or raise REDCAP_MAX_PER_MINUTE if "
+                "your REDCap administrator set a higher limit"
+            )
 
     def require_twilio(self) -> None:
         """Commands that talk to Twilio call this first."""

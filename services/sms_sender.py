@@ -75,17 +75,17 @@ class Sender:
         result: CycleResult,
         should_stop: Callable[[], bool],
     ) -> None:
-        """Prepare, record problems, then claim/send/record chunk by chunk."""
+        """Chunk by chunk: prepare, record problems, claim, send, record."""
         assert self.pacer is not None
-        ready, problems = prepare(ctx, due)
-        if problems:
-            record_problems(ctx, problems)
-            for _, exc in problems:
-                result.add(f"not_sent_{exc.code}")
-        for batch in batches(ready):
+        for group in batches(due):
             if should_stop():
                 break
-            claimed = claim(ctx, batch)
+            ready, problems = prepare(ctx, group)
+            if problems:
+                record_problems(ctx, problems)
+                for _, exc in problems:
+                    result.add(f"not_sent_{exc.code}")
+            claimed = claim(ctx, ready) if ready else []
             counts = send_batch(ctx, claimed, self.pacer, should_stop)
             for key, n in counts.items():
                 result.add(key, n)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from sandbox.faults import Fault
+from sandbox.httpserver import wait_until
 from services import registration_detector
 from services.sms_sender import Sender
 from tests.services.conftest import Rig
@@ -249,3 +252,25 @@ def test_links_need_no_email_or_identifier(rig: Rig) -> None:
     assert rig.redcap.server.stats.requests["surveyLink/export"] == 4
     for n in range(1, 5):
         assert rig.redcap_link(str(n)) in str(rig.sent_to(f"+161755501{n:02d}")[0]["body"])
+
+
+def test_a_backlog_asks_redcap_for_links_one_chunk_at_a_time(rig: Rig) -> None:
+    """25 due: when the first message goes out, REDCap has been asked for ten links, not 25, so
+    a backlog's link requests keep the send pace instead of bursting at REDCap's rate limit."""
+    registered(rig, *[(str(n), f"61755501{n:02d}") for n in range(1, 26)])
+    rig.clock.advance(61)
+    ctx = rig.ctx(SMS_MAX_PER_SECOND="100")
+    rig.redcap.server.reset_stats()
+    first = rig.twilio.server.faults.add(Fault(kind="latency", seconds=0.5, match={"op": "create"}))
+    done: list[int] = []
+    worker = threading.Thread(
+        target=lambda: done.append(Sender(dry_run=False).run_once(ctx).counts["sent"])
+    )
+    worker.start()
+    try:
+        assert wait_until(lambda: first.times == 0, timeout=10)
+        assert rig.redcap.server.stats.requests["surveyLink/export"] == 10
+    finally:
+        worker.join(timeout=30)
+    assert done == [25]
+    assert rig.redcap.server.stats.requests["surveyLink/export"] == 25
