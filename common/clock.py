@@ -21,6 +21,11 @@ class Clock(Protocol):
         """Wait ``seconds``; return early if ``stop`` is set."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start, never going back: for measuring waits (a wall
+        clock stepped by NTP must not shorten one)."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -30,6 +35,9 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(self.tz)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> None:
         if seconds <= 0:
@@ -47,12 +55,17 @@ class ManualClock:
         if start.tzinfo is None:
             raise ValueError("ManualClock needs an aware datetime")
         self.tz = start.tzinfo
+        self._start = start
         self._now = start
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
         with self._lock:
             return self._now
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return (self._now - self._start).total_seconds()
 
     def advance(self, seconds: float) -> None:
         with self._lock:

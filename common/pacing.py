@@ -26,19 +26,18 @@ makes its own. They never send at once (both hold the sender lock), but a pacer 
 the previous process's last sends, so the promise across a restart relies on the restart taking
 more than a second before its first create.
 
-Time comes from the injected clock (ManualClock tests never sleep). Under the real clock the
-pacer reads ``time.monotonic``: a wall clock stepped by NTP must not shorten a wait.
+Time comes from the injected clock's ``monotonic()`` (ManualClock tests never sleep; the real
+clock reads the OS monotonic clock, so a wall clock stepped by NTP cannot shorten a wait).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-from common.clock import Clock, SystemClock
+from common.clock import Clock
 
 RESOLUTION = 1e-7  # seconds: a wait shorter than this is float noise below any clock's tick
 
@@ -53,7 +52,7 @@ class SendPacer:
         self.window = max(1.0, self.burst / per_second)
         self.spacing = self.window / self.burst
         self._clock = clock
-        self._read = _reader(clock)
+        self._read = clock.monotonic
         self._ends: deque[float] = deque(maxlen=self.burst)  # the last `burst` requests' ends
         self._last_start: float | None = None
 
@@ -84,15 +83,6 @@ class SendPacer:
             while (wait := until - self._read()) > RESOLUTION:
                 self._clock.sleep(_whole_microseconds(wait))
         self._last_start = self._read()
-
-
-def _reader(clock: Clock) -> Callable[[], float]:
-    """Seconds to measure waits with: the OS monotonic clock under the real clock, else the
-    injected clock's own time (ManualClock: moves only when slept on or advanced)."""
-    if isinstance(clock, SystemClock):
-        return time.monotonic
-    origin = clock.now()
-    return lambda: (clock.now() - origin).total_seconds()
 
 
 def _whole_microseconds(seconds: float) -> float:

@@ -17,6 +17,7 @@ from common.errors import ProjectCheckError, RedcapRejected
 from common.redcap_client import RedcapClient
 from common.settings import Settings
 
+PIPELINE_FORM = "pipeline"
 UPLOAD_FIX = (
     "fix the field in the Online Designer, or upload redcap/pipeline_instrument.csv in REDCap's "
     "Data Dictionary page"
@@ -114,7 +115,7 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
                 str(row["form"]) for row in mapping if row["unique_event_name"] == event
             )
             checks.append(Check("event", True, f"longitudinal; using event {event}"))
-            if "pipeline" not in forms_in_event and pipeline.STATUS in meta:
+            if PIPELINE_FORM not in forms_in_event and pipeline.STATUS in meta:
                 form = meta[pipeline.STATUS]["form_name"]
                 if form not in forms_in_event:
                     checks.append(
@@ -217,7 +218,9 @@ def _registration_field(
             False,
             f"REGISTRATION_COMPLETE_FIELD={name!r} is not a field of this project",
             "set it to the registration form's status field, one of: "
-            + ", ".join(f"{f}_complete" for f in sorted(forms_in_event or forms)),
+            + ", ".join(
+                f"{f}_complete" for f in sorted(forms_in_event or forms) if f != PIPELINE_FORM
+            ),
         )
     if event and form not in forms_in_event:
         return Check(
@@ -226,11 +229,30 @@ def _registration_field(
             f"{name} is on {form!r}, which is not designated for {event}",
             "designate it, or change REDCAP_EVENT",
         )
-    return Check(
-        "registration field",
-        True,
-        f"{name} = {settings.registration_complete_value!r} means registered",
-    )
+    value = settings.registration_complete_value
+    codes = _codes(meta.get(name), is_status=name not in meta)
+    if codes and value not in codes:
+        return Check(
+            "registration field",
+            False,
+            f"REGISTRATION_COMPLETE_VALUE={value!r} is not a code of {name}",
+            "use one of its raw codes: " + ", ".join(codes),
+        )
+    return Check("registration field", True, f"{name} = {value!r} means registered")
+
+
+def _codes(row: Mapping[str, str] | None, is_status: bool) -> list[str]:
+    """The raw codes a choice field (or a form's status field) can hold; [] for free text."""
+    if is_status:
+        return ["0", "1", "2"]  # Incomplete, Unverified, Complete
+    if row is None:
+        return []
+    kind = field_types.field_type(row)
+    if kind in ("yesno", "truefalse"):
+        return ["1", "0"]
+    if kind in ("dropdown", "radio"):
+        return sorted(field_types.choice_codes(row))
+    return []
 
 
 def _looks_like_phone(name: str, row: Mapping[str, str]) -> bool:

@@ -132,3 +132,14 @@ def test_a_shape_that_would_refuse_our_values_stops_every_command(
         assert done.returncode == 3
         [line] = done.stderr.strip().splitlines()
         assert said in line and "Traceback" not in done.stderr
+
+
+def test_a_registration_value_the_field_cannot_hold_is_refused(tmp_path: Path) -> None:
+    """REGISTRATION_COMPLETE_VALUE must be one of the field's raw codes (0/1/2 for a form's
+    status), or no one would ever be detected."""
+    for rig in start_rig(build_demo_project(), tmp_path):
+        with pytest.raises(ProjectCheckError, match="REGISTRATION_COMPLETE_VALUE='Complete'"):
+            rig.ctx(needs_twilio=False, REGISTRATION_COMPLETE_VALUE="Complete")
+        with pytest.raises(ProjectCheckError, match="use one of its raw codes: 0, 1, 2"):
+            rig.ctx(needs_twilio=False, REGISTRATION_COMPLETE_VALUE="3")
+        assert rig.ctx(needs_twilio=False, REGISTRATION_COMPLETE_VALUE="1") is not None
