@@ -34,8 +34,8 @@ from common.clock import ManualClock
 from common.runner import Context, CycleResult, build_context
 from common.sending import export_fields
 from common.settings import Settings
+from sandbox.participants import add_records
 from sandbox.redcap.demo import build_demo_project
-from sandbox.redcap.importer import import_rows
 from sandbox.session import Sandbox
 from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
@@ -71,33 +71,12 @@ class SizeResult:
 
 def fill(box: Sandbox, count: int) -> None:
     """``count`` records that finished the pipeline: registered, texted, delivered."""
-    rows: list[dict[str, object]] = [
-        {
-            "record_id": str(n),
-            "phone_number": f"617555{n % 10000:04d}",
-            "email": f"p{n}@example.org",
-            "registration_complete": "2",
-            "pipeline_status": "delivered",
-            "pipeline_sms_sid": f"SM{n:032x}",
-        }
-        for n in range(1, count + 1)
-    ]
-    import_rows(box.project, rows, overwrite=False, date_format="YMD", now=box.clock.local_naive())
+    add_records(box.project, box.clock, range(1, count + 1), "delivered")
 
 
 def add_due(box: Sandbox, size: int) -> None:
     """BUSY participants registered and due now (SMS_DELAY_MINUTES=0)."""
-    rows: list[dict[str, object]] = [
-        {
-            "record_id": str(size + n),
-            "phone_number": f"61755501{n:02d}",
-            "email": f"p{size + n}@example.org",
-            "registration_complete": "2",
-            "pipeline_status": "registered",
-        }
-        for n in range(1, BUSY + 1)
-    ]
-    import_rows(box.project, rows, overwrite=False, date_format="YMD", now=box.clock.local_naive())
+    add_records(box.project, box.clock, range(size + 1, size + BUSY + 1), "registered", "61755501")
 
 
 def timed(box: Sandbox, work: Callable[[], object]) -> tuple[Cost, object]:

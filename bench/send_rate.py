@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from common.runner import build_context
 from common.settings import Settings
 from sandbox.faults import Fault
+from sandbox.participants import add_records
 from sandbox.redcap.demo import build_demo_project
-from sandbox.redcap.importer import import_rows
 from sandbox.session import Sandbox
 from sandbox.twilio.arrivals import achieved_rate, busiest_window
 from services.sms_sender import Sender
@@ -43,17 +43,7 @@ class Run:
 
 
 def fill(box: Sandbox, count: int) -> None:
-    rows: list[dict[str, object]] = [
-        {
-            "record_id": str(n),
-            "phone_number": f"617555{n:04d}",
-            "email": f"p{n}@example.org",
-            "registration_complete": "2",
-            "pipeline_status": "registered",
-        }
-        for n in range(1, count + 1)
-    ]
-    import_rows(box.project, rows, overwrite=False, date_format="YMD", now=box.clock.local_naive())
+    add_records(box.project, box.clock, range(1, count + 1), "registered")
 
 
 def measure(run: Run) -> str:

@@ -115,3 +115,25 @@ def _phone_as_stored(project: Project, field_name: str, phone: str) -> str:
         return phone
     digits = re.sub(r"\D", "", phone)[-10:]
     return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+
+
+def add_records(
+    project: Project, clock: SimClock, numbers: range, status: str, phone_prefix: str = "617555"
+) -> None:
+    """Records ``numbers`` in bulk, as a bench or a large-project test needs them: registration
+    complete, a demo phone (``phone_prefix`` + the number's last digits) and e-mail, and
+    ``pipeline_status`` set (a ``delivered`` record also gets a Twilio-shaped SID)."""
+    digits = 10 - len(phone_prefix)
+    rows: list[dict[str, object]] = []
+    for n in numbers:
+        row: dict[str, object] = {
+            "record_id": str(n),
+            "phone_number": f"{phone_prefix}{n % 10**digits:0{digits}d}",
+            "email": f"p{n}@example.org",
+            "registration_complete": "2",
+            "pipeline_status": status,
+        }
+        if status == "delivered":
+            row["pipeline_sms_sid"] = f"SM{n:032x}"
+        rows.append(row)
+    import_rows(project, rows, overwrite=False, date_format="YMD", now=clock.local_naive())

@@ -43,27 +43,8 @@ def test_kill_9_at_each_step_never_double_sends_or_loses(
     """Killing the sender at this step leaves REDCap able to finish: exactly one SMS."""
     rig.register("1", "(617) 555-0100")
     registration_detector.run_once(rig.ctx(needs_twilio=False))
-    server: SimServer = rig.redcap.server if where == "redcap" else rig.twilio.server
-    fault = server.faults.add(
-        Fault(kind="hang", seconds=30, after_apply=after_apply, skip=skip, match=match)
-    )
-    env = rig.env_file(SMS_DELAY_MINUTES="0", HTTP_TIMEOUT_SECONDS="60")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
-        cwd=ROOT,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert wait_until(lambda: fault.times == 0, timeout=30), "sender never reached the step"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    server.faults.clear()
+    step = (name, where, match, after_apply, skip)
+    assert kill_at(rig, step), "sender never reached the step"
     for _ in range(4):  # fresh senders, as systemd would restart them
         done = rig.run(
             "services.sms_sender", "--once", SMS_DELAY_MINUTES="0", SMS_CLAIM_TIMEOUT_SECONDS="0"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sandbox.faults import Fault
 from sandbox.httpserver import Stats
+from sandbox.participants import add_records
 from sandbox.redcap.demo import build_demo_project
-from sandbox.redcap.importer import import_rows
 from services import registration_detector
 from services.sms_sender import Sender
 from tests.services.conftest import Rig, start_rig
@@ -18,18 +18,7 @@ DUE = 5
 
 def finished(rig: Rig, count: int) -> None:
     """``count`` records that went through the pipeline long ago (``delivered``)."""
-    rows: list[dict[str, object]] = [
-        {
-            "record_id": str(n),
-            "phone_number": f"617555{n % 10000:04d}",
-            "email": f"old{n}@example.org",
-            "registration_complete": "2",
-            "pipeline_status": "delivered",
-            "pipeline_sms_sid": f"SM{n:032x}",
-        }
-        for n in range(1, count + 1)
-    ]
-    import_rows(rig.project, rows, overwrite=False, date_format="YMD", now=rig.sim_clock.now())
+    add_records(rig.project, rig.sim_clock, range(1, count + 1), "delivered")
 
 
 def busy_cycle(tmp: Path, project_size: int) -> Stats:
