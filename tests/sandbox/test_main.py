@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from dotenv import dotenv_values
 from redcap.project import Project as PyCapProject
 
 from sandbox.httpserver import wait_until
+from tests.processes import finish
 from tests.reference import redcap_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,14 +28,8 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-    return proc.returncode, out
+    code, out, _ = finish(proc, terminate=True, timeout=20)
+    return code, out
 
 
 def test_sandbox_serves_a_study_project_xml_and_writes_settings(tmp_path: Path) -> None:

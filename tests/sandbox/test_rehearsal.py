@@ -12,7 +12,6 @@ survey in the rehearsal copy, with a one-line note.
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from redcap.project import Project as PyCapProject
 
 from sandbox.httpserver import wait_until
 from sandbox.redcap.odm import load_project_xml
+from tests.processes import finish
 from tests.reference import REDCAP_PROJECTS, redcap_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,15 +142,8 @@ def sandbox(
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     """SIGTERM, bounded wait, kill as a last resort; the exit code and stderr."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-    return proc.returncode, err
+    code, _, err = finish(proc, terminate=True, timeout=15)
+    return code, err
 
 
 def test_every_study_is_in_the_table() -> None:
@@ -251,14 +244,8 @@ REFUSALS = [
 
 def run(tmp_path: Path, name: str, *args: str) -> tuple[int, str]:
     """``python -m sandbox`` expected to end by itself: its exit code and stderr."""
-    proc = sandbox(tmp_path, name, *args)
-    try:
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-    return proc.returncode, err
+    code, _, err = finish(sandbox(tmp_path, name, *args), terminate=False, timeout=20)
+    return code, err
 
 
 @pytest.mark.parametrize(("name", "changes", "setting", "exit_code"), REFUSALS)
