@@ -32,8 +32,8 @@ from types import FrameType
 
 from common.clock import ManualClock
 from common.runner import Context, CycleResult, build_context
-from common.sending import export_fields
 from common.settings import Settings
+from messaging.send import export_fields
 from sandbox.participants import add_records
 from sandbox.redcap.demo import build_demo_project
 from sandbox.session import Sandbox

@@ -16,7 +16,6 @@ from typing import Any
 
 from common import logs, pipeline
 from common.errors import ConfigError, RelayError
-from common.pacing import SendPacer
 from common.pipeline import PipelineRow, Status
 from common.runner import (
     EXIT_FAILURE,
@@ -27,8 +26,9 @@ from common.runner import (
     load_settings,
     report_failure,
 )
-from common.sending import claim, export_fields, prepare, record_problems, send_batch
 from common.writes import write_rows
+from messaging.pacing import SendPacer
+from messaging.send import claim, export_fields, prepare, record_problems, send_batch
 from services.admin_check import command_check
 from services.registration_detector import find_new
 from services.sms_sender import sender_lock

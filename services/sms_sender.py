@@ -14,12 +14,12 @@ from datetime import timedelta
 
 from common import pipeline
 from common.lock import ProcessLock
-from common.pacing import SendPacer
 from common.phones import mask_phone
 from common.pipeline import PipelineRow, Status
-from common.reconcile import reconcile
 from common.runner import Context, CycleResult, run_service
-from common.sending import (
+from messaging.pacing import SendPacer
+from messaging.reconcile import reconcile
+from messaging.send import (
     batches,
     claim,
     export_fields,

@@ -8,7 +8,7 @@ claim and the send leaves); test_crash.py does the same with real kills.
 from __future__ import annotations
 
 from common.runner import Context
-from common.sending import claim, export_fields, prepare, to_rows
+from messaging.send import claim, export_fields, prepare, to_rows
 from sandbox.faults import Fault
 from services import registration_detector
 from services.sms_sender import Sender

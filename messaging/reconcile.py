@@ -23,9 +23,9 @@ from common import logs, pipeline
 from common.errors import PermanentError, TwilioUnavailable
 from common.pipeline import PipelineRow, Status
 from common.runner import Context
-from common.sending import OUTCOME_UNKNOWN, failed_row, sent_row
-from common.survey_links import survey_links
 from common.writes import write_rows
+from messaging.links import survey_links
+from messaging.send import OUTCOME_UNKNOWN, failed_row, sent_row
 
 # Twilio's clock and ours may disagree a little; look this far before the claim time.
 CLOCK_SKEW = timedelta(minutes=5)

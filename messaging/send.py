@@ -4,7 +4,7 @@ Order matters for "never twice, never lost" (README "Crash safety"):
 
 1. **prepare**: pick the phone, fetch the survey link, render the body. Nothing is written.
 2. **claim**: one import sets ``sending``, the claim time, ``pipeline_sms_to`` and attempts + 1.
-3. **send**: one Twilio create per record, paced (:mod:`common.pacing`).
+3. **send**: one Twilio create per record, paced (:mod:`messaging.pacing`).
 4. **record**: one import with each outcome (``sms_sent`` + SID, ``failed``, or back to
    ``registered``). A create whose outcome is unknown stays ``sending`` for :mod:`reconcile`.
 
@@ -26,15 +26,15 @@ from common.errors import (
     TwilioRejected,
     TwilioUnavailable,
 )
-from common.pacing import SendPacer
 from common.phones import pick_phone
 from common.pipeline import PipelineRow, Status
 from common.redcap_client import chunked
 from common.runner import Context
-from common.survey_links import survey_links
 from common.template import MAX_BODY
 from common.twilio_client import MessageInfo
 from common.writes import write_rows
+from messaging.links import survey_links
+from messaging.pacing import SendPacer
 
 CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
 OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no answer

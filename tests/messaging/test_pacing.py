@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from common.clock import ManualClock
-from common.pacing import SendPacer
+from messaging.pacing import SendPacer
 from sandbox.twilio.arrivals import busiest_window
 
 START = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
