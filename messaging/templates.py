@@ -1,0 +1,483 @@
+"""Message templates for message rules: placeholders, dates in the participant's language, segments.
+
+A coordinator writes these by hand, so the set is small and anything else is refused::
+
+    {survey_link}                  the participant's personal survey link
+    {record_id}                    the record id
+    {field:NAME}                   REDCap field NAME as exported (raw codes, Y-M-D dates)
+    {field:NAME:date}              a date          en "Mar 3, 2026"          es "3 mar 2026"
+    {field:NAME:date:WIDTH}        short  "3/3/26" / "3/3/26"; long "March 3, 2026" /
+                                   "3 de marzo de 2026"; full "Tuesday, March 3, 2026" /
+                                   "martes, 3 de marzo de 2026"
+    {field:NAME:time}              a time          en "2:30 PM"              es "14:30"
+    {field:NAME:time:WIDTH}        medium "2:30:00 PM"; long "2:30:00 PM CST" (with the zone);
+                                   full "2:30:00 PM Central Standard Time"
+    {field:NAME:datetime}          en "Mar 3, 2026, 2:30 PM"    es "3 mar 2026, 14:30"
+    {field:NAME:datetime:WIDTH}    WIDTH sets the date part; the time is always hours:minutes
+    {field:NAME:weekday}           en "Tuesday"                es "martes"   (takes no width)
+    {{  }}                         a literal brace
+
+WIDTH is one of short, medium, long, full (Babel's names). The default is medium for date and
+datetime, short for time. ``{survey_link}`` is required in a rule that has a survey and refused
+in one that has none.
+
+Values are what REDCap exports: a date ``YYYY-MM-DD``, a datetime ``YYYY-MM-DD HH:MM`` or
+``YYYY-MM-DD HH:MM:SS`` (always Y-M-D, whatever the field's display format), local to the study's
+zone. A format shows only what the value holds: ``date`` and ``weekday`` need a date, ``time``
+and ``datetime`` a date with a time; a blank or unreadable value (or a date-only value under
+``time``/``datetime``) renders as empty text. Dates are formatted by Babel (CLDR data) for the
+locale chosen by the participant's language field (``LocalizedTemplates``).
+
+``segments`` counts what a body costs as SMS (GSM-7 or UCS-2); ``samples`` renders each language
+with typical values for ``admin check``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Literal
+
+from babel import Locale, UnknownLocaleError
+from babel import dates as babel_dates
+
+MAX_BODY = 1600  # Twilio refuses longer bodies (21617)
+FORMATS = ("date", "time", "datetime", "weekday")
+Width = Literal["short", "medium", "long", "full"]
+_WIDTHS: dict[str, Width] = {"short": "short", "medium": "medium", "long": "long", "full": "full"}
+WIDTHS = tuple(_WIDTHS)
+_DEFAULT_WIDTH: dict[str, Width] = {"date": "medium", "time": "short", "datetime": "medium"}
+_NEEDS_TIME = ("time", "datetime")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_VALUE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?: ([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?")
+_ALLOWED = "use {survey_link}, {record_id}, {field:NAME} or {field:NAME:date|time|datetime|weekday}"
+_NO_SURVEY = "this rule has no survey; add survey = ... or remove {survey_link}"
+
+
+@dataclass(frozen=True)
+class _Slot:
+    kind: Literal["survey_link", "record_id", "field"]
+    name: str = ""
+    format: str = ""  # "" for the raw value, else one of FORMATS
+    width: Width = "medium"  # unused by the raw value and weekday
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """One message text, checked; ``render`` fills it for one participant."""
+
+    text: str
+    link: bool  # carries {survey_link}
+    fields: tuple[str, ...]  # REDCap fields it reads, in order, once each
+    date_fields: tuple[str, ...]  # ... of those, the ones used with a date or time format
+    time_fields: tuple[str, ...]  # ... of those, the ones used with time or datetime
+    parts: tuple[str | _Slot, ...] = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, text: str, *, link: bool) -> MessageTemplate:
+        """Check the placeholders; ValueError says in one line which one is wrong and why."""
+        if not text.strip():
+            raise ValueError('the message is empty; write its text, e.g. "See you {field:a:date}"')
+        if len(text) > MAX_BODY:
+            raise ValueError(f"the message is {len(text)} characters; an SMS holds {MAX_BODY}")
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise ValueError(
+                f"stray brace ({exc}); write a literal brace as {{{{ or }}}}"
+            ) from None
+        parts: list[str | _Slot] = []
+        for literal, name, spec, conversion in parsed:
+            if literal:
+                parts.append(literal)
+            if name is not None:
+                parts.append(_slot(name, spec or "", conversion, link=link))
+        slots = [p for p in parts if isinstance(p, _Slot)]
+        has_link = any(s.kind == "survey_link" for s in slots)
+        if link and not has_link:
+            raise ValueError(
+                "the message must contain {survey_link}, the participant's personal link "
+                "(this rule has a survey)"
+            )
+        named = [s for s in slots if s.kind == "field"]
+        return cls(
+            text=text,
+            link=has_link,
+            fields=_once(s.name for s in named),
+            date_fields=_once(s.name for s in named if s.format),
+            time_fields=_once(s.name for s in named if s.format in _NEEDS_TIME),
+            parts=tuple(parts),
+        )
+
+    def render(
+        self,
+        link: str | None,
+        record_id: str,
+        values: Mapping[str, str],
+        locale: str,
+        tz: tzinfo,
+    ) -> str:
+        """The body for one participant; dates in ``locale``, values read as local to ``tz``."""
+        if self.link and link is None:
+            raise ValueError("this message needs the participant's survey link")
+        babel_locale = _locale(locale)
+        pieces: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                pieces.append(part)
+            elif part.kind == "survey_link":
+                pieces.append(link or "")
+            elif part.kind == "record_id":
+                pieces.append(record_id)
+            elif not part.format:
+                pieces.append(values.get(part.name, ""))
+            else:
+                pieces.append(_format(values.get(part.name, ""), part, babel_locale, tz))
+        return "".join(pieces)
+
+
+def _slot(name: str, spec: str, conversion: str | None, *, link: bool) -> _Slot:
+    # str.format reads "{field:a:date}" as field "field" with format spec "a:date".
+    shown = (
+        "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+    )
+    if conversion is not None:
+        raise ValueError(f"placeholder {shown} is not allowed; {_ALLOWED}")
+    if name in ("survey_link", "record_id"):
+        if spec:
+            raise ValueError(f"placeholder {shown} takes nothing after the name; write {{{name}}}")
+        if name == "survey_link" and not link:
+            raise ValueError(f"placeholder {shown}: {_NO_SURVEY}")
+        return _Slot("survey_link" if name == "survey_link" else "record_id")
+    if name != "field":
+        raise ValueError(f"placeholder {shown} is not allowed; {_ALLOWED}")
+    variable, *rest = spec.split(":")
+    if not _NAME.match(variable):
+        raise ValueError(
+            f"placeholder {shown} needs a REDCap variable name after field: "
+            "(lower-case letters, digits and _, starting with a letter), e.g. {field:visit_date}"
+        )
+    if not rest:
+        return _Slot("field", variable)
+    fmt, *rest = rest
+    if fmt not in FORMATS:
+        raise ValueError(
+            f"placeholder {shown}: {fmt!r} is not a format; use date, time, datetime or weekday"
+        )
+    if not rest:
+        return _Slot("field", variable, fmt, _DEFAULT_WIDTH.get(fmt, "medium"))
+    if fmt == "weekday":
+        raise ValueError(
+            f"placeholder {shown}: weekday takes no width; write {{field:{variable}:weekday}}"
+        )
+    width, *rest = rest
+    if width not in WIDTHS:
+        raise ValueError(
+            f"placeholder {shown}: {width!r} is not a width; use short, medium, long or full"
+        )
+    if rest:
+        raise ValueError(
+            f"placeholder {shown} has too many parts; write {{field:{variable}:{fmt}:{width}}}"
+        )
+    return _Slot("field", variable, fmt, _WIDTHS[width])
+
+
+def _once(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+@lru_cache(maxsize=64)
+def _locale(name: str) -> Locale:
+    try:
+        return Locale.parse(name)
+    except (UnknownLocaleError, ValueError):
+        raise ValueError(f"{name!r} is not a locale Babel knows") from None
+
+
+def _moment(raw: str, tz: tzinfo) -> date | datetime | None:
+    """A REDCap export value as a date, or a datetime in ``tz``; None when it is neither."""
+    match = _VALUE.fullmatch(raw.strip())
+    if not match:
+        return None
+    year, month, day, hour, minute, second = match.groups()
+    try:
+        if hour is None:
+            return date(int(year), int(month), int(day))
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=tz
+        )
+    except ValueError:  # 2026-02-30, 25:00
+        return None
+
+
+def _format(raw: str, slot: _Slot, locale: Locale, tz: tzinfo) -> str:
+    moment = _moment(raw, tz)
+    if moment is None or (slot.format in _NEEDS_TIME and not isinstance(moment, datetime)):
+        return ""
+    day = moment.date() if isinstance(moment, datetime) else moment
+    if slot.format == "weekday":
+        text = babel_dates.format_date(day, "EEEE", locale=locale)
+    elif slot.format == "date":
+        text = babel_dates.format_date(day, slot.width, locale=locale)
+    else:
+        assert isinstance(moment, datetime)  # checked above; narrows the type for mypy
+        # The value already carries the study's zone: no tzinfo argument, so no conversion.
+        clock = babel_dates.format_time(
+            moment, "short" if slot.format == "datetime" else slot.width, locale=locale
+        )
+        if slot.format == "time":
+            text = clock
+        else:
+            # Babel's own way of joining (format_datetime), but with hours:minutes for the time:
+            # seconds in a reminder are noise.
+            joined = babel_dates.get_datetime_format(slot.width, locale=locale)
+            date_text = babel_dates.format_date(day, slot.width, locale=locale)
+            text = str(joined).replace("'", "").replace("{0}", clock).replace("{1}", date_text)
+    # CLDR puts no-break spaces in times ("2:30\u202fPM"); they are not in GSM-7 and would make
+    # the whole message UCS-2 (70 characters a segment instead of 160).
+    return text.replace("\u202f", " ").replace("\u00a0", " ")
+
+
+@dataclass(frozen=True)
+class LocalizedTemplates:
+    """A rule's templates by locale; the participant's language field picks one."""
+
+    templates: Mapping[str, MessageTemplate]  # locale -> template; the first is the default
+    default: str
+    language_field: str = ""  # REDCap field holding each participant's language code
+    languages: Mapping[str, str] = field(default_factory=dict)  # its raw codes -> locales
+
+    @classmethod
+    def build(
+        cls,
+        spec: str | Mapping[str, object],
+        *,
+        link: bool,
+        language_field: str = "",
+        languages: Mapping[str, object] | None = None,
+        locale: str = "en",
+    ) -> LocalizedTemplates:
+        """From ``template = "..."`` (in ``locale``) or ``template.en = "..."``; else ValueError.
+
+        Every locale must be one Babel knows, spelled as Babel does (``fr_CA``); every code in
+        ``languages`` must map to a locale that has a template; every template must be reachable
+        (the first is the fallback, each other one needs a code).
+        """
+        written = {locale: spec} if isinstance(spec, str) else dict(spec)
+        if not written:
+            raise ValueError('has no languages; write template = "..." or template.en = "..."')
+        templates: dict[str, MessageTemplate] = {}
+        for name, text in written.items():
+            where = f"language {name}" if not isinstance(spec, str) else f"locale {name}"
+            _check_locale(str(name), where)
+            if not isinstance(text, str):
+                raise ValueError(f'{where} must be text in quotes: template.{name} = "..."')
+            try:
+                templates[str(name)] = MessageTemplate.parse(text, link=link)
+            except ValueError as exc:
+                message = str(exc)
+                raise ValueError(
+                    message if isinstance(spec, str) else f"{where}: {message}"
+                ) from None
+        default = next(iter(templates))
+        mapped = _check_languages(language_field, dict(languages or {}), templates, default)
+        return cls(
+            templates=MappingProxyType(templates),
+            default=default,
+            language_field=language_field,
+            languages=MappingProxyType(mapped),
+        )
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """REDCap fields the templates read (not the language field: see ``language_fields``)."""
+        return _once(n for t in self.templates.values() for n in t.fields)
+
+    @property
+    def date_fields(self) -> tuple[str, ...]:
+        return _once(n for t in self.templates.values() for n in t.date_fields)
+
+    @property
+    def time_fields(self) -> tuple[str, ...]:
+        return _once(n for t in self.templates.values() for n in t.time_fields)
+
+    @property
+    def language_fields(self) -> tuple[str, ...]:
+        """The language field, if any, as a tuple to splice into the fields to export."""
+        return (self.language_field,) if self.language_field else ()
+
+    def choose(self, values: Mapping[str, str]) -> tuple[str, MessageTemplate]:
+        """The participant's locale and template; the default for a blank or unmapped code."""
+        code = values.get(self.language_field, "").strip() if self.language_field else ""
+        locale = self.languages.get(code, self.default)
+        return locale, self.templates[locale]
+
+    def render(
+        self, link: str | None, record_id: str, values: Mapping[str, str], tz: tzinfo
+    ) -> str:
+        """``choose`` then ``MessageTemplate.render``: the body for one participant."""
+        locale, template = self.choose(values)
+        return template.render(link, record_id, values, locale, tz)
+
+
+def _check_locale(name: str, where: str) -> None:
+    try:
+        canonical = str(Locale.parse(name.replace("-", "_")))
+    except (UnknownLocaleError, ValueError):
+        raise ValueError(
+            f"{where}: {name!r} is not a locale Babel knows; use a code such as en, es or fr_CA"
+        ) from None
+    if canonical != name:
+        raise ValueError(f"{where}: write the locale {name!r} as {canonical}")
+
+
+def _check_languages(
+    language_field: str,
+    languages: dict[str, object],
+    templates: Mapping[str, MessageTemplate],
+    default: str,
+) -> dict[str, str]:
+    have = ", ".join(templates)
+    if language_field and not _NAME.match(language_field):
+        raise ValueError(
+            f"language_field = {language_field!r} is not a REDCap variable name "
+            "(lower-case letters, digits and _)"
+        )
+    if languages and not language_field:
+        raise ValueError(
+            "languages needs language_field = NAME, the REDCap field holding each language code"
+        )
+    if language_field and not languages:
+        raise ValueError(
+            f'language_field = "{language_field}" needs languages = {{ "1" = "{default}", ... }}: '
+            "its codes and their locales"
+        )
+    mapped: dict[str, str] = {}
+    for code, target in languages.items():
+        where = f'languages: code "{code}"'
+        if not isinstance(target, str):
+            raise ValueError(f'{where} must map to a locale in quotes, e.g. "{code}" = "{default}"')
+        _check_locale(target, where)
+        if target not in templates:
+            raise ValueError(
+                f'{where} maps to {target}, which has no template; add template.{target} = "..." '
+                f"or map it to one of {have}"
+            )
+        mapped[str(code)] = target
+    if len(templates) > 1 and not language_field:
+        raise ValueError(
+            f"has languages {have} but nothing chooses between them; add language_field = NAME "
+            f'and languages = {{ "1" = "{default}", ... }}'
+        )
+    for name in templates:
+        if name != default and name not in mapped.values():
+            raise ValueError(
+                f"language {name} is never chosen: no code in languages maps to it; map a code "
+                f"to {name} or remove template.{name}"
+            )
+    return mapped
+
+
+# 3GPP TS 23.038 §6.2.1, the GSM 7-bit default alphabet, in code order (index = septet value).
+# 0x1B is ESC, the way into the extension table, not a character of its own.
+_GSM_DEFAULT_ALPHABET = (
+    "@£$¥èéùìòÇ\nØø\rÅå"
+    "Δ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
+    " !\"#¤%&'()*+,-./"
+    "0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNO"
+    "PQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmno"
+    "pqrstuvwxyzäöñüà"
+)
+# 3GPP TS 23.038 §6.2.1.1, the default alphabet extension table: septet value after ESC -> char.
+# Each is sent as ESC + value, so it costs 2 septets.
+_GSM_EXTENSION_TABLE = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
+_GSM_BASIC = frozenset(_GSM_DEFAULT_ALPHABET) - {"\x1b"}
+_GSM_EXTENDED = frozenset(_GSM_EXTENSION_TABLE.values())
+
+
+@dataclass(frozen=True)
+class Segments:
+    """What a body costs as SMS."""
+
+    encoding: Literal["GSM-7", "UCS-2"]
+    count: int  # SMS segments (0 for an empty body)
+    characters: int  # septets (GSM-7) or UTF-16 code units (UCS-2): the units the limits count
+
+
+def segments(body: str) -> Segments:
+    """GSM-7 if every character is in the default alphabet or its extension, else UCS-2."""
+    if all(ch in _GSM_BASIC or ch in _GSM_EXTENDED for ch in body):
+        costs = [2 if ch in _GSM_EXTENDED else 1 for ch in body]
+        return Segments("GSM-7", _count(costs, single=160, part=153), sum(costs))
+    # Handsets send UCS-2 as UTF-16: a character beyond U+FFFF (most emoji) is 2 units.
+    costs = [2 if ord(ch) > 0xFFFF else 1 for ch in body]
+    return Segments("UCS-2", _count(costs, single=70, part=67), sum(costs))
+
+
+def _count(costs: list[int], *, single: int, part: int) -> int:
+    total = sum(costs)
+    if total <= single:
+        return 1 if total else 0
+    # Concatenated parts never split an ESC pair or a surrogate pair: a 2-unit character that
+    # does not fit in what is left of a part starts the next one.
+    count, room = 1, part
+    for cost in costs:
+        if cost > room:
+            count, room = count + 1, part
+        room -= cost
+    return count
+
+
+SAMPLE_LINK = "https://redcap.example.org/surveys/?s=" + "X" * 22  # 60 characters, a typical link
+SAMPLE_RECORD_ID = "1"
+SAMPLE_MOMENT = "2026-03-03 14:30"  # serves date, time, datetime and weekday formats alike
+SAMPLE_TEXT = "Sample"
+WARN_SEGMENTS = 3  # above this a message costs more than most studies expect
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One language's template rendered with typical values, for ``admin check``."""
+
+    locale: str
+    body: str
+    length: int  # characters
+    segments: Segments
+    warning: bool  # more than WARN_SEGMENTS segments
+
+
+def sample_values(template: MessageTemplate) -> dict[str, str]:
+    """Typical values for the fields a template reads: a date-time for date fields, else text."""
+    return {
+        name: SAMPLE_MOMENT if name in template.date_fields else SAMPLE_TEXT
+        for name in template.fields
+    }
+
+
+def samples(templates: LocalizedTemplates, tz: tzinfo) -> tuple[Sample, ...]:
+    """Each language rendered with a 60-character link, record id 1 and ``sample_values``."""
+    found: list[Sample] = []
+    for locale, template in templates.templates.items():
+        link = SAMPLE_LINK if template.link else None
+        body = template.render(link, SAMPLE_RECORD_ID, sample_values(template), locale, tz)
+        counted = segments(body)
+        found.append(Sample(locale, body, len(body), counted, counted.count > WARN_SEGMENTS))
+    return tuple(found)
