@@ -44,10 +44,17 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
 
 
 def transition(
-    log: logging.Logger, record_id: str, old: str, new: str, to: str = "", reason: str = ""
+    log: logging.Logger,
+    record_id: str,
+    old: str,
+    new: str,
+    to: str = "",
+    reason: str = "",
+    rule: str = "",
 ) -> None:
-    """The one line logged per record state change."""
-    parts = [f"record={record_id} {old or 'blank'} -> {new}"]
+    """The one line logged per record state change (of one rule's status, if ``rule``)."""
+    where = f"record={record_id} rule={rule}" if rule else f"record={record_id}"
+    parts = [f"{where} {old or 'blank'} -> {new}"]
     if to:
         parts.append(f"to={mask_phone(to)}")
     if reason:

@@ -37,11 +37,23 @@ class Status(StrEnum):
     SKIPPED = "skipped"
     UNCONFIRMED = "unconfirmed"
     NEEDS_REVIEW = "needs_review"
+    CANCELLED = "cancelled"  # a rule's stop_when held when its message would have gone out
+    EXPIRED = "expired"  # a date-anchored message whose anchor time passed before it could go
 
 
 REQUEUEABLE = frozenset(
-    {Status.FAILED, Status.UNDELIVERED, Status.SKIPPED, Status.NEEDS_REVIEW, Status.UNCONFIRMED}
+    {
+        Status.FAILED,
+        Status.UNDELIVERED,
+        Status.SKIPPED,
+        Status.NEEDS_REVIEW,
+        Status.UNCONFIRMED,
+        Status.CANCELLED,
+        Status.EXPIRED,
+    }
 )
+# A message Twilio accepted and that is settled: the next message of a series may follow it.
+SETTLED = frozenset({Status.DELIVERED, Status.UNCONFIRMED})
 
 STATUS = "pipeline_status"
 REGISTERED_AT = "pipeline_registered_at"

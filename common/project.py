@@ -12,24 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from common import field_types, pipeline
+from common import field_types
+from common.checks import Check
 from common.errors import ProjectCheckError, RedcapRejected
 from common.redcap_client import RedcapClient
 from common.settings import Settings
+from messaging.checks import rule_checks
+from messaging.rules import survey_setting
 
 PIPELINE_FORM = "pipeline"
-UPLOAD_FIX = (
-    "fix the field in the Online Designer, or upload redcap/pipeline_instrument.csv in REDCap's "
-    "Data Dictionary page"
-)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-    fix: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,14 +35,24 @@ class Layout:
     metadata: Mapping[str, Mapping[str, str]] = field(repr=False)
     forms_in_event: frozenset[str] = frozenset()
     surveys_enabled: bool = True
+    event_forms: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
-    def row(self, record_id: str, values: Mapping[str, str]) -> dict[str, str]:
-        """An import row for one record: its id, its event if any, and ``values``."""
+    def row(self, record_id: str, values: Mapping[str, str], event: str = "") -> dict[str, str]:
+        """An import row for one record: its id, its event if any (``event``, else
+        REDCAP_EVENT), and ``values``."""
         row = {self.record_id_field: record_id}
-        if self.event:
-            row["redcap_event_name"] = self.event
+        if where := self.event_for(event):
+            row["redcap_event_name"] = where
         row.update(values)
         return row
+
+    def event_for(self, event: str) -> str | None:
+        """The event a rule's fields live in: its own, else REDCAP_EVENT; None if classic."""
+        return (event or self.event) if self.event else None
+
+    def forms_for(self, event: str | None) -> frozenset[str]:
+        """The instruments designated for ``event`` (every instrument on classic projects)."""
+        return self.event_forms.get(event, frozenset()) if event else self.forms_in_event
 
     def stamp(self, field: str, moment: datetime, tz: ZoneInfo) -> str:
         """``moment`` as ``field`` stores it (with or without seconds, by its validation)."""
@@ -84,8 +85,6 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
     meta = {row["field_name"]: row for row in client.metadata()}
     forms = {row["form_name"] for row in meta.values()}
     record_id_field = next(iter(meta)) if meta else "record_id"
-    checks.append(_pipeline_fields(meta))
-
     event: str | None = None
     forms_in_event = frozenset(forms)
     mapping = client.form_event_mapping()
@@ -115,17 +114,6 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
                 str(row["form"]) for row in mapping if row["unique_event_name"] == event
             )
             checks.append(Check("event", True, f"longitudinal; using event {event}"))
-            if PIPELINE_FORM not in forms_in_event and pipeline.STATUS in meta:
-                form = meta[pipeline.STATUS]["form_name"]
-                if form not in forms_in_event:
-                    checks.append(
-                        Check(
-                            "pipeline in event",
-                            False,
-                            f"instrument {form!r} is not designated for {event}",
-                            "designate it in REDCap's Define My Events page",
-                        )
-                    )
     elif settings.redcap_event:
         checks.append(
             Check(
@@ -136,7 +124,15 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
             )
         )
 
-    checks.append(_registration_field(meta, forms, settings, forms_in_event, event))
+    forms_by_event: dict[str, set[str]] | None = None
+    if mapping is not None:
+        forms_by_event = {}
+        for row in mapping:
+            forms_by_event.setdefault(str(row["unique_event_name"]), set()).add(str(row["form"]))
+    if event is not None or mapping is None:
+        checks += rule_checks(client, meta, forms_by_event, settings.rules, record_id_field)
+    if not settings.rules_file:
+        checks.append(_registration_field(meta, forms, settings, forms_in_event, event))
     phones = tuple(name for name in settings.phone_fields if name in meta)
     if phones:
         checks.append(Check("phone fields", True, ", ".join(phones)))
@@ -151,16 +147,6 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
                 + (f" (fields that look like one: {', '.join(likely)})" if likely else ""),
             )
         )
-    missing = [name for name in settings.sms_template.fields if name not in meta]
-    if missing:
-        checks.append(
-            Check(
-                "template fields",
-                False,
-                f"SMS_TEMPLATE uses unknown field(s): {', '.join(missing)}",
-                "fix the {field:NAME} placeholders in SMS_TEMPLATE",
-            )
-        )
     if any(not c.ok for c in checks):
         return None, checks
     layout = Layout(
@@ -172,6 +158,7 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
         meta,
         forms_in_event,
         surveys_enabled=str(info.get("surveys_enabled", "1")) not in ("0", ""),
+        event_forms={e: frozenset(f) for e, f in (forms_by_event or {}).items()},
     )
     return layout, checks
 
@@ -184,20 +171,6 @@ def load_layout(client: RedcapClient, settings: Settings) -> Layout:
             raise ProjectCheckError(f"{check.detail}; {check.fix}" if check.fix else check.detail)
     assert layout is not None  # every check passed
     return layout
-
-
-def _pipeline_fields(meta: Mapping[str, Mapping[str, str]]) -> Check:
-    problems: list[str] = []
-    codes = [status.value for status in pipeline.Status]
-    for name, kind in pipeline.PIPELINE_FIELDS.items():
-        row = meta.get(name)
-        if row is None:
-            problems.append(f"{name} missing")
-        elif problem := field_types.problem(name, kind, row, codes):
-            problems.append(problem)
-    if problems:
-        return Check("pipeline fields", False, "; ".join(problems), UPLOAD_FIX)
-    return Check("pipeline fields", True, f"{len(pipeline.PIPELINE_FIELDS)} fields")
 
 
 def _registration_field(
@@ -266,8 +239,8 @@ def _looks_like_phone(name: str, row: Mapping[str, str]) -> bool:
     )
 
 
-def survey_check(client: RedcapClient, settings: Settings, layout: Layout) -> Check:
-    """Is ``SURVEY_INSTRUMENT`` a survey of the project (in ``REDCAP_EVENT``)?
+def survey_checks(client: RedcapClient, settings: Settings, layout: Layout) -> list[Check]:
+    """Is each rule's survey a survey of the project, in the rule's event?
 
     Asked cheaply, whatever the project's size: the metadata says whether the instrument exists,
     project info whether surveys are on, and REDCap's answer for one existing record (the one
@@ -276,34 +249,51 @@ def survey_check(client: RedcapClient, settings: Settings, layout: Layout) -> Ch
     cannot see, the first link the sender asks for settles (a refusal there stops the sender
     with the same message).
     """
-    name = settings.survey_instrument
-    if not name:
-        return Check("survey instrument", False, "SURVEY_INSTRUMENT is not set", SURVEY_FIX)
-    if name not in layout.forms_in_event:
-        where = f"designated for {layout.event}" if layout.event else "an instrument of it"
-        return Check(
-            "survey instrument",
-            False,
-            f"SURVEY_INSTRUMENT={name!r} is not {where}",
-            "use one of: " + ", ".join(sorted(layout.forms_in_event)),
-        )
-    if not layout.surveys_enabled:
-        return Check(
-            "survey instrument",
-            False,
-            "surveys are not enabled in this project",
-            "enable them in Project Setup, then enable the instrument as a survey",
-        )
-    probe = _existing_record(client)
-    try:
-        if probe is None:
-            client.participant_list(name, layout.event)  # no records yet: an empty list
-        else:
-            client.survey_link(probe, name, layout.event)
-    except RedcapRejected as exc:
-        if refusal := not_a_survey(str(exc), name):
-            return Check("survey instrument", False, refusal, NOT_SURVEY_FIX)
-    return Check("survey instrument", True, f"{name} is enabled as a survey")
+    checks: list[Check] = []
+    probe: list[str | None] = []  # asked once, for the first rule that needs it
+    for rule in settings.rules:
+        setting = survey_setting(rule)
+        if rule.builtin and not rule.survey:
+            checks.append(Check("survey instrument", False, f"{setting} is not set", SURVEY_FIX))
+            continue
+        if not rule.survey:
+            continue
+        event = layout.event_for(rule.event)
+        forms = layout.forms_for(event)
+        if rule.survey not in forms:
+            where = f"designated for {event}" if event else "an instrument of it"
+            checks.append(
+                Check(
+                    "survey instrument",
+                    False,
+                    f"{setting}={rule.survey!r} is not {where}",
+                    "use one of: " + ", ".join(sorted(forms)),
+                )
+            )
+            continue
+        if not layout.surveys_enabled:
+            checks.append(
+                Check(
+                    "survey instrument",
+                    False,
+                    "surveys are not enabled in this project",
+                    "enable them in Project Setup, then enable the instrument as a survey",
+                )
+            )
+            continue
+        if not probe:
+            probe.append(_existing_record(client))
+        try:
+            if probe[0] is None:
+                client.participant_list(rule.survey, event)  # no records yet: an empty list
+            else:
+                client.survey_link(probe[0], rule.survey, event)
+        except RedcapRejected as exc:
+            if refusal := not_a_survey(str(exc), rule.survey, setting):
+                checks.append(Check("survey instrument", False, refusal, NOT_SURVEY_FIX))
+                continue
+        checks.append(Check("survey instrument", True, f"{rule.survey} is enabled as a survey"))
+    return checks
 
 
 SURVEY_FIX = (
@@ -316,10 +306,10 @@ NOT_SURVEY_FIX = (
 )
 
 
-def not_a_survey(answer: str, instrument: str) -> str:
+def not_a_survey(answer: str, instrument: str, setting: str = "SURVEY_INSTRUMENT") -> str:
     """REDCap's refusal of a survey link that is the setting's fault, as our one line; else ""."""
     if "has not been enabled as a survey" in answer or "Invalid instrument" in answer:
-        return f"SURVEY_INSTRUMENT={instrument!r} is not enabled as a survey in this project"
+        return f"{setting}={instrument!r} is not enabled as a survey in this project"
     return ""
 
 

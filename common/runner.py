@@ -29,11 +29,12 @@ from common.errors import (
     RelayError,
     TransientError,
 )
-from common.project import Layout, load_layout, survey_check
+from common.project import Layout, load_layout, survey_checks
 from common.redcap_client import RedcapClient
 from common.settings import Settings
 from common.settings import load_settings as settings_from
 from common.twilio_client import SmsGateway
+from messaging.rules import Rule
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_PROJECT = 0, 1, 2, 3
 
@@ -64,6 +65,10 @@ class Context:
     stop: threading.Event
     sms: SmsGateway | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("redcap_relay"))
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self.settings.rules
 
     def stamp(self, field_name: str, moment: datetime | None = None) -> str:
         """Now (or ``moment``) as ``field_name`` stores it, in TIMEZONE."""
@@ -98,9 +103,9 @@ def build_context(
     )
     layout = load_layout(client, settings)
     if needs_survey:
-        survey = survey_check(client, settings, layout)
-        if not survey.ok:
-            raise ProjectCheckError(f"{survey.detail}; {survey.fix}")
+        for survey in survey_checks(client, settings, layout):
+            if not survey.ok:
+                raise ProjectCheckError(f"{survey.detail}; {survey.fix}")
     sms = None
     if needs_twilio:
         sms = SmsGateway(

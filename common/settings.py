@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from common.setting_values import (
     parse_zone,
 )
 from common.template import SmsTemplate
+from messaging.rules import Rule, builtin_rule, load_rules
 
 DEFAULT_PHONE_FIELDS = (
     "phone_number,phone,mobile,mobile_number,cell,cell_number,contact_phone,participant_phone"
@@ -107,6 +108,8 @@ class Settings:
     log_level: str
     log_format: str
     lock_dir: Path
+    rules_file: str
+    rules: tuple[Rule, ...]
 
     @classmethod
     def from_env(
@@ -190,7 +193,10 @@ class Settings:
             log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),
             lock_dir=Path(r.text("LOCK_DIR", default="") or default_lock_dir(env)),
+            rules_file=r.text("RULES_FILE", default=""),
+            rules=(),
         )
+        settings = replace(settings, rules=settings.load_rules())
         check_names(file_names, r.names, source)
         settings.check_redcap_budget()
         return settings
@@ -232,8 +238,34 @@ class Settings:
         if not re.match(r"^https?://", self.twilio_api_base_url):
             raise ConfigError("TWILIO_API_BASE_URL must be a URL (default https://api.twilio.com)")
 
+    def load_rules(self) -> tuple[Rule, ...]:
+        """The RULES_FILE's rules, or the one built-in rule made from today's settings."""
+        if self.rules_file:
+            return load_rules(Path(self.rules_file), default_event=self.redcap_event)
+        return (
+            builtin_rule(
+                registration_field=self.registration_complete_field,
+                registration_value=self.registration_complete_value,
+                delay_minutes=self.sms_delay_minutes,
+                template_text=self.sms_template.text,
+                survey=self.survey_instrument,
+                event=self.redcap_event,
+            ),
+        )
+
+    def rule(self, name: str) -> Rule:
+        """The rule called ``name`` (``--rule``); ConfigError listing the rules there are."""
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise ConfigError(
+            f"--rule {name}: no such rule; the rules are: {', '.join(r.name for r in self.rules)}"
+        )
+
     def require_survey(self) -> None:
-        """The sender and admin need the survey instrument."""
+        """The sender and admin need the survey instrument (the built-in rule's)."""
+        if self.rules_file:
+            return  # each file rule names its own survey, or has none
         if not self.survey_instrument:
             raise ConfigError(
                 "SURVEY_INSTRUMENT is not set; set it to the unique name of the survey "

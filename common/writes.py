@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
-from common import pipeline
 from common.errors import RedcapRejected
+from common.pipeline import Status
 from common.project import Layout
 from common.redcap_client import RedcapClient, chunked
 
@@ -19,28 +20,49 @@ BATCH = 50
 log = logging.getLogger(__name__)
 
 
+class StatusFields(Protocol):
+    """Where a refused row is flagged: a rule's status and error fields."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def error_code(self) -> str: ...
+
+    @property
+    def error_message(self) -> str: ...
+
+
 def write_rows(
     client: RedcapClient,
     layout: Layout,
     rows: Sequence[Mapping[str, str]],
+    flag: StatusFields,
     *,
     overwrite: bool = False,
 ) -> set[str]:
-    """Import ``rows`` in batches; return the record ids that REDCap refused."""
+    """Import ``rows`` in batches; return the record ids that REDCap refused (each flagged
+    ``needs_review`` in ``flag``'s fields)."""
     refused: set[str] = set()
     for batch in chunked(list(rows), BATCH):
         try:
             client.import_rows(batch, overwrite=overwrite)
         except RedcapRejected as exc:
             if len(batch) == 1:
-                refused.add(_flag(client, layout, batch[0], exc))
+                refused.add(_flag(client, layout, batch[0], flag, exc))
             else:
                 for row in batch:
-                    refused |= write_rows(client, layout, [row], overwrite=overwrite)
+                    refused |= write_rows(client, layout, [row], flag, overwrite=overwrite)
     return refused
 
 
-def _flag(client: RedcapClient, layout: Layout, row: Mapping[str, str], exc: RedcapRejected) -> str:
+def _flag(
+    client: RedcapClient,
+    layout: Layout,
+    row: Mapping[str, str],
+    flag: StatusFields,
+    exc: RedcapRejected,
+) -> str:
     record_id = row[layout.record_id_field]
     reasons = exc.record_errors.get(record_id) or [str(exc)]
     reason = "REDCap refused the update: " + "; ".join(reasons)
@@ -51,10 +73,11 @@ def _flag(client: RedcapClient, layout: Layout, row: Mapping[str, str], exc: Red
                 layout.row(
                     record_id,
                     {
-                        pipeline.STATUS: pipeline.Status.NEEDS_REVIEW,
-                        pipeline.ERROR_CODE: "redcap_rejected",
-                        pipeline.ERROR_MESSAGE: reason[:1000],
+                        flag.status: Status.NEEDS_REVIEW,
+                        flag.error_code: "redcap_rejected",
+                        flag.error_message: reason[:1000],
                     },
+                    row.get("redcap_event_name", ""),
                 )
             ]
         )

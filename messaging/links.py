@@ -14,22 +14,25 @@ from collections.abc import Sequence
 from common.errors import ConfigError, PermanentError, RedcapRejected, SurveyLinkError
 from common.project import NOT_SURVEY_FIX, not_a_survey
 from common.runner import Context
+from messaging.rules import Rule, survey_setting
 
 
-def survey_links(ctx: Context, record_ids: Sequence[str]) -> dict[str, str | PermanentError]:
+def survey_links(
+    ctx: Context, rule: Rule, record_ids: Sequence[str]
+) -> dict[str, str | PermanentError]:
     """Each record's survey link, or the error to record on it (REDCap refused, or not a URL).
 
     One request per distinct record id. Raises ConfigError when REDCap says the instrument is
     not a survey (the setting is wrong for every record), and a transient error when REDCap
     cannot be reached, as every other call does.
     """
-    instrument = ctx.settings.survey_instrument
+    instrument = rule.survey
     found: dict[str, str | PermanentError] = {}
     for rid in dict.fromkeys(record_ids):
         try:
-            link = ctx.redcap.survey_link(rid, instrument, ctx.layout.event)
+            link = ctx.redcap.survey_link(rid, instrument, ctx.layout.event_for(rule.event))
         except RedcapRejected as exc:
-            if refusal := not_a_survey(str(exc), instrument):
+            if refusal := not_a_survey(str(exc), instrument, survey_setting(rule)):
                 # The setting is wrong, not the record: stop before anything is claimed.
                 raise ConfigError(f"{refusal}; {NOT_SURVEY_FIX}") from None
             found[rid] = SurveyLinkError("survey_link", f"REDCap gave no survey link: {exc}")

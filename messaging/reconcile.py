@@ -2,7 +2,9 @@
 
 A record stays ``sending`` when the sender died between its claim and its result, or when a
 create got no answer. Once the claim is older than ``SMS_CLAIM_TIMEOUT_SECONDS`` we ask Twilio for
-messages to ``pipeline_sms_to`` created since the claim and carrying this record's survey link:
+messages to ``R_sms_to`` created since the claim that are this claim's message: for file rules
+the body's fingerprint equals ``R_sms_ref`` (so a welcome and its reminder, same number and same
+link, are never confused); for the built-in rule, the body carries the record's survey link:
 
 - found: adopt its SID (``sms_sent``) - the participant got it, never send again;
 - none: nothing went out - back to ``registered``. If the create got no answer (marked
@@ -19,54 +21,68 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from common import logs, pipeline
+from common import logs
 from common.errors import PermanentError, TwilioUnavailable
-from common.pipeline import PipelineRow, Status
+from common.pipeline import Status
 from common.runner import Context
-from common.writes import write_rows
+from common.twilio_client import MessageInfo
 from messaging.links import survey_links
-from messaging.send import OUTCOME_UNKNOWN, failed_row, sent_row
+from messaging.rows import RuleRow
+from messaging.send import OUTCOME_UNKNOWN, failed_row, fingerprint, sent_row, values_row, write
 
 # Twilio's clock and ours may disagree a little; look this far before the claim time.
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def reconcile(ctx: Context, rows: Sequence[PipelineRow]) -> dict[str, int]:
-    """Resolve stale ``sending`` rows; returns counts by outcome."""
+def reconcile(ctx: Context, rows: Sequence[RuleRow]) -> dict[str, int]:
+    """Resolve stale ``sending`` rows of one rule; returns counts by outcome."""
     assert ctx.sms is not None
+    if not rows:
+        return {}
+    rule = rows[0].rule
     now = ctx.clock.now()
     tz = ctx.settings.timezone
     timeout = timedelta(seconds=ctx.settings.sms_claim_timeout_seconds)
     stale = []
     for row in rows:
-        claimed = row.time(pipeline.CLAIMED_AT, tz) or row.time(pipeline.REGISTERED_AT, tz)
+        claimed = row.time(rule.fields.claimed_at, tz) or row.time(rule.fields.registered_at, tz)
         if claimed is None or now - claimed >= timeout:
             stale.append((row, claimed))
     if not stale:
         return {}
     counts: dict[str, int] = {}
-    links = survey_links(ctx, [row.record_id for row, _ in stale])
+    links: dict[str, str | PermanentError] = {}
+    if not rule.fields.ref and rule.survey:  # the built-in rule matches on the survey link
+        links = survey_links(ctx, rule, [row.record_id for row, _ in stale])
     out: list[dict[str, str]] = []
     for row, claimed in stale:
         outcome = _settle(ctx, row, claimed, links.get(row.record_id), out)
         counts[outcome] = counts.get(outcome, 0) + 1
-    write_rows(ctx.redcap, ctx.layout, out)
+    write(ctx, rule, out)
     return counts
+
+
+def _is_mine(row: RuleRow, message: MessageInfo, link: str | PermanentError | None) -> bool:
+    ref_field = row.rule.fields.ref
+    if ref_field:
+        return bool(row.get(ref_field)) and fingerprint(message.body) == row.get(ref_field)
+    return isinstance(link, str) and bool(link) and link in message.body
 
 
 def _settle(
     ctx: Context,
-    row: PipelineRow,
+    row: RuleRow,
     since: datetime | None,
     link: str | PermanentError | None,
     out: list[dict[str, str]],
 ) -> str:
     assert ctx.sms is not None
-    rid, to = row.record_id, row.get(pipeline.SMS_TO)
+    f, name = row.rule.fields, row.rule.name
+    rid, to = row.record_id, row.get(f.to)
     if since is None or not to:
         return _review(ctx, row, "the claim lacks its time or number", out)
     too_old = ctx.clock.now() - since > timedelta(hours=ctx.settings.sms_review_after_hours)
-    if not isinstance(link, str):
+    if not f.ref and not (isinstance(link, str) and link):
         if too_old:
             return _review(ctx, row, "no survey link to match the message against", out)
         return "waiting"
@@ -76,69 +92,82 @@ def _settle(
         if too_old:
             return _review(ctx, row, "Twilio could not be asked whether it was sent", out)
         return "waiting"
-    mine = [m for m in found if link in m.body]
+    mine = [m for m in found if _is_mine(row, m, link)]
     if mine:
         message = min(mine, key=lambda m: m.date_created or since)
-        out.append(sent_row(ctx, rid, message, adopted=True))
-        logs.transition(ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=to, reason="reconciled")
+        out.append(sent_row(ctx, row, message, adopted=True))
+        logs.transition(
+            ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=to, reason="reconciled", rule=name
+        )
         return "adopted"
-    if row.get(pipeline.ERROR_CODE) != OUTCOME_UNKNOWN:
+    if row.get(f.error_code) != OUTCOME_UNKNOWN:
         return _interrupted(ctx, row, out)
     if row.attempts >= ctx.settings.sms_max_attempts:
         out.append(
             failed_row(
                 ctx,
-                rid,
+                row,
                 "max_attempts",
                 f"not sent after {row.attempts} attempts (Twilio's answers were lost)",
             )
         )
-        logs.transition(ctx.log, rid, Status.SENDING, Status.FAILED, reason="max_attempts")
+        logs.transition(
+            ctx.log, rid, Status.SENDING, Status.FAILED, reason="max_attempts", rule=name
+        )
         return "failed"
-    out.append(ctx.layout.row(rid, {pipeline.STATUS: Status.REGISTERED}))
-    logs.transition(ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="not_sent")
+    out.append(values_row(ctx, row, {f.status: Status.REGISTERED}))
+    logs.transition(ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="not_sent", rule=name)
     return "requeued"
 
 
-def _interrupted(ctx: Context, row: PipelineRow, out: list[dict[str, str]]) -> str:
+def _interrupted(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:
     """Our own sender stopped while it held the claim and nothing went out: give the attempt
     back, count the interruption, and give up only past SMS_MAX_INTERRUPTED (a record that
     crashes the sender every time must not crash it for ever)."""
+    f, name = row.rule.fields, row.rule.name
     rid, times = row.record_id, row.interrupted + 1
     if times >= ctx.settings.sms_max_interrupted:
-        out.append(
-            failed_row(
-                ctx,
-                rid,
-                "interrupted",
-                f"the sender stopped {times} times while sending to this record; look at its "
-                "log around those sends, then run admin requeue",
-            )
+        failed = failed_row(
+            ctx,
+            row,
+            "interrupted",
+            f"the sender stopped {times} times while sending to this record; look at its "
+            "log around those sends, then run admin requeue",
         )
-        out[-1][pipeline.INTERRUPTED] = str(times)
-        logs.transition(ctx.log, rid, Status.SENDING, Status.FAILED, reason="interrupted")
+        failed[f.interrupted] = str(times)
+        out.append(failed)
+        logs.transition(
+            ctx.log, rid, Status.SENDING, Status.FAILED, reason="interrupted", rule=name
+        )
         return "failed_interrupted"
     values = {
-        pipeline.STATUS: Status.REGISTERED,
-        pipeline.ATTEMPTS: str(max(row.attempts - 1, 0)),
-        pipeline.INTERRUPTED: str(times),
+        f.status: Status.REGISTERED,
+        f.attempts: str(max(row.attempts - 1, 0)),
+        f.interrupted: str(times),
     }
-    out.append(ctx.layout.row(rid, values))
-    logs.transition(ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="interrupted")
+    out.append(values_row(ctx, row, values))
+    logs.transition(
+        ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="interrupted", rule=name
+    )
     return "interrupted"
 
 
-def _review(ctx: Context, row: PipelineRow, reason: str, out: list[dict[str, str]]) -> str:
+def _review(ctx: Context, row: RuleRow, reason: str, out: list[dict[str, str]]) -> str:
+    f = row.rule.fields
     out.append(
-        ctx.layout.row(
-            row.record_id,
+        values_row(
+            ctx,
+            row,
             {
-                pipeline.STATUS: Status.NEEDS_REVIEW,
-                pipeline.ERROR_CODE: "unresolved_send",
-                pipeline.ERROR_MESSAGE: f"send interrupted and not resolved: {reason}; "
+                f.status: Status.NEEDS_REVIEW,
+                f.error_code: "unresolved_send",
+                f.error_message: f"send interrupted and not resolved: {reason}; "
                 "check Twilio's message log, then set the status by hand or run admin requeue",
             },
         )
     )
-    logs.transition(ctx.log, row.record_id, Status.SENDING, Status.NEEDS_REVIEW, reason=reason)
+    logs.transition(
+        ctx.log, row.record_id, Status.SENDING, Status.NEEDS_REVIEW, reason=reason,
+        rule=row.rule.name,
+    )  # fmt: skip
     return "needs_review"

@@ -1,23 +1,26 @@
 """The send path shared by the sender service and ``admin force``: prepare, claim, send, record.
 
-Order matters for "never twice, never lost" (README "Crash safety"):
+Order matters for "never twice, never lost" (README "Crash safety"), for every rule alike:
 
 1. **prepare**: pick the phone, fetch the survey link, render the body. Nothing is written.
-2. **claim**: one import sets ``sending``, the claim time, ``pipeline_sms_to`` and attempts + 1.
+2. **claim**: one import sets the rule's ``R_status`` to ``sending``, the claim time, the number,
+   attempts + 1 and (file rules) ``R_sms_ref``, the fingerprint reconciliation matches on.
 3. **send**: one Twilio create per record, paced (:mod:`messaging.pacing`).
-4. **record**: one import with each outcome (``sms_sent`` + SID, ``failed``, or back to
-   ``registered``). A create whose outcome is unknown stays ``sending`` for :mod:`reconcile`.
+4. **record**: one import with each outcome (``sms_sent`` + SID + ``R_sms_count`` + 1,
+   ``failed``, or back to ``registered``). A create whose outcome is unknown stays ``sending``
+   for :mod:`messaging.reconcile`.
 
-A crash before 2 leaves the record ``registered``; between 2 and 4 it is ``sending`` and
+A crash before 2 leaves the record as it was; between 2 and 4 it is ``sending`` and
 reconciliation looks the message up in Twilio before anything is sent again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from common import logs, pipeline
+from common import logs
 from common.errors import (
     ConfigError,
     PermanentError,
@@ -27,7 +30,7 @@ from common.errors import (
     TwilioUnavailable,
 )
 from common.phones import pick_phone
-from common.pipeline import PipelineRow, Status
+from common.pipeline import SETTLED, Status
 from common.redcap_client import chunked
 from common.runner import Context
 from common.template import MAX_BODY
@@ -35,6 +38,8 @@ from common.twilio_client import MessageInfo
 from common.writes import write_rows
 from messaging.links import survey_links
 from messaging.pacing import SendPacer
+from messaging.rows import RuleRow
+from messaging.rules import Rule
 
 CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
 OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no answer
@@ -42,30 +47,66 @@ OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no
 
 @dataclass(frozen=True)
 class Prepared:
-    row: PipelineRow
+    row: RuleRow
     to: str
     body: str
     link: str
 
+    @property
+    def ref(self) -> str:
+        return fingerprint(self.body)
 
-def export_fields(ctx: Context) -> list[str]:
-    """What the sender reads: the pipeline fields, the phone fields, the template's fields."""
-    names = [ctx.layout.record_id_field, *pipeline.PIPELINE_FIELDS]
-    names += list(ctx.layout.phone_fields) + list(ctx.settings.sms_template.fields)
+
+def fingerprint(body: str) -> str:
+    """What ``R_sms_ref`` holds: enough of a hash to tell one rule's message from another's to
+    the same number (a welcome and its reminder carry the same link), and never the text."""
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:20]
+
+
+def rule_fields(rules: Iterable[Rule]) -> list[str]:
+    """Every field of these rules, and every field their templates, anchors and languages read."""
+    names: list[str] = []
+    for rule in rules:
+        names += list(rule.fields.kinds()) + list(rule.read)
+    return names
+
+
+def export_fields(ctx: Context, rules: Iterable[Rule] | None = None) -> list[str]:
+    """What the sender reads: the record id, the rules' fields and reads, the phone fields."""
+    chosen = list(ctx.rules if rules is None else rules)
+    names = [ctx.layout.record_id_field, *rule_fields(chosen), *ctx.layout.phone_fields]
     return list(dict.fromkeys(names))
 
 
-def to_rows(ctx: Context, raw: Iterable[dict[str, str]]) -> list[PipelineRow]:
-    key = ctx.layout.record_id_field
-    return [PipelineRow(r[key], r) for r in raw]
+def rows_for(ctx: Context, rule: Rule, raw: Iterable[Mapping[str, str]]) -> list[RuleRow]:
+    """The exported rows that hold ``rule``'s fields (its event, on longitudinal projects)."""
+    key, event = ctx.layout.record_id_field, ctx.layout.event_for(rule.event)
+    return [
+        RuleRow(rule, r[key], dict(r))
+        for r in raw
+        if event is None or r.get("redcap_event_name") == event
+    ]
+
+
+def write(
+    ctx: Context, rule: Rule, rows: Sequence[dict[str, str]], *, overwrite: bool = False
+) -> set[str]:
+    """Batched import of one rule's rows; REDCap's refusals flag the rule's status."""
+    return write_rows(ctx.redcap, ctx.layout, rows, rule.fields, overwrite=overwrite)
+
+
+def values_row(ctx: Context, row: RuleRow, values: Mapping[str, str]) -> dict[str, str]:
+    """An import row for ``row``'s record with ``values``, in its rule's event."""
+    return ctx.layout.row(row.record_id, values, row.rule.event)
 
 
 def prepare(
-    ctx: Context, rows: Sequence[PipelineRow]
-) -> tuple[list[Prepared], list[tuple[PipelineRow, PermanentError]]]:
-    """Phones, links and bodies; records that cannot be texted come back with their error."""
+    ctx: Context, rows: Sequence[RuleRow]
+) -> tuple[list[Prepared], list[tuple[RuleRow, PermanentError]]]:
+    """Phones, links and bodies for rows of one rule; those that cannot be texted come back
+    with their error."""
     ready: list[Prepared] = []
-    problems: list[tuple[PipelineRow, PermanentError]] = []
+    problems: list[tuple[RuleRow, PermanentError]] = []
     phones: dict[str, str] = {}
     for row in rows:
         try:
@@ -81,46 +122,59 @@ def prepare(
                 (row, PermanentError("not_allowed", "number is not in SMS_ALLOWED_NUMBERS"))
             )
             del phones[row.record_id]
-    links = survey_links(ctx, list(phones)) if phones else {}
+    rule = rows[0].rule if rows else None
+    links: Mapping[str, str | PermanentError] = {}
+    if rule is not None and rule.survey and phones:
+        links = survey_links(ctx, rule, list(phones))
     for row in rows:
         if row.record_id not in phones:
             continue
-        link = links.get(row.record_id)
-        if isinstance(link, PermanentError) or link is None:
+        link = links.get(row.record_id, "") if row.rule.survey else ""
+        if isinstance(link, PermanentError) or (row.rule.survey and not link):
             problems.append((row, link or SurveyLinkError("survey_link", "no survey link")))
             continue
-        body = ctx.settings.sms_template.render(link, row.record_id, row.values)
+        locale, template = row.rule.templates.choose(row.values)
+        body = template.render(link, row.record_id, row.values, locale, ctx.settings.timezone)
         if len(body) > MAX_BODY:
             problems.append((row, PermanentError("too_long", "message over 1600 characters")))
             continue
-        ready.append(Prepared(row, phones[row.record_id], body, link))
+        ready.append(Prepared(row, phones[row.record_id], body, str(link)))
     return ready, problems
 
 
-def record_problems(ctx: Context, problems: Sequence[tuple[PipelineRow, PermanentError]]) -> None:
+def record_problems(ctx: Context, problems: Sequence[tuple[RuleRow, PermanentError]]) -> None:
     """Write ``skipped`` (no usable phone / not allowed) or ``failed`` with the reason."""
-    rows = []
+    by_rule: dict[str, list[dict[str, str]]] = {}
+    rules: dict[str, Rule] = {}
     for row, exc in problems:
         status = (
             Status.SKIPPED
             if exc.code in ("no_phone", "invalid_phone", "not_allowed")
             else Status.FAILED
         )
-        rows.append(
-            ctx.layout.row(
-                row.record_id,
-                {
-                    pipeline.STATUS: status,
-                    pipeline.ERROR_CODE: exc.code,
-                    pipeline.ERROR_MESSAGE: str(exc)[:1000],
-                },
+        f = row.rule.fields
+        rules[row.rule.name] = row.rule
+        by_rule.setdefault(row.rule.name, []).append(
+            values_row(
+                ctx,
+                row,
+                {f.status: status, f.error_code: exc.code, f.error_message: str(exc)[:1000]},
             )
         )
-        logs.transition(ctx.log, row.record_id, row.status, status, reason=exc.code)
-    write_rows(ctx.redcap, ctx.layout, rows)
+        logs.transition(
+            ctx.log, row.record_id, row.status, status, reason=exc.code, rule=row.rule.name
+        )
+    for name, rows in by_rule.items():
+        write(ctx, rules[name], rows)
 
 
-def batches(due: Sequence[PipelineRow]) -> list[Sequence[PipelineRow]]:
+def claimed_attempts(row: RuleRow) -> int:
+    """The attempts a claim of ``row`` records: one more, or 1 for the next message of a series
+    (which starts its own count of attempts and interruptions)."""
+    return 1 if row.status in SETTLED else row.attempts + 1
+
+
+def batches(due: Sequence[RuleRow]) -> list[Sequence[RuleRow]]:
     """Groups of CHUNK records, each prepared, claimed and sent before the next is prepared (so
     REDCap's link requests keep the send pace: a backlog never fires them all at once). A record
     whose send a stopped sender interrupted before goes alone and last, so a record that crashes
@@ -131,27 +185,35 @@ def batches(due: Sequence[PipelineRow]) -> list[Sequence[PipelineRow]]:
 
 
 def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
-    """Mark the batch ``sending`` in one import; returns those REDCap accepted."""
-    now = ctx.stamp(pipeline.CLAIMED_AT)
-    rows = [
-        ctx.layout.row(
-            p.row.record_id,
-            {
-                pipeline.STATUS: Status.SENDING,
-                pipeline.CLAIMED_AT: now,
-                pipeline.SMS_TO: p.to,
-                pipeline.ATTEMPTS: str(p.row.attempts + 1),
-                pipeline.ERROR_CODE: "",
-                pipeline.ERROR_MESSAGE: "",
-            },
-        )
-        for p in batch
-    ]
+    """Mark a batch of one rule ``sending`` in one import; returns those REDCap accepted."""
+    if not batch:
+        return []
+    rule = batch[0].row.rule
+    f = rule.fields
+    now = ctx.stamp(f.claimed_at)
+    rows = []
+    for p in batch:
+        fresh = p.row.status in SETTLED
+        values = {
+            f.status: Status.SENDING,
+            f.claimed_at: now,
+            f.to: p.to,
+            f.attempts: str(claimed_attempts(p.row)),
+            f.error_code: "",
+            f.error_message: "",
+        }
+        if fresh:
+            values[f.interrupted] = ""
+        if f.ref:
+            values[f.ref] = p.ref
+        rows.append(values_row(ctx, p.row, values))
     # overwrite: the blank error fields erase a previous attempt's reason.
-    refused = write_rows(ctx.redcap, ctx.layout, rows, overwrite=True)
+    refused = write(ctx, rule, rows, overwrite=True)
     claimed = [p for p in batch if p.row.record_id not in refused]
     for p in claimed:
-        logs.transition(ctx.log, p.row.record_id, p.row.status, Status.SENDING, to=p.to)
+        logs.transition(
+            ctx.log, p.row.record_id, p.row.status, Status.SENDING, to=p.to, rule=rule.name
+        )
     return claimed
 
 
@@ -161,32 +223,39 @@ def send_batch(
     pacer: SendPacer,
     should_stop: Callable[[], bool],
 ) -> dict[str, int]:
-    """Send each claimed record and record every outcome in one import.
+    """Send each claimed record (one rule) and record every outcome in one import.
 
     Stops early (and un-claims the rest) on a stop request or when Twilio is unavailable.
     """
     assert ctx.sms is not None
+    if not claimed:
+        return {}
+    rule = claimed[0].row.rule
     counts: dict[str, int] = {}
     rows: list[dict[str, str]] = []
     pending = list(claimed)
     auth_error: ConfigError | None = None
     while pending:
         p = pending.pop(0)
-        rid, attempts = p.row.record_id, p.row.attempts + 1
+        row, rid = p.row, p.row.record_id
         try:
             with pacer.paced():
                 message = ctx.sms.send(p.to, p.body)
         except TwilioRejected as exc:
-            rows.append(failed_row(ctx, rid, exc.code, str(exc)))
-            logs.transition(ctx.log, rid, Status.SENDING, Status.FAILED, to=p.to, reason=exc.code)
+            rows.append(failed_row(ctx, row, exc.code, str(exc)))
+            logs.transition(
+                ctx.log, rid, Status.SENDING, Status.FAILED, to=p.to, reason=exc.code,
+                rule=rule.name,
+            )  # fmt: skip
             counts["failed"] = counts.get("failed", 0) + 1
         except TwilioOutcomeUnknown as exc:
-            ctx.log.warning("record=%s outcome unknown (%s); will reconcile", rid, exc)
-            rows.append(_outcome_unknown(ctx, rid, str(exc)))
+            ctx.log.warning("record=%s rule=%s outcome unknown (%s); will reconcile", rid,
+                            rule.name, exc)  # fmt: skip
+            rows.append(_outcome_unknown(ctx, row, str(exc)))
             counts["unknown"] = counts.get("unknown", 0) + 1
             pending = _release(ctx, pending, rows)
         except TwilioUnavailable as exc:
-            rows.append(_retry_or_fail(ctx, rid, attempts, str(exc)))
+            rows.append(retry_or_fail(ctx, row, str(exc)))
             counts["deferred"] = counts.get("deferred", 0) + 1
             pending = _release(ctx, pending, rows)
         except ConfigError as exc:
@@ -194,80 +263,80 @@ def send_batch(
             auth_error = exc
             pending = _release(ctx, pending, rows)
         else:
-            rows.append(sent_row(ctx, rid, message))
-            logs.transition(ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=p.to)
+            rows.append(sent_row(ctx, row, message))
+            logs.transition(ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=p.to, rule=rule.name)
             counts["sent"] = counts.get("sent", 0) + 1
         if pending and should_stop():
             pending = _release(ctx, pending, rows)
-    write_rows(ctx.redcap, ctx.layout, rows)
+    write(ctx, rule, rows)
     if auth_error is not None:
         raise auth_error
     return counts
 
 
 def sent_row(
-    ctx: Context, record_id: str, message: MessageInfo, adopted: bool = False
+    ctx: Context, row: RuleRow, message: MessageInfo, adopted: bool = False
 ) -> dict[str, str]:
-    """``sms_sent`` with the SID. The time is ours when we saw Twilio accept it, or Twilio's
-    creation time for a message adopted by reconciliation."""
+    """``sms_sent`` with the SID and the series count. The time is ours when we saw Twilio
+    accept it, or Twilio's creation time for a message adopted by reconciliation."""
+    f = row.rule.fields
     when = (message.date_created if adopted else None) or ctx.clock.now()
-    return ctx.layout.row(
-        record_id,
-        {
-            pipeline.STATUS: Status.SMS_SENT,
-            pipeline.SID: message.sid,
-            pipeline.SENT_AT: ctx.stamp(pipeline.SENT_AT, when),
-            pipeline.DELIVERY_STATUS: message.status,
-        },
+    values = {
+        f.status: Status.SMS_SENT,
+        f.sid: message.sid,
+        f.sent_at: ctx.stamp(f.sent_at, when),
+        f.delivery_status: message.status,
+    }
+    if f.count:
+        values[f.count] = str(row.sent + 1)
+    return values_row(ctx, row, values)
+
+
+def failed_row(ctx: Context, row: RuleRow, code: str, message: str) -> dict[str, str]:
+    f = row.rule.fields
+    return values_row(
+        ctx, row, {f.status: Status.FAILED, f.error_code: code, f.error_message: message[:1000]}
     )
 
 
-def failed_row(ctx: Context, record_id: str, code: str, message: str) -> dict[str, str]:
-    return ctx.layout.row(
-        record_id,
-        {
-            pipeline.STATUS: Status.FAILED,
-            pipeline.ERROR_CODE: code,
-            pipeline.ERROR_MESSAGE: message[:1000],
-        },
-    )
-
-
-def _retry_or_fail(ctx: Context, record_id: str, attempts: int, reason: str) -> dict[str, str]:
-    """Nothing was sent: back to ``registered``, or ``failed`` once attempts run out."""
+def retry_or_fail(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
+    """Nothing was sent and it used an attempt: back to ``registered``, or ``failed`` once
+    SMS_MAX_ATTEMPTS run out. ``row`` is as claimed (its attempts include this one)."""
+    attempts = row.attempts if row.status == Status.SENDING else claimed_attempts(row)
+    rid, name = row.record_id, row.rule.name
     if attempts >= ctx.settings.sms_max_attempts:
-        logs.transition(ctx.log, record_id, Status.SENDING, Status.FAILED, reason="max_attempts")
-        return failed_row(
-            ctx, record_id, "max_attempts", f"not sent after {attempts} attempts; last: {reason}"
+        logs.transition(
+            ctx.log, rid, Status.SENDING, Status.FAILED, reason="max_attempts", rule=name
         )
-    logs.transition(ctx.log, record_id, Status.SENDING, Status.REGISTERED, reason="retry")
-    return ctx.layout.row(record_id, {pipeline.STATUS: Status.REGISTERED})
+        return failed_row(
+            ctx, row, "max_attempts", f"not sent after {attempts} attempts; last: {reason}"
+        )
+    logs.transition(ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="retry", rule=name)
+    return values_row(ctx, row, {row.rule.fields.status: Status.REGISTERED})
 
 
-def _outcome_unknown(ctx: Context, record_id: str, reason: str) -> dict[str, str]:
+def _outcome_unknown(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
     """Still ``sending``, marked so that reconciliation counts an attempt if nothing went out:
     Twilio's trouble, unlike our own process stopping, uses up SMS_MAX_ATTEMPTS."""
-    return ctx.layout.row(
-        record_id,
+    f = row.rule.fields
+    return values_row(
+        ctx,
+        row,
         {
-            pipeline.ERROR_CODE: OUTCOME_UNKNOWN,
-            pipeline.ERROR_MESSAGE: f"Twilio's answer to the send was lost ({reason})"[:1000],
+            f.error_code: OUTCOME_UNKNOWN,
+            f.error_message: f"Twilio's answer to the send was lost ({reason})"[:1000],
         },
     )
 
 
 def _unclaim(ctx: Context, p: Prepared) -> dict[str, str]:
     """Give a claimed, unsent record back untouched: status and attempts as they were."""
+    row, f = p.row, p.row.rule.fields
     logs.transition(
-        ctx.log, p.row.record_id, Status.SENDING, Status.REGISTERED, reason="not_attempted"
-    )
-    return ctx.layout.row(
-        p.row.record_id,
-        {
-            pipeline.STATUS: Status.REGISTERED,
-            pipeline.ATTEMPTS: str(p.row.attempts),
-        },
-    )
+        ctx.log, row.record_id, Status.SENDING, row.status, reason="not_attempted",
+        rule=row.rule.name,
+    )  # fmt: skip
+    return values_row(ctx, row, {f.status: row.status, f.attempts: str(row.attempts)})
 
 
 def _release(ctx: Context, pending: list[Prepared], rows: list[dict[str, str]]) -> list[Prepared]:

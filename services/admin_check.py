@@ -6,8 +6,9 @@ everything passed, 1 otherwise. Nothing is written anywhere.
 
 from __future__ import annotations
 
+from common.checks import Check
 from common.errors import ConfigError, RelayError
-from common.project import NOT_SURVEY_FIX, SURVEY_FIX, Check, inspect, survey_check
+from common.project import NOT_SURVEY_FIX, SURVEY_FIX, inspect, survey_checks
 from common.redcap_client import RedcapClient
 from common.runner import EXIT_FAILURE, EXIT_OK, load_settings
 from common.settings import Settings
@@ -42,7 +43,7 @@ def _redcap_checks(settings: Settings) -> list[Check]:
     checks = [Check("REDCap", True, settings.redcap_api_url), *checks]
     if layout is not None:
         try:
-            checks.append(survey_check(client, settings, layout))
+            checks += survey_checks(client, settings, layout)
         except RelayError as exc:
             checks.append(Check("survey instrument", False, str(exc), NOT_SURVEY_FIX))
     elif not settings.survey_instrument:

@@ -1,8 +1,9 @@
 """Delivery checker: asks Twilio how each sent message ended and records it in REDCap.
 
-One cycle: one filtered export of ``sms_sent`` records, one Twilio fetch per message, and one
-batched import of what changed. A record is written only when its Twilio status changed (so
-REDCap's log is not flooded); ``pipeline_delivery_checked_at`` is when that status was seen.
+One cycle: one filtered export of every rule's ``sms_sent`` records, one Twilio fetch per
+message, and one batched import of what changed. A record is written only when its Twilio
+status changed (so REDCap's log is not flooded); ``R_delivery_checked_at`` is when that
+status was seen.
 Final outcomes set ``delivered``, ``undelivered`` or ``failed`` with Twilio's error code; a message
 still unconfirmed after ``DELIVERY_CHECK_MAX_HOURS`` becomes ``unconfirmed``. Nothing is resent.
 """
@@ -12,20 +13,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from common import logs, pipeline
+from common import logs
 from common.errors import TwilioRejected
-from common.pipeline import PipelineRow, Status
+from common.pipeline import Status
 from common.runner import Context, CycleResult, run_service
 from common.twilio_client import describe_error
-from common.writes import write_rows
+from messaging.rows import RuleRow
+from messaging.rules import Rule
+from messaging.send import rows_for, values_row, write
+from messaging.triggers import any_of, export_events, ref
 
-FIELDS = [
-    pipeline.STATUS,
-    pipeline.SID,
-    pipeline.SENT_AT,
-    pipeline.SMS_TO,
-    pipeline.DELIVERY_STATUS,
-]
+
+def _fields(rule: Rule) -> list[str]:
+    f = rule.fields
+    return [f.status, f.sid, f.sent_at, f.to, f.delivery_status]
+
+
 OUTCOME = {
     "delivered": Status.DELIVERED,
     "undelivered": Status.UNDELIVERED,
@@ -38,85 +41,100 @@ def run_once(ctx: Context) -> CycleResult:
     assert ctx.sms is not None
     result = CycleResult()
     key = ctx.layout.record_id_field
-    raw = ctx.redcap.export(
-        [key, *FIELDS], f"[{pipeline.STATUS}] = '{Status.SMS_SENT}'", events=ctx.layout.events
-    )
-    rows = [PipelineRow(r[key], r) for r in raw]
-    updates: list[dict[str, str]] = []
-    try:
-        for row in rows:
-            if ctx.stop.is_set():
-                break
-            update = check(ctx, row, result)
-            if update is not None:
-                updates.append(update)
-    finally:
-        write_rows(ctx.redcap, ctx.layout, updates)  # what was learned is kept even if cut short
+    fields = [key, *(name for rule in ctx.rules for name in _fields(rule))]
+    logic = any_of([f"{ref(ctx, r, r.fields.status)} = '{Status.SMS_SENT}'" for r in ctx.rules])
+    raw = ctx.redcap.export(fields, logic, events=export_events(ctx, ctx.rules))
+    for rule in ctx.rules:
+        rows = [row for row in rows_for(ctx, rule, raw) if row.status == Status.SMS_SENT]
+        updates: list[dict[str, str]] = []
+        try:
+            for row in rows:
+                if ctx.stop.is_set():
+                    break
+                update = check(ctx, row, result)
+                if update is not None:
+                    updates.append(update)
+        finally:
+            write(ctx, rule, updates)  # what was learned is kept even if cut short
+        if ctx.stop.is_set():
+            break
     return result
 
 
-def check(ctx: Context, row: PipelineRow, result: CycleResult) -> dict[str, str] | None:
+def check(ctx: Context, row: RuleRow, result: CycleResult) -> dict[str, str] | None:
     """The update for one record, or None when nothing changed."""
     assert ctx.sms is not None
     now = ctx.clock.now()
     tz = ctx.settings.timezone
-    stamp = ctx.stamp(pipeline.CHECKED_AT, now)
-    sid = row.get(pipeline.SID)
+    f, name = row.rule.fields, row.rule.name
+    stamp = ctx.stamp(f.checked_at, now)
+    sid = row.get(f.sid)
     if not sid:
         result.add("needs_review")
-        logs.transition(ctx.log, row.record_id, row.status, Status.NEEDS_REVIEW, reason="no_sid")
-        return ctx.layout.row(
-            row.record_id,
+        logs.transition(
+            ctx.log, row.record_id, row.status, Status.NEEDS_REVIEW, reason="no_sid", rule=name
+        )
+        return values_row(
+            ctx,
+            row,
             {
-                pipeline.STATUS: Status.NEEDS_REVIEW,
-                pipeline.ERROR_CODE: "no_sid",
-                pipeline.ERROR_MESSAGE: "marked sms_sent but no Twilio SID is recorded",
+                f.status: Status.NEEDS_REVIEW,
+                f.error_code: "no_sid",
+                f.error_message: "marked sms_sent but no Twilio SID is recorded",
             },
         )
     try:
         message = ctx.sms.fetch(sid)
     except TwilioRejected as exc:  # 404: the SID is unknown to this Twilio account
         result.add("needs_review")
-        logs.transition(ctx.log, row.record_id, row.status, Status.NEEDS_REVIEW, reason=exc.code)
-        return ctx.layout.row(
-            row.record_id,
+        logs.transition(
+            ctx.log, row.record_id, row.status, Status.NEEDS_REVIEW, reason=exc.code, rule=name
+        )
+        return values_row(
+            ctx,
+            row,
             {
-                pipeline.STATUS: Status.NEEDS_REVIEW,
-                pipeline.ERROR_CODE: exc.code,
-                pipeline.ERROR_MESSAGE: "Twilio does not know this message SID",
-                pipeline.CHECKED_AT: stamp,
+                f.status: Status.NEEDS_REVIEW,
+                f.error_code: exc.code,
+                f.error_message: "Twilio does not know this message SID",
+                f.checked_at: stamp,
             },
         )
     values: dict[str, str] = {}
-    if message.status != row.get(pipeline.DELIVERY_STATUS):
-        values[pipeline.DELIVERY_STATUS] = message.status
+    if message.status != row.get(f.delivery_status):
+        values[f.delivery_status] = message.status
     final = OUTCOME.get(message.status)
     if final is not None:
-        values[pipeline.STATUS] = final
+        values[f.status] = final
         if message.error_code:
-            values[pipeline.ERROR_CODE] = str(message.error_code)
-            values[pipeline.ERROR_MESSAGE] = describe_error(message.error_code)
+            values[f.error_code] = str(message.error_code)
+            values[f.error_message] = describe_error(message.error_code)
     else:
-        sent = row.time(pipeline.SENT_AT, tz)
+        sent = row.time(f.sent_at, tz)
         if sent is not None and now - sent > timedelta(hours=ctx.settings.delivery_check_max_hours):
             final = Status.UNCONFIRMED
-            values[pipeline.STATUS] = final
-            values[pipeline.ERROR_MESSAGE] = (
+            values[f.status] = final
+            values[f.error_message] = (
                 f"no delivery report after {ctx.settings.delivery_check_max_hours:g} hours "
                 f"(last status {message.status})"
             )
     if not values:
         result.add("pending")
         return None
-    values[pipeline.CHECKED_AT] = stamp
+    values[f.checked_at] = stamp
     if final is not None:
         result.add(str(final))
         logs.transition(
-            ctx.log, row.record_id, row.status, final, reason=str(message.error_code or "")
+            ctx.log,
+            row.record_id,
+            row.status,
+            final,
+            reason=str(message.error_code or ""),
+            rule=name,
         )
     else:
         result.add("pending")
-    return ctx.layout.row(row.record_id, values)
+    return values_row(ctx, row, values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,71 +1,60 @@
-"""Registration detector: marks newly complete registrations ``registered``, with the time.
+"""Rule detector: marks each record a rule newly applies to ``registered`` in the rule's status.
 
-One cycle is one filtered REDCap export (complete registration, blank ``pipeline_status``) and, when
-there is something new, one batched import. The runaway guard refuses to touch more than
-``MAX_NEW_PER_CYCLE`` at once: that many "new" registrations usually means the pipeline was pointed
-at a project with history and ``admin baseline`` was never run.
+For the built-in rule that is "registration complete" (today's behaviour); for a RULES_FILE, each
+rule's ``when``. One cycle is one filtered REDCap export for all rules together and, when there
+is something new, one batched import per rule. The runaway guard refuses to touch more than
+``MAX_NEW_PER_CYCLE`` records for one rule at once: that many usually means a rule was added to
+(or the pipeline pointed at) a project with history and ``admin baseline`` was never run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from common import logs, pipeline
+from common import logs
+from common.pipeline import Status
 from common.runner import Context, CycleResult, run_service
-from common.settings import Settings
-from common.writes import write_rows
-
-
-def new_registrations_logic(settings: Settings) -> str:
-    """REDCap logic selecting complete registrations with no pipeline status yet."""
-    value = settings.registration_complete_value.replace("'", "")
-    return f"[{settings.registration_complete_field}] = '{value}' and [{pipeline.STATUS}] = ''"
-
-
-def find_new(ctx: Context) -> list[str]:
-    """Record ids whose registration is complete and whose pipeline status is blank."""
-    rows = ctx.redcap.export(
-        fields=[ctx.layout.record_id_field, pipeline.STATUS],
-        filter_logic=new_registrations_logic(ctx.settings),
-        events=ctx.layout.events,
-    )
-    key = ctx.layout.record_id_field
-    return list(dict.fromkeys(row[key] for row in rows if not row.get(pipeline.STATUS)))
+from messaging.rules import BUILTIN, Rule
+from messaging.send import write
+from messaging.triggers import newly_true
 
 
 def run_once(ctx: Context) -> CycleResult:
     result = CycleResult()
-    new = find_new(ctx)
     limit = ctx.settings.max_new_per_cycle
-    if len(new) > limit:
-        result.add("held_by_runaway_guard", len(new))
-        result.problem = (
-            f"runaway guard: {len(new)} new registrations in one cycle (MAX_NEW_PER_CYCLE="
-            f"{limit}); none were marked. If these records predate go-live run "
-            "'python -m services.admin baseline'; if this is a real burst, raise MAX_NEW_PER_CYCLE"
-        )
-        return result
-    mark(ctx, new, result)
+    rules = {rule.name: rule for rule in ctx.rules}
+    for name, new in newly_true(ctx, ctx.rules).items():
+        if len(new) > limit:
+            result.add("held_by_runaway_guard", len(new))
+            what = "new registrations" if name == BUILTIN else f"records newly matching rule {name}"
+            baseline = "baseline" if name == BUILTIN else f"baseline --rule {name}"
+            result.problem = (
+                f"runaway guard: {len(new)} {what} in one cycle (MAX_NEW_PER_CYCLE={limit}); "
+                f"none were marked. If these records predate go-live run "
+                f"'python -m services.admin {baseline}'; if this is a real burst, raise "
+                "MAX_NEW_PER_CYCLE"
+            )
+            continue
+        mark(ctx, rules[name], new, result)
     return result
 
 
-def mark(ctx: Context, record_ids: Sequence[str], result: CycleResult) -> None:
-    """Write ``registered`` + time for these records (batched; a refused row is flagged)."""
-    values = {
-        pipeline.STATUS: pipeline.Status.REGISTERED,
-        pipeline.REGISTERED_AT: ctx.stamp(pipeline.REGISTERED_AT),
-    }
-    refused = write_rows(ctx.redcap, ctx.layout, [ctx.layout.row(r, values) for r in record_ids])
+def mark(ctx: Context, rule: Rule, record_ids: Sequence[str], result: CycleResult) -> None:
+    """Write ``registered`` + time in ``rule``'s fields (batched; a refused row is flagged)."""
+    f = rule.fields
+    values = {f.status: Status.REGISTERED, f.registered_at: ctx.stamp(f.registered_at)}
+    rows = [ctx.layout.row(rid, values, rule.event) for rid in record_ids]
+    refused = write(ctx, rule, rows)
     for rid in record_ids:
         if rid not in refused:
-            logs.transition(ctx.log, rid, "", pipeline.Status.REGISTERED)
+            logs.transition(ctx.log, rid, "", Status.REGISTERED, rule=rule.name)
             result.add("registered")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_service(
         "registration_detector",
-        "Mark newly complete REDCap registrations as registered.",
+        "Mark records each message rule newly applies to (e.g. complete registrations).",
         argv,
         run_once,
         needs_twilio=False,

@@ -1,7 +1,8 @@
-"""SMS sender: texts each ``registered`` participant their survey link once the delay has passed.
+"""SMS sender: sends each rule's message to each record it is due for, once.
 
-One cycle: one filtered export of ``registered`` and ``sending`` records; reconcile stale
-``sending`` claims; then, outside quiet hours, claim -> send -> record in chunks, rate limited.
+One cycle: one filtered export of every rule's work (:mod:`messaging.work`); per rule, reconcile
+stale ``sending`` claims, mark ``expired`` what is too late, then, outside quiet hours, ask REDCap
+whose ``stop_when`` holds (``cancelled``) and claim -> send -> record the rest in chunks, paced.
 Only one sender may run per project (an OS lock). ``--dry-run`` (or ``DRY_RUN=1``) logs what it
 would send, masked, and changes nothing.
 """
@@ -10,28 +11,24 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 
-from common import pipeline
 from common.lock import ProcessLock
 from common.phones import mask_phone
-from common.pipeline import PipelineRow, Status
 from common.runner import Context, CycleResult, run_service
 from messaging.pacing import SendPacer
 from messaging.reconcile import reconcile
+from messaging.rows import RuleRow
 from messaging.send import (
     batches,
     claim,
     export_fields,
     prepare,
     record_problems,
+    rows_for,
     send_batch,
-    to_rows,
 )
-
-WORK_LOGIC = (
-    f"[{pipeline.STATUS}] = '{Status.REGISTERED}' or [{pipeline.STATUS}] = '{Status.SENDING}'"
-)
+from messaging.triggers import export_events
+from messaging.work import RuleWork, cancel_stopped, record_expired, sort_rows, work_logic
 
 
 class Sender:
@@ -39,87 +36,96 @@ class Sender:
 
     def __init__(self, dry_run: bool) -> None:
         self.dry_run = dry_run
-        self.pacer: SendPacer | None = None  # one for the process: the rate spans cycles
+        self.pacer: SendPacer | None = None
 
     def run_once(self, ctx: Context) -> CycleResult:
         result = CycleResult()
         if self.pacer is None:
             self.pacer = SendPacer(ctx.settings.sms_max_per_second, ctx.clock)
-        rows = to_rows(
-            ctx, ctx.redcap.export(export_fields(ctx), WORK_LOGIC, events=ctx.layout.events)
+        now = ctx.clock.now()
+        raw = ctx.redcap.export(
+            export_fields(ctx), work_logic(ctx, now), events=export_events(ctx, ctx.rules)
         )
-        sending = [r for r in rows if r.status == Status.SENDING]
-        registered = [r for r in rows if r.status == Status.REGISTERED]
-        if sending and not self.dry_run:
-            for outcome, n in reconcile(ctx, sending).items():
-                result.add(f"reconcile_{outcome}", n)
-        due, waiting = split_due(ctx, registered)
-        if waiting:
-            result.add("waiting_delay", len(waiting))
+        work: list[RuleWork] = []
+        for rule in ctx.rules:
+            rows = rows_for(ctx, rule, raw)
+            if rows:
+                work.append(sort_rows(ctx, rows, now))
+        for item in work:
+            if item.sending and not self.dry_run:
+                for outcome, n in reconcile(ctx, item.sending).items():
+                    result.add(f"reconcile_{outcome}", n)
+            if item.waiting:
+                result.add("waiting_delay", len(item.waiting))
+            if item.expired:
+                result.add("expired", len(item.expired))
+                if not self.dry_run:
+                    record_expired(ctx, item.expired)
+        due = [item for item in work if item.due]
         if not due:
             return result
         quiet = ctx.settings.quiet_hours
-        if quiet and quiet.contains(ctx.clock.now().astimezone(ctx.settings.timezone).time()):
-            result.add("waiting_quiet_hours", len(due))
+        if quiet and quiet.contains(now.astimezone(ctx.settings.timezone).time()):
+            result.add("waiting_quiet_hours", sum(len(item.due) for item in due))
             return result
-        if self.dry_run:
-            self._dry_run(ctx, due, result)
-            return result
-        self.send(ctx, due, result, ctx.stop.is_set)
+        for item in due:
+            if ctx.stop.is_set():
+                break
+            if self.dry_run:
+                self._dry_run(ctx, item.due, result)
+                continue
+            going = cancel_stopped(ctx, item.due)
+            if len(going) < len(item.due):
+                result.add("cancelled", len(item.due) - len(going))
+            if not self.send(ctx, going, result, ctx.stop.is_set):
+                break  # Twilio is struggling: leave the rest for the next cycle
         return result
 
     def send(
         self,
         ctx: Context,
-        due: Sequence[PipelineRow],
+        due: Sequence[RuleRow],
         result: CycleResult,
         should_stop: Callable[[], bool],
-    ) -> None:
-        """Chunk by chunk: prepare, record problems, claim, send, record."""
+    ) -> bool:
+        """One rule's due rows, chunk by chunk: prepare, record problems, claim, send, record.
+        False when Twilio is struggling and the cycle should end."""
         assert self.pacer is not None
         for group in batches(due):
             if should_stop():
-                break
+                return False
             ready, problems = prepare(ctx, group)
             if problems:
                 record_problems(ctx, problems)
                 for _, exc in problems:
                     result.add(f"not_sent_{exc.code}")
-            claimed = claim(ctx, ready) if ready else []
-            counts = send_batch(ctx, claimed, self.pacer, should_stop)
+            counts = send_batch(ctx, claim(ctx, ready), self.pacer, should_stop)
             for key, n in counts.items():
                 result.add(key, n)
             if counts.get("deferred") or counts.get("unknown"):
-                break  # Twilio is struggling: leave the rest for the next cycle
+                return False
+        return True
 
-    def _dry_run(self, ctx: Context, due: Sequence[PipelineRow], result: CycleResult) -> None:
+    def _dry_run(self, ctx: Context, due: Sequence[RuleRow], result: CycleResult) -> None:
         ready, problems = prepare(ctx, due)
         for p in ready:
             ctx.log.info(
-                "dry-run: would send record=%s to=%s (%d characters)",
+                "dry-run: would send record=%s rule=%s to=%s (%d characters)",
                 p.row.record_id,
+                p.row.rule.name,
                 mask_phone(p.to),
                 len(p.body),
             )
         for row, exc in problems:
-            ctx.log.info("dry-run: would mark record=%s not sent: %s", row.record_id, exc.code)
+            ctx.log.info(
+                "dry-run: would mark record=%s rule=%s not sent: %s",
+                row.record_id,
+                row.rule.name,
+                exc.code,
+            )
         result.add("dry_run_would_send", len(ready))
         if problems:
             result.add("dry_run_would_skip", len(problems))
-
-
-def split_due(
-    ctx: Context, rows: Sequence[PipelineRow]
-) -> tuple[list[PipelineRow], list[PipelineRow]]:
-    """(due now, still inside SMS_DELAY_MINUTES) by ``pipeline_registered_at``."""
-    now = ctx.clock.now()
-    delay = timedelta(seconds=ctx.settings.sms_delay_seconds)
-    due: list[PipelineRow] = []
-    waiting: list[PipelineRow] = []
-    for row in rows:
-        registered = row.time(pipeline.REGISTERED_AT, ctx.settings.timezone)
-        (waiting if registered is not None and now < registered + delay else due).append(row)
-    return due, waiting
 
 
 def main(argv: Sequence[str] | None = None) -> int:

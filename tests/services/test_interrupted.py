@@ -8,7 +8,7 @@ claim and the send leaves); test_crash.py does the same with real kills.
 from __future__ import annotations
 
 from common.runner import Context
-from messaging.send import claim, export_fields, prepare, to_rows
+from messaging.send import claim, export_fields, prepare, rows_for
 from sandbox.faults import Fault
 from services import registration_detector
 from services.sms_sender import Sender
@@ -27,9 +27,10 @@ def due(rig: Rig, *records: str) -> Context:
 
 def claim_and_die(ctx: Context, *records: str) -> None:
     """What a sender killed right after its claim leaves: the records ``sending``, nothing sent."""
+    [rule] = ctx.rules
     exported = ctx.redcap.export(export_fields(ctx), events=ctx.layout.events)
     ready, problems = prepare(
-        ctx, [row for row in to_rows(ctx, exported) if row.record_id in records]
+        ctx, [row for row in rows_for(ctx, rule, exported) if row.record_id in records]
     )
     assert not problems
     assert len(claim(ctx, ready)) == len(records)

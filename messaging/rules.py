@@ -1,0 +1,368 @@
+"""Message rules: which message goes to whom and when, and the REDCap fields holding their state.
+
+Without ``RULES_FILE`` there is one built-in rule, ``pipeline``, made from the settings of the
+first version (``REGISTRATION_COMPLETE_FIELD``/``_VALUE``, ``SMS_DELAY_MINUTES``, ``SMS_TEMPLATE``,
+``SURVEY_INSTRUMENT``, ``REDCAP_EVENT``) and today's ``pipeline_*`` fields. With it, the TOML
+file's ``[[rule]]`` tables are the rules, in the words of REDCap's Alerts & Notifications::
+
+    [[rule]]
+    name = "visit_reminder"                 # prefix of the rule's fields: visit_reminder_status...
+    when = "[visit_datetime] <> ''"         # REDCap logic: the rule applies once this holds
+    anchor = "visit_datetime"               # or delay_minutes = 60 (after `when` was first seen)
+    offset_minutes = -1440                  # 24 hours before the anchor (wall-clock, TIMEZONE)
+    template = "Your visit is {field:visit_datetime:datetime}. Reply STOP to opt out."
+    stop_when = "[visit_cancelled] = '1'"   # checked when the message would go out: cancelled
+    repeat = 0                              # more sends after the first, every_minutes apart
+    survey = "..."                          # makes {survey_link}
+    event = "..."                           # longitudinal: the event holding the rule's fields
+
+A bad file is one :class:`ConfigError` naming the rule, the key and the fix (an unknown key lists
+the allowed ones). What only REDCap can tell (logic it rejects, fields it lacks) is checked at
+startup by :mod:`common.project`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.errors import ConfigError
+from common.field_types import Kind
+from common.pipeline import Status
+from messaging.templates import LocalizedTemplates
+
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+BUILTIN = "pipeline"
+RULES_FORM = "relay"  # the instrument `admin instrument` puts file rules' fields in
+
+KEYS = (
+    "name",
+    "when",
+    "delay_minutes",
+    "anchor",
+    "offset_minutes",
+    "template",
+    "language_field",
+    "languages",
+    "survey",
+    "event",
+    "stop_when",
+    "repeat",
+    "every_minutes",
+)
+# The statuses a built-in rule needs (today's); file rules also need cancelled and expired.
+BUILTIN_CODES = tuple(s.value for s in Status if s not in (Status.CANCELLED, Status.EXPIRED))
+ALL_CODES = tuple(s.value for s in Status)
+
+
+@dataclass(frozen=True)
+class RuleFields:
+    """The names of one rule's REDCap fields: ``{prefix}_status``, ``{prefix}_sms_sid``, ...
+
+    ``count`` and ``ref`` exist for file rules only (the built-in rule keeps today's fields):
+    ``count`` is how many messages the rule has sent the record (its repeats), ``ref`` a
+    fingerprint of the claimed message, so reconciliation never adopts another rule's message
+    to the same number.
+    """
+
+    prefix: str
+    form: str
+    extended: bool = True
+
+    def name(self, suffix: str) -> str:
+        return f"{self.prefix}_{suffix}"
+
+    @property
+    def status(self) -> str:
+        return self.name("status")
+
+    @property
+    def registered_at(self) -> str:
+        return self.name("registered_at")
+
+    @property
+    def claimed_at(self) -> str:
+        return self.name("sms_claimed_at")
+
+    @property
+    def sent_at(self) -> str:
+        return self.name("sms_sent_at")
+
+    @property
+    def checked_at(self) -> str:
+        return self.name("delivery_checked_at")
+
+    @property
+    def attempts(self) -> str:
+        return self.name("sms_attempts")
+
+    @property
+    def interrupted(self) -> str:
+        return self.name("sms_interrupted")
+
+    @property
+    def sid(self) -> str:
+        return self.name("sms_sid")
+
+    @property
+    def to(self) -> str:
+        return self.name("sms_to")
+
+    @property
+    def delivery_status(self) -> str:
+        return self.name("delivery_status")
+
+    @property
+    def error_code(self) -> str:
+        return self.name("error_code")
+
+    @property
+    def error_message(self) -> str:
+        return self.name("error_message")
+
+    @property
+    def count(self) -> str | None:
+        return self.name("sms_count") if self.extended else None
+
+    @property
+    def ref(self) -> str | None:
+        return self.name("sms_ref") if self.extended else None
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return ALL_CODES if self.extended else BUILTIN_CODES
+
+    def kinds(self) -> dict[str, Kind]:
+        """Every field of the rule and what it holds, in instrument order."""
+        kinds = {
+            self.status: Kind.CHOICE,
+            self.registered_at: Kind.TIME,
+            self.claimed_at: Kind.TIME,
+            self.sent_at: Kind.TIME,
+            self.checked_at: Kind.TIME,
+            self.attempts: Kind.COUNT,
+            self.interrupted: Kind.COUNT,
+            self.sid: Kind.TEXT,
+            self.to: Kind.TEXT,
+            self.delivery_status: Kind.TEXT,
+            self.error_code: Kind.TEXT,
+            self.error_message: Kind.TEXT,
+        }
+        if self.count and self.ref:
+            kinds[self.count] = Kind.COUNT
+            kinds[self.ref] = Kind.TEXT
+        return kinds
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One message rule, validated as far as it can be without REDCap."""
+
+    name: str
+    when: str
+    templates: LocalizedTemplates
+    fields: RuleFields
+    delay_minutes: float = 0.0
+    anchor: str = ""
+    offset_minutes: float = 0.0
+    survey: str = ""
+    event: str = ""
+    stop_when: str = ""
+    repeat: int = 0
+    every_minutes: float = 0.0
+    builtin: bool = False
+    read: tuple[str, ...] = field(default=())  # REDCap fields the rule's templates and timing read
+
+    @property
+    def messages(self) -> int:
+        """How many messages the rule sends a record at most (1 + its repeats)."""
+        return 1 + self.repeat
+
+
+def survey_setting(rule: Rule) -> str:
+    """How a person names this rule's survey in their settings, for error messages."""
+    return "SURVEY_INSTRUMENT" if rule.builtin else f"rule {rule.name!r}: survey"
+
+
+def builtin_rule(
+    *,
+    registration_field: str,
+    registration_value: str,
+    delay_minutes: float,
+    template_text: str,
+    survey: str,
+    event: str,
+) -> Rule:
+    """Today's single message, from today's settings, in today's ``pipeline_*`` fields."""
+    templates = _templates("SMS_TEMPLATE", template_text, link=True)
+    return Rule(
+        name=BUILTIN,
+        when=f"[{registration_field}] = '{registration_value}'",
+        templates=templates,
+        fields=RuleFields(BUILTIN, BUILTIN, extended=False),
+        delay_minutes=delay_minutes,
+        survey=survey,
+        event=event,
+        builtin=True,
+        read=templates.fields,
+    )
+
+
+def load_rules(path: Path, default_event: str) -> tuple[Rule, ...]:
+    """The rules of a RULES_FILE; ConfigError naming the rule, the key and the fix."""
+    where = f"RULES_FILE {path}"
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file; set RULES_FILE to your rules file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot be read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    unknown = [key for key in document if key != "rule"]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown top-level key {unknown[0]!r}; write each rule as a [[rule]] table"
+        )
+    tables = document.get("rule")
+    if not isinstance(tables, list) or not tables:
+        raise ConfigError(f"{where}: no rules; add at least one [[rule]] table")
+    rules: list[Rule] = []
+    for number, table in enumerate(tables, 1):
+        rule = _parse(table, f"{where}: rule {number}", default_event)
+        if any(other.name == rule.name for other in rules):
+            raise ConfigError(
+                f"{where}: rule {rule.name!r} is defined twice; give each rule its own name"
+            )
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _parse(table: Mapping[str, Any], where: str, default_event: str) -> Rule:
+    name = table.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ConfigError(
+            f"{where}: name must be lower-case letters, digits and _ (it prefixes the rule's "
+            'REDCap fields), e.g. name = "survey_reminder"'
+        )
+    where = f"{where.rsplit(': rule', 1)[0]}: rule {name!r}"
+    for key in table:
+        if key not in KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(KEYS)}")
+    read = _Reader(table, where)
+    when = read.text("when", required=True)
+    anchor = read.field_name("anchor")
+    has_delay = "delay_minutes" in table
+    if anchor and has_delay:
+        raise ConfigError(f"{where}: give either delay_minutes or anchor, not both")
+    if "offset_minutes" in table and not anchor:
+        raise ConfigError(f'{where}: offset_minutes needs anchor = "<date field>"')
+    repeat = read.integer("repeat", minimum=0, maximum=20)
+    every = read.number("every_minutes", minimum=1)
+    if repeat and not every:
+        raise ConfigError(f"{where}: repeat = {repeat} needs every_minutes (e.g. 2880 = 2 days)")
+    if every and not repeat:
+        raise ConfigError(f"{where}: every_minutes needs repeat = <how many more sends>")
+    survey = read.field_name("survey")
+    if "template" not in table:
+        raise ConfigError(f'{where}: template is missing; add template = "..."')
+    languages = table.get("languages", {})
+    if not isinstance(languages, dict) or not all(isinstance(v, str) for v in languages.values()):
+        raise ConfigError(f'{where}: languages must map codes to locales, e.g. {{ 1 = "en" }}')
+    language_field = read.field_name("language_field")
+    if bool(language_field) != bool(languages):
+        raise ConfigError(f"{where}: language_field and languages go together")
+    templates = _templates(
+        f"{where}: template",
+        table["template"],
+        link=bool(survey),
+        language_field=language_field,
+        languages={str(k): v for k, v in languages.items()},
+    )
+    reads = [*templates.fields, *([anchor] if anchor else []), *templates.language_fields]
+    return Rule(
+        name=name,
+        when=when,
+        templates=templates,
+        fields=RuleFields(name, BUILTIN if name == BUILTIN else RULES_FORM),
+        delay_minutes=read.number("delay_minutes", minimum=0) if has_delay else 0.0,
+        anchor=anchor,
+        offset_minutes=read.number("offset_minutes", minimum=-MAX_MINUTES),
+        survey=survey,
+        event=read.field_name("event") or default_event,
+        stop_when=read.text("stop_when"),
+        repeat=repeat,
+        every_minutes=every,
+        read=tuple(dict.fromkeys(reads)),
+    )
+
+
+MAX_MINUTES = 366 * 24 * 60
+
+
+def _templates(
+    where: str,
+    spec: object,
+    *,
+    link: bool,
+    language_field: str = "",
+    languages: Mapping[str, str] | None = None,
+) -> LocalizedTemplates:
+    if not isinstance(spec, str | dict):
+        raise ConfigError(f'{where} must be text, or one text per language (template.en = "...")')
+    try:
+        return LocalizedTemplates.build(
+            spec, link=link, language_field=language_field, languages=dict(languages or {})
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+class _Reader:
+    """Typed reads of one rule's keys, naming the rule and the key in every error."""
+
+    def __init__(self, table: Mapping[str, Any], where: str) -> None:
+        self._table = table
+        self._where = where
+
+    def text(self, key: str, required: bool = False) -> str:
+        value = self._table.get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(f"{self._where}: {key} must be text in quotes")
+        if required and not value.strip():
+            raise ConfigError(
+                f"{self._where}: {key} is missing; it is REDCap logic, e.g. "
+                "\"[registration_complete] = '2'\""
+            )
+        return value.strip()
+
+    def field_name(self, key: str) -> str:
+        value = self.text(key)
+        if value and not NAME.match(value):
+            raise ConfigError(
+                f"{self._where}: {key} = {value!r} is not a REDCap name (lower-case letters, "
+                "digits, _)"
+            )
+        return value
+
+    def number(self, key: str, minimum: float, maximum: float = MAX_MINUTES) -> float:
+        value = self._table.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self._where}: {key} must be a number of minutes, e.g. 60")
+        if not minimum <= value <= maximum:
+            raise ConfigError(
+                f"{self._where}: {key} = {value} must be from {minimum:g} to {maximum:g}"
+            )
+        return float(value)
+
+    def integer(self, key: str, minimum: int, maximum: int) -> int:
+        value = self._table.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self._where}: {key} must be a whole number, e.g. 2")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{self._where}: {key} = {value} must be from {minimum} to {maximum}")
+        return value

@@ -1,0 +1,138 @@
+"""``admin instrument``: the data dictionary rows (CSV, REDCap's column order) of every rule's
+fields, to append to the project's dictionary on REDCap's Data Dictionary page.
+
+It needs no REDCap connection: it is how a team gets the fields in the first place. For the
+built-in rule it prints exactly ``redcap/pipeline_instrument.csv``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from common.field_types import Kind
+from common.pipeline import Status
+from common.runner import EXIT_OK
+from common.settings import Settings
+from messaging.rules import Rule
+
+HEADER = (
+    "Variable / Field Name",
+    "Form Name",
+    "Section Header",
+    "Field Type",
+    "Field Label",
+    "Choices, Calculations, OR Slider Labels",
+    "Field Note",
+    "Text Validation Type OR Show Slider Number",
+    "Text Validation Min",
+    "Text Validation Max",
+    "Identifier?",
+    "Branching Logic (Show field only if...)",
+    "Required Field?",
+    "Custom Alignment",
+    "Question Number (surveys only)",
+    "Matrix Group Name",
+    "Matrix Ranking?",
+    "Field Annotation",
+)
+TIME_NOTE = "Local time (TIMEZONE)"
+STATUS_LABELS = {
+    Status.BASELINE: "Baseline (there before go-live; never messaged)",
+    Status.REGISTERED: "Registered (waiting for the SMS delay)",
+    Status.SENDING: "Sending (claimed by the sender)",
+    Status.SMS_SENT: "SMS sent (waiting for delivery report)",
+    Status.DELIVERED: "Delivered",
+    Status.UNDELIVERED: "Undelivered",
+    Status.FAILED: "Failed",
+    Status.SKIPPED: "Skipped (no usable phone or not allowed)",
+    Status.UNCONFIRMED: "Unconfirmed (no delivery report in time)",
+    Status.NEEDS_REVIEW: "Needs review",
+    Status.CANCELLED: "Cancelled (its stop_when held when it was due)",
+    Status.EXPIRED: "Expired (its anchor time passed before it could go)",
+}
+# suffix -> (label, field note)
+LABELS = {
+    "status": ("Pipeline status", ""),
+    "registered_at": ("Registration detected at", TIME_NOTE),
+    "sms_claimed_at": ("SMS claimed for sending at", TIME_NOTE),
+    "sms_sent_at": ("SMS accepted by Twilio at", TIME_NOTE),
+    "delivery_checked_at": ("Delivery last checked at", TIME_NOTE),
+    "sms_attempts": ("SMS send attempts", ""),
+    "sms_interrupted": (
+        "Sends interrupted by a stopped sender",
+        "Proved unsent; these do not use up attempts",
+    ),
+    "sms_sid": ("Twilio message SID", ""),
+    "sms_to": ("Number texted (E.164)", ""),
+    "delivery_status": (
+        "Twilio delivery status",
+        "queued, sent, delivered, undelivered, failed...",
+    ),
+    "error_code": ("Error code", "Twilio error code, or a redcap-relay reason code"),
+    "error_message": ("Error message", ""),
+    "sms_count": ("Messages sent by this rule", "1, then one more per repeat"),
+    "sms_ref": ("Fingerprint of the message being sent", "Matches a lost send; not the text"),
+}
+# File rules: their status field's label says which rule, and "registered" means `when` held.
+RULE_LABELS = {
+    "status": "Status of rule {name}",
+    "registered_at": "Rule {name} first applied at",
+}
+
+
+def command_instrument(settings: Settings) -> int:
+    sys.stdout.write(instrument_csv(settings.rules))
+    return EXIT_OK
+
+
+def instrument_csv(rules: Iterable[Rule]) -> str:
+    lines = [_csv_line(HEADER)]
+    for rule in rules:
+        lines += [_csv_line(row) for row in _rows(rule)]
+    return "".join(lines)
+
+
+def _rows(rule: Rule) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for number, (name, kind) in enumerate(rule.fields.kinds().items()):
+        suffix = name[len(rule.fields.prefix) + 1 :]
+        label, note = LABELS[suffix]
+        if not rule.builtin and suffix in RULE_LABELS:
+            label = RULE_LABELS[suffix].format(name=rule.name)
+        header = ""
+        if number == 0:
+            header = (
+                "Messaging pipeline (set by redcap-relay; change it only with services.admin)"
+                if rule.builtin
+                else f"Rule {rule.name} (set by redcap-relay; change it only with services.admin)"
+            )
+        field_type, choices, validation, minimum = "text", "", "", ""
+        if kind is Kind.CHOICE:
+            field_type = "dropdown"
+            choices = " | ".join(
+                f"{code}, {STATUS_LABELS[Status(code)]}" for code in rule.fields.codes
+            )
+        elif kind is Kind.TIME:
+            validation = "datetime_seconds_ymd"
+        elif kind is Kind.COUNT:
+            validation, minimum = "integer", "0"
+        elif suffix == "error_message":
+            field_type = "notes"
+        identifier = "y" if suffix == "sms_to" else ""
+        rows.append(
+            (name, rule.fields.form, header, field_type, label, choices, note, validation,
+             minimum, "", identifier, "", "", "", "", "", "", "")
+        )  # fmt: skip
+    return rows
+
+
+def _csv_line(cells: Iterable[str]) -> str:
+    """One line as REDCap's Data Dictionary download writes it (quoted where it has a space,
+    a comma, a quote or a line break)."""
+    out = []
+    for cell in cells:
+        if any(ch in cell for ch in ' ,"\n'):
+            cell = '"' + cell.replace('"', '""') + '"'
+        out.append(cell)
+    return ",".join(out) + "\n"

@@ -1,0 +1,90 @@
+"""``admin status``: the funnel of every rule, records per status, oldest waiting, problems."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from common.pipeline import Status
+from common.runner import EXIT_OK, Context
+from messaging.rows import RuleRow
+from messaging.rules import Rule
+from messaging.send import rows_for
+from messaging.triggers import export_events
+
+PROBLEMS = (
+    Status.FAILED,
+    Status.UNDELIVERED,
+    Status.SKIPPED,
+    Status.NEEDS_REVIEW,
+    Status.UNCONFIRMED,
+    Status.CANCELLED,
+    Status.EXPIRED,
+)
+
+
+def funnel(ctx: Context) -> dict[str, Any]:
+    """Per rule, the funnel; the first rule's also at the top level (what scripts of the
+    single-message version read)."""
+    key = ctx.layout.record_id_field
+    fields = [key]
+    for rule in ctx.rules:
+        f = rule.fields
+        fields += [f.status, f.registered_at, f.error_code, f.interrupted]
+    raw = ctx.redcap.export(fields, events=export_events(ctx, ctx.rules))
+    rules = {rule.name: _rule_funnel(ctx, rule, rows_for(ctx, rule, raw)) for rule in ctx.rules}
+    first = rules[ctx.rules[0].name]
+    return {"records": len({row[key] for row in raw}), **first, "rules": rules}
+
+
+def _rule_funnel(ctx: Context, rule: Rule, rows: list[RuleRow]) -> dict[str, Any]:
+    counts = Counter(row.status or "(none)" for row in rows)
+    errors = Counter(
+        f"{row.status}:{row.get(rule.fields.error_code) or 'unknown'}"
+        for row in rows
+        if row.status in PROBLEMS
+    )
+    tz = ctx.settings.timezone
+    waiting = [
+        row.time(rule.fields.registered_at, tz) for row in rows if row.status == Status.REGISTERED
+    ]
+    oldest = min((w for w in waiting if w is not None), default=None)
+    age = (ctx.clock.now() - oldest).total_seconds() / 60 if oldest else None
+    codes = [code for code in rule.fields.codes]
+    return {
+        "by_status": {s: counts.get(s, 0) for s in [*codes, "(none)"]},
+        "oldest_waiting_minutes": round(age, 1) if age is not None else None,
+        "problems_by_code": dict(sorted(errors.items())),
+        # Records whose send a stopped sender (crash, kill -9) interrupted at least once.
+        "interrupted_records": sum(row.interrupted > 0 for row in rows),
+    }
+
+
+def command_status(ctx: Context, as_json: bool) -> int:
+    data = funnel(ctx)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"project {ctx.layout.project_id} ({ctx.layout.title}): {data['records']} records")
+    for name, rule in data["rules"].items():
+        if len(data["rules"]) > 1 or name != "pipeline":
+            print(f"rule {name}:")
+        _print_rule(rule)
+    return EXIT_OK
+
+
+def _print_rule(data: dict[str, Any]) -> None:
+    for status, n in data["by_status"].items():
+        print(f"  {status:<13} {n:>6}")
+    if data["oldest_waiting_minutes"] is not None:
+        print(f"oldest waiting to be texted: {data['oldest_waiting_minutes']} minutes")
+    if data["interrupted_records"]:
+        print(
+            f"sends interrupted by a stopped sender: {data['interrupted_records']} record(s) "
+            "(failed:interrupted once SMS_MAX_INTERRUPTED is reached; see the sender's log)"
+        )
+    if data["problems_by_code"]:
+        print("problems by reason:")
+        for code, n in data["problems_by_code"].items():
+            print(f"  {code:<30} {n:>6}")
