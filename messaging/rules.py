@@ -350,7 +350,10 @@ class _Reader:
         return value
 
     def number(self, key: str, minimum: float, maximum: float = MAX_MINUTES) -> float:
-        value = self._table.get(key, 0)
+        """A number of minutes; 0 when the key is absent (not set)."""
+        if key not in self._table:
+            return 0.0
+        value = self._table[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{self._where}: {key} must be a number of minutes, e.g. 60")
         if not minimum <= value <= maximum:

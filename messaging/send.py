@@ -88,6 +88,32 @@ def rows_for(ctx: Context, rule: Rule, raw: Iterable[Mapping[str, str]]) -> list
     ]
 
 
+def with_home_values(ctx: Context, rows: Sequence[RuleRow]) -> list[RuleRow]:
+    """Rows of a rule in another event than REDCAP_EVENT, completed with the phone and the
+    fields the rule reads from REDCAP_EVENT (where registration lives), where its own event
+    leaves them blank: one export for the records in hand."""
+    if not rows or ctx.layout.event_for(rows[0].rule.event) == ctx.layout.event:
+        return list(rows)
+    rule, key = rows[0].rule, ctx.layout.record_id_field
+    wanted = [key, *ctx.layout.phone_fields, *rule.read]
+    home = {
+        r[key]: r
+        for r in ctx.redcap.export(
+            list(dict.fromkeys(wanted)),
+            records=[row.record_id for row in rows],
+            events=[ctx.layout.event] if ctx.layout.event else None,
+        )
+    }
+    completed = []
+    for row in rows:
+        values = dict(row.values)
+        for name, value in home.get(row.record_id, {}).items():
+            if value and not values.get(name):
+                values[name] = value
+        completed.append(RuleRow(rule, row.record_id, values))
+    return completed
+
+
 def write(
     ctx: Context, rule: Rule, rows: Sequence[dict[str, str]], *, overwrite: bool = False
 ) -> set[str]:
@@ -108,6 +134,7 @@ def prepare(
     ready: list[Prepared] = []
     problems: list[tuple[RuleRow, PermanentError]] = []
     phones: dict[str, str] = {}
+    rows = with_home_values(ctx, rows)
     for row in rows:
         try:
             _, phones[row.record_id] = pick_phone(

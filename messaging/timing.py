@@ -5,7 +5,7 @@
 - An ``anchor`` counts in **wall-clock** time in TIMEZONE: ``offset_minutes = -1440`` before a
   visit at 10:00 is 10:00 the day before, on either side of a daylight-saving change (an elapsed
   24 hours would be 09:00 or 11:00 there). A date-only anchor counts from its midnight. A local
-  time that does not exist (the spring-forward gap) is read as the moment after the gap.
+  time that does not exist (the spring-forward gap) moves forward by the gap (02:30 -> 03:30).
 - A message due *before* its anchor expires at the anchor: a reminder for a visit that has begun
   is never sent. One due at or after its anchor does not expire.
 
@@ -14,7 +14,7 @@ The anchor is read from REDCap every cycle, never stored, so moving a visit move
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from common.field_types import WITH_SECONDS, WITHOUT_SECONDS
@@ -41,7 +41,7 @@ def due_at(row: RuleRow, tz: ZoneInfo) -> datetime | None:
     rule = row.rule
     if row.sent:
         last = row.time(rule.fields.sent_at, tz)
-        return last + timedelta(minutes=rule.every_minutes) if last else None
+        return _after(last, rule.every_minutes) if last else None
     if rule.anchor:
         anchor = anchor_time(row, tz)
         if anchor is None:
@@ -50,7 +50,13 @@ def due_at(row: RuleRow, tz: ZoneInfo) -> datetime | None:
     registered = row.time(rule.fields.registered_at, tz)
     if registered is None:
         return datetime.min.replace(tzinfo=tz)
-    return registered + timedelta(minutes=rule.delay_minutes)
+    return _after(registered, rule.delay_minutes)
+
+
+def _after(moment: datetime, minutes: float) -> datetime:
+    """``minutes`` of elapsed time after ``moment`` (Python adds wall-clock time to an aware
+    datetime of the same zone; UTC makes it elapsed)."""
+    return moment.astimezone(UTC) + timedelta(minutes=minutes)
 
 
 def expires_at(row: RuleRow, tz: ZoneInfo) -> datetime | None:
@@ -64,7 +70,7 @@ def expires_at(row: RuleRow, tz: ZoneInfo) -> datetime | None:
 def _local(naive: datetime, tz: ZoneInfo) -> datetime:
     """A wall-clock time in ``tz``; one in a spring-forward gap becomes the moment after it."""
     moment = naive.replace(tzinfo=tz)
-    round_trip = moment.astimezone(ZoneInfo("UTC")).astimezone(tz)
+    round_trip = moment.astimezone(UTC).astimezone(tz)
     if round_trip.replace(tzinfo=None) != naive:  # did not exist: skip forward over the gap
         return round_trip
     return moment

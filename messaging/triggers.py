@@ -38,28 +38,22 @@ def new_logic(ctx: Context, rule: Rule) -> str:
 
 
 def newly_true(ctx: Context, rules: Sequence[Rule]) -> dict[str, list[str]]:
-    """Per rule name, the records whose ``when`` holds and whose status is blank."""
+    """Per rule name, the records whose ``when`` holds and whose status is blank.
+
+    The export spans every event: a rule's own event may hold no data for a record yet (REDCap
+    exports no row for it), while the row where ``when`` holds is elsewhere. The filter does
+    all the choosing (the rule's status is event-qualified), so any row names a candidate.
+    """
     key = ctx.layout.record_id_field
-    fields = [key, *(rule.fields.status for rule in rules)]
-    rows = ctx.redcap.export(
-        fields, any_of([new_logic(ctx, rule) for rule in rules]), events=export_events(ctx, rules)
-    )
+    rows = ctx.redcap.export([key], any_of([new_logic(ctx, rule) for rule in rules]))
+    candidates = list(dict.fromkeys(row[key] for row in rows))
+    if not candidates:
+        return {}
+    if len(rules) == 1:
+        return {rules[0].name: candidates}
     found: dict[str, list[str]] = {}
     for rule in rules:
-        event = ctx.layout.event_for(rule.event)
-        candidates = list(
-            dict.fromkeys(
-                row[key]
-                for row in rows
-                if not row.get(rule.fields.status)
-                and (event is None or row.get("redcap_event_name") == event)
-            )
-        )
-        if candidates and len(rules) > 1:
-            confirmed = ctx.redcap.export(
-                [key], new_logic(ctx, rule), records=candidates, events=export_events(ctx, [rule])
-            )
-            candidates = list(dict.fromkeys(row[key] for row in confirmed))
-        if candidates:
-            found[rule.name] = candidates
+        confirmed = ctx.redcap.export([key], new_logic(ctx, rule), records=candidates)
+        if confirmed:
+            found[rule.name] = list(dict.fromkeys(row[key] for row in confirmed))
     return found

@@ -23,6 +23,7 @@ from common.runner import (
     load_settings,
     report_failure,
 )
+from messaging.instrument import instrument_csv
 from messaging.pacing import SendPacer
 from messaging.rows import RuleRow
 from messaging.rules import BUILTIN, Rule
@@ -37,7 +38,6 @@ from messaging.send import (
 )
 from messaging.triggers import export_events, newly_true
 from services.admin_check import command_check
-from services.admin_instrument import command_instrument
 from services.admin_status import command_status
 from services.sms_sender import sender_lock
 
@@ -88,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.env_file)
         if args.command == "instrument":
-            return command_instrument(settings)  # works before the fields exist: no REDCap
+            # Works before the fields exist (it is how a team gets them): no REDCap needed.
+            sys.stdout.write(instrument_csv(settings.rules))
+            return EXIT_OK
     except ConfigError as exc:
         return report_failure(exc, say)
     logs.configure(settings.log_level, settings.log_format)

@@ -325,9 +325,9 @@ def test_demo_project_shape() -> None:
     assert project.survey_email_field == "email"
     assert project.records == {}
     assert not project.is_longitudinal
-    assert project.export_columns()[:8] == [
+    assert project.export_columns()[:10] == [
         "record_id", "first_name", "last_name", "phone_number", "mobile", "email", "consent",
-        "registration_complete",
+        "language", "visit_datetime", "registration_complete",
     ]  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from sandbox.clock import SimClock
 from sandbox.envfile import write_env
 from sandbox.participants import Participant, register
 from sandbox.redcap.demo import build_demo_longitudinal_project, build_demo_project
+from sandbox.redcap.importer import import_rows
 from sandbox.redcap.model import Project
 from sandbox.redcap.server import RedcapSim
 from sandbox.session import Sandbox
@@ -59,6 +60,15 @@ class Rig:
     def register(self, record_id: str, phone: str = "(617) 555-0100", **kwargs: str) -> None:
         register(self.project, self.sim_clock, Participant(record_id, phone, "Ada"), **kwargs)
 
+    def set(self, record_id: str, **values: str) -> None:
+        """Store ``values`` on a record as staff typing in REDCap would (blank erases)."""
+        row: dict[str, object] = {"record_id": record_id, **values}
+        if self.project.is_longitudinal:
+            row["redcap_event_name"] = self.env["REDCAP_EVENT"]
+        import_rows(
+            self.project, [row], overwrite=True, date_format="YMD", now=self.sim_clock.local_naive()
+        )
+
     def values(self, record_id: str) -> dict[str, str]:
         """What REDCap holds for a record in the pipeline's event (all slots merged)."""
         with self.project.lock:
@@ -75,6 +85,11 @@ class Rig:
         """The record's survey link, asked of REDCap through PyCap."""
         pycap = PyCapProject(self.redcap.url, self.redcap.token)
         event = self.env.get("REDCAP_EVENT") or None
+        return str(pycap.export_survey_link(record_id, self.env["SURVEY_INSTRUMENT"], event=event))
+
+    def redcap_link_in(self, record_id: str, event: str) -> str:
+        """The record's survey link in ``event``, asked of REDCap through PyCap."""
+        pycap = PyCapProject(self.redcap.url, self.redcap.token)
         return str(pycap.export_survey_link(record_id, self.env["SURVEY_INSTRUMENT"], event=event))
 
     def sent_to(self, e164: str) -> list[dict[str, object]]:

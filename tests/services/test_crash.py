@@ -11,13 +11,16 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from messaging.rules import load_rules
 from sandbox.faults import Fault
 from sandbox.httpserver import SimServer, wait_until
+from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from services import registration_detector
-from tests.services.conftest import ROOT, Rig, clean_env
+from tests.services.conftest import ROOT, Rig, clean_env, start_rig
 
 PHONE = "+16175550100"
 IMPORT = {"content": "record", "action": "import"}
@@ -123,3 +126,65 @@ def test_many_kills_per_record_lose_nobody_and_use_no_attempts(rig: Rig) -> None
         assert values["pipeline_sms_attempts"] == "1"
     interrupted = [rig.values(str(n)).get("pipeline_sms_interrupted", "") for n in range(1, 4)]
     assert sum(int(c or 0) for c in interrupted) >= 6, interrupted  # the kills did interrupt
+
+
+TWO_RULES = """
+[[rule]]
+name = "welcome"
+when = "[registration_complete] = '2'"
+delay_minutes = 0
+survey = "interest_form"
+template = "Welcome! Your survey: {survey_link}"
+
+[[rule]]
+name = "nudge"
+when = "[registration_complete] = '2'"
+delay_minutes = 0
+survey = "interest_form"
+template = "Please do not forget your survey: {survey_link}"
+"""
+# Each rule's steps: (its step, how many earlier matching requests the other rule makes first).
+# welcome goes first: its claim import, create, result import; then nudge's.
+TWO_RULE_STEPS = [
+    (rule, name, where, match, after_apply, skip + (offset if rule == "nudge" else 0))
+    for rule in ("welcome", "nudge")
+    for (name, where, match, after_apply, skip), offset in zip(
+        STEPS, (2, 2, 1, 1, 2, 2), strict=True
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "name", "where", "match", "after_apply", "skip"),
+    TWO_RULE_STEPS,
+    ids=[f"{step[0]}: {step[1]}" for step in TWO_RULE_STEPS],
+)
+def test_two_rules_sharing_number_and_link_never_adopt_each_others_message(
+    tmp_path: Path,
+    rule: str,
+    name: str,
+    where: str,
+    match: dict[str, str],
+    after_apply: bool,
+    skip: int,
+) -> None:
+    """A welcome and a nudge to the same number with the same link: killing the sender at any
+    step of either leaves each rule with exactly its own message, never the other's."""
+    path = tmp_path / "rules.toml"
+    path.write_text(TWO_RULES, encoding="utf-8")
+    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
+    for rig in start_rig(project, tmp_path, RULES_FILE=str(path)):
+        rig.register("1", "(617) 555-0100")
+        registration_detector.run_once(rig.ctx(needs_twilio=False))
+        assert kill_at(rig, (name, where, match, after_apply, skip)), "never reached the step"
+        for _ in range(4):  # fresh senders, as systemd would restart them
+            done = rig.run("services.sms_sender", "--once", **KILL_SETTINGS)
+            assert done.returncode == 0, done.stderr
+            values = rig.values("1")
+            if values.get("welcome_status") == values.get("nudge_status") == "sms_sent":
+                break
+        messages = {str(m["body"]).split(":")[0]: str(m["sid"]) for m in rig.sent_to(PHONE)}
+        assert len(rig.sent_to(PHONE)) == 2, f"{rule} {name}: {messages}"
+        values = rig.values("1")
+        assert values["welcome_sms_sid"] == messages["Welcome! Your survey"]
+        assert values["nudge_sms_sid"] == messages["Please do not forget your survey"]

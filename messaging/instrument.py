@@ -1,19 +1,15 @@
-"""``admin instrument``: the data dictionary rows (CSV, REDCap's column order) of every rule's
-fields, to append to the project's dictionary on REDCap's Data Dictionary page.
-
-It needs no REDCap connection: it is how a team gets the fields in the first place. For the
-built-in rule it prints exactly ``redcap/pipeline_instrument.csv``.
+"""The data dictionary rows (CSV, REDCap's column order) of every rule's fields: what
+``admin instrument`` prints, to append to the project's dictionary on REDCap's Data Dictionary
+page, and what the sandbox adds to a project. For the built-in rule it is exactly
+``redcap/pipeline_instrument.csv``.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 
 from common.field_types import Kind
 from common.pipeline import Status
-from common.runner import EXIT_OK
-from common.settings import Settings
 from messaging.rules import Rule
 
 HEADER = (
@@ -79,11 +75,6 @@ RULE_LABELS = {
     "status": "Status of rule {name}",
     "registered_at": "Rule {name} first applied at",
 }
-
-
-def command_instrument(settings: Settings) -> int:
-    sys.stdout.write(instrument_csv(settings.rules))
-    return EXIT_OK
 
 
 def instrument_csv(rules: Iterable[Rule]) -> str:

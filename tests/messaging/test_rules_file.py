@@ -1,0 +1,92 @@
+"""A RULES_FILE as coordinators write it: every mistake is one line naming the rule, the key and
+the fix; a typo never passes silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.errors import ConfigError
+from messaging.rules import KEYS, load_rules
+
+GOOD = """
+[[rule]]
+name = "welcome"
+when = "[registration_complete] = '2'"
+delay_minutes = 1
+survey = "interest_form"
+template = "Thanks! {survey_link}"
+"""
+
+
+def load(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    load_rules(path, default_event="")
+
+
+def test_a_good_rule_loads_with_its_fields_named_after_it(tmp_path: Path) -> None:
+    """name prefixes every field; cancelled and expired join today's codes."""
+    path = tmp_path / "rules.toml"
+    path.write_text(GOOD, encoding="utf-8")
+    [rule] = load_rules(path, default_event="")
+    assert rule.fields.status == "welcome_status" and rule.fields.sid == "welcome_sms_sid"
+    assert {"cancelled", "expired"} <= set(rule.fields.codes)
+    assert rule.fields.count == "welcome_sms_count" and rule.fields.form == "relay"
+
+
+BAD = [
+    ("unknown key", GOOD.replace("delay_minutes", "delay"), "rule 'welcome': unknown key 'delay'"),
+    ("allowed keys listed", GOOD.replace("delay_minutes", "delay"), "allowed keys: " + KEYS[0]),
+    ("duplicate", GOOD + GOOD, "rule 'welcome' is defined twice"),
+    ("no when", GOOD.replace("when =", "#"), "rule 'welcome': when is missing"),
+    ("bad name", GOOD.replace('"welcome"', '"Welcome Text"'), "rule 1: name must be lower-case"),
+    (
+        "both timings",
+        GOOD.replace("delay_minutes = 1", 'delay_minutes = 1\nanchor = "visit_datetime"'),
+        "either delay_minutes or anchor",
+    ),
+    ("offset alone", GOOD + "offset_minutes = -60\n", "offset_minutes needs anchor"),
+    ("repeat alone", GOOD + "repeat = 2\n", "repeat = 2 needs every_minutes"),
+    ("every alone", GOOD + "every_minutes = 60\n", "every_minutes needs repeat"),
+    ("negative delay", GOOD.replace("delay_minutes = 1", "delay_minutes = -5"), "from 0"),
+    ("words", GOOD.replace("delay_minutes = 1", 'delay_minutes = "soon"'), "number of minutes"),
+    ("no template", GOOD.replace('template = "Thanks! {survey_link}"', ""), "template is missing"),
+    (
+        "bad placeholder",
+        GOOD.replace("{survey_link}", "{survey_link} {name}"),
+        "rule 'welcome': template",
+    ),
+    (
+        "link without survey",
+        GOOD.replace('survey = "interest_form"\n', ""),
+        "rule 'welcome': template",
+    ),
+    ("not toml", "[[rule]\nname=", "not valid TOML"),
+    ("no rules", "# nothing\n", "no rules"),
+    ("top-level typo", 'rules = "x"\n' + GOOD, "unknown top-level key 'rules'"),
+    (
+        "language alone",
+        GOOD + 'language_field = "language"\n',
+        "language_field and languages go together",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "said"), BAD, ids=[case for case, _, _ in BAD])
+def test_a_bad_rules_file_is_one_line_naming_rule_key_and_fix(
+    tmp_path: Path, case: str, text: str, said: str
+) -> None:
+    """ConfigError, one line, naming what is wrong where."""
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    message = str(caught.value)
+    assert said in message, message
+    assert "\n" not in message and message.startswith("RULES_FILE ")
+
+
+def test_a_missing_rules_file_says_so(tmp_path: Path) -> None:
+    """RULES_FILE naming no file: one line with the fix."""
+    with pytest.raises(ConfigError, match="no such file; set RULES_FILE"):
+        load_rules(tmp_path / "nope.toml", default_event="")
