@@ -12,3 +12,4 @@ class Check:
     ok: bool
     detail: str = ""
     fix: str = ""
+    warning: bool = False  # passed, but worth a look (admin check prints it as [warn])

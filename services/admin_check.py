@@ -13,6 +13,7 @@ from common.redcap_client import RedcapClient
 from common.runner import EXIT_FAILURE, EXIT_OK, load_settings
 from common.settings import Settings
 from common.twilio_client import SmsGateway
+from messaging.templates import samples
 
 
 def command_check(env_file: str | None) -> int:
@@ -25,11 +26,28 @@ def command_check(env_file: str | None) -> int:
         return _print_checks(checks)
     checks += _redcap_checks(settings)
     checks += _twilio_checks(settings)
-    sample = settings.sms_template.render(
-        "https://redcap.example.org/surveys/?s=XXXXXXXXXXXXXXXX", "1", {}
-    )
-    checks.append(Check("template", True, f"about {len(sample)} characters with a typical link"))
+    checks += template_checks(settings)
     return _print_checks(checks)
+
+
+def template_checks(settings: Settings) -> list[Check]:
+    """Every rule's template in every language, rendered with a typical link and sample
+    values: its length and SMS segments (GSM-7 or UCS-2); more than 3 is a warning (each
+    segment is billed, and long texts are read less)."""
+    checks = []
+    for rule in settings.rules:
+        name = "template" if rule.builtin else f"template {rule.name}"
+        for sample in samples(rule.templates, settings.timezone):
+            where = f"{name} ({sample.locale})" if len(rule.templates.templates) > 1 else name
+            count = sample.segments.count
+            detail = (
+                f"about {sample.length} characters with a typical link: {count} SMS "
+                f"segment{'s' if count != 1 else ''} ({sample.segments.encoding})"
+            )
+            if sample.warning:
+                detail += "; shorten it (more than 3 segments cost more and are read less)"
+            checks.append(Check(where, True, detail, warning=sample.warning))
+    return checks
 
 
 def _redcap_checks(settings: Settings) -> list[Check]:
@@ -76,7 +94,7 @@ def _twilio_checks(settings: Settings) -> list[Check]:
 
 def _print_checks(checks: list[Check]) -> int:
     for check in checks:
-        mark = "ok  " if check.ok else "FAIL"
+        mark = "FAIL" if not check.ok else "warn" if check.warning else "ok  "
         line = f"[{mark}] {check.name}: {check.detail}"
         if not check.ok and check.fix:
             line += f"\n       fix: {check.fix}"

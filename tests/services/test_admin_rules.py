@@ -1,0 +1,50 @@
+"""admin with rules: check renders every template in every language and counts its segments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from messaging.rules import load_rules
+from sandbox.redcap.demo import add_rule_fields, build_demo_project
+from tests.services.conftest import Rig, start_rig
+
+RULES = """
+[[rule]]
+name = "visit"
+when = "[visit_datetime] <> ''"
+anchor = "visit_datetime"
+offset_minutes = -1440
+template.en = "See you {field:visit_datetime:datetime}."
+template.es = "Le esperamos el {field:visit_datetime:date:full}. Responda SÍ para confirmar."
+language_field = "language"
+languages = { 1 = "en", 2 = "es" }
+
+[[rule]]
+name = "long"
+when = "[registration_complete] = '2'"
+delay_minutes = 1
+survey = "interest_form"
+template = "{survey_link} LONG"
+"""
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Iterator[Rig]:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES.replace("LONG", "x" * 500), encoding="utf-8")
+    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
+    yield from start_rig(project, tmp_path, RULES_FILE=str(path))
+
+
+def test_check_reports_each_templates_segments_and_warns_above_three(rules: Rig) -> None:
+    """One line per rule and language: length, segments, GSM-7 or UCS-2; over 3 is [warn]."""
+    done = rules.run("services.admin", "check")
+    assert done.returncode == 0, done.stdout
+    lines = {line.split(":")[0]: line for line in done.stdout.splitlines() if "template" in line}
+    assert "1 SMS segment (GSM-7)" in lines["[ok  ] template visit (en)"]
+    assert "(UCS-2)" in lines["[ok  ] template visit (es)"]  # Í is not in GSM-7
+    assert "4 SMS segments (GSM-7); shorten it" in lines["[warn] template long"]
+    assert "[ok  ] rule visit" in done.stdout and "[ok  ] rule long" in done.stdout
