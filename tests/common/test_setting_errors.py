@@ -66,6 +66,7 @@ BAD: dict[str, tuple[str, ...]] = {
     "TWILIO_API_BASE_URL": ("api.twilio.com",),
     "LOG_LEVEL": ("verbose", "5"),
     "LOG_FORMAT": ("xml", "pretty"),
+    "RULES_FILE": ("/nonexistent/rules.toml", "rules.tmol"),
 }
 CASES = [(name, value) for name, values in BAD.items() for value in values]
 
