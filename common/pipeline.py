@@ -1,6 +1,5 @@
-"""The pipeline's state model: the status codes and the REDCap fields that hold all state.
-
-``pipeline_status`` is the queue. Transitions (README "How it works" draws them)::
+"""The state model of every rule: the status codes of ``R_status`` (``pipeline_status`` for the
+built-in rule), which is the queue. Transitions (README "How it works" draws them)::
 
     (blank) --detector--> registered --sender claims--> sending --Twilio accepted--> sms_sent
     (blank) --admin baseline--> baseline          (never messaged)
@@ -13,17 +12,22 @@
     registered --no usable phone / not allowed--> skipped
     registered/sending --Twilio permanent rejection--> failed
     sms_sent --checker--> delivered | undelivered | failed | unconfirmed
-    failed/undelivered/skipped/needs_review/unconfirmed --admin requeue--> registered
+    registered --stop_when holds when due--> cancelled      (file rules)
+    registered --the anchor passed first--> expired           (file rules)
+    delivered/unconfirmed --next of a series due (repeat)--> sending
+    failed/undelivered/skipped/needs_review/unconfirmed/cancelled/expired --admin requeue-->
+        registered
+
+The field names live in :class:`messaging.rules.RuleFields`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from common.field_types import WITH_SECONDS, WITHOUT_SECONDS, Kind
+from common.field_types import WITH_SECONDS, WITHOUT_SECONDS
 
 
 class Status(StrEnum):
@@ -55,35 +59,6 @@ REQUEUEABLE = frozenset(
 # A message Twilio accepted and that is settled: the next message of a series may follow it.
 SETTLED = frozenset({Status.DELIVERED, Status.UNCONFIRMED})
 
-STATUS = "pipeline_status"
-REGISTERED_AT = "pipeline_registered_at"
-CLAIMED_AT = "pipeline_sms_claimed_at"
-SENT_AT = "pipeline_sms_sent_at"
-CHECKED_AT = "pipeline_delivery_checked_at"
-ATTEMPTS = "pipeline_sms_attempts"  # claims that Twilio's own trouble may have used up
-INTERRUPTED = "pipeline_sms_interrupted"  # claims our stopped sender left, proved unsent
-SID = "pipeline_sms_sid"
-SMS_TO = "pipeline_sms_to"
-DELIVERY_STATUS = "pipeline_delivery_status"
-ERROR_CODE = "pipeline_error_code"
-ERROR_MESSAGE = "pipeline_error_message"
-
-# name -> what it holds; common/field_types.py says which REDCap definitions can hold each.
-PIPELINE_FIELDS: dict[str, Kind] = {
-    STATUS: Kind.CHOICE,
-    REGISTERED_AT: Kind.TIME,
-    CLAIMED_AT: Kind.TIME,
-    SENT_AT: Kind.TIME,
-    CHECKED_AT: Kind.TIME,
-    ATTEMPTS: Kind.COUNT,
-    INTERRUPTED: Kind.COUNT,
-    SID: Kind.TEXT,
-    SMS_TO: Kind.TEXT,
-    DELIVERY_STATUS: Kind.TEXT,
-    ERROR_CODE: Kind.TEXT,
-    ERROR_MESSAGE: Kind.TEXT,
-}
-
 
 def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
     """A stored date-time (Y-M-D, with or without seconds, study zone) as an aware time; None if
@@ -95,37 +70,3 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
         except ValueError:
             continue
     return None
-
-
-@dataclass(frozen=True)
-class PipelineRow:
-    """One record's pipeline fields (and whatever else was exported), parsed from REDCap."""
-
-    record_id: str
-    values: dict[str, str]
-
-    @property
-    def status(self) -> str:
-        return self.values.get(STATUS, "")
-
-    @property
-    def attempts(self) -> int:
-        return self.count(ATTEMPTS)
-
-    @property
-    def interrupted(self) -> int:
-        return self.count(INTERRUPTED)
-
-    def count(self, field: str) -> int:
-        """A counter field; blank (never counted) is 0. A ``number`` field may say ``2.0``."""
-        raw = self.values.get(field, "").strip()
-        try:
-            return max(int(float(raw)), 0) if raw else 0
-        except ValueError:
-            return 0
-
-    def time(self, field: str, tz: ZoneInfo) -> datetime | None:
-        return parse_time(self.values.get(field, ""), tz)
-
-    def get(self, field: str) -> str:
-        return self.values.get(field, "")

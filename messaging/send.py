@@ -33,13 +33,13 @@ from common.phones import pick_phone
 from common.pipeline import SETTLED, Status
 from common.redcap_client import chunked
 from common.runner import Context
-from common.template import MAX_BODY
 from common.twilio_client import MessageInfo
 from common.writes import write_rows
 from messaging.links import survey_links
 from messaging.pacing import SendPacer
 from messaging.rows import RuleRow
 from messaging.rules import Rule
+from messaging.templates import MAX_BODY
 
 CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
 OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no answer

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import time
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from common.errors import ConfigError, InvalidPhone
 from common.phones import mask_phone, pick_phone
 from common.settings import Settings
-from common.template import SmsTemplate
 
 BASE = {
     "REDCAP_API_URL": "https://redcap.example.org/api",
@@ -85,11 +85,15 @@ def test_first_usable_phone_field_wins_and_reasons_hold_no_digits() -> None:
     assert mask_phone("+16175550100") == "+1******0100"
 
 
-def test_template_placeholders() -> None:
-    """{survey_link} is required; {record_id} and {field:NAME} are filled; others refused."""
-    template = SmsTemplate.parse("Hi {field:first_name} ({record_id}): {survey_link}")
-    assert template.fields == ("first_name",)
-    assert template.render("https://x/s", "7", {"first_name": "Ada"}) == "Hi Ada (7): https://x/s"
+def test_sms_template_makes_the_built_in_rule() -> None:
+    """SMS_TEMPLATE: {survey_link} required; {record_id} and {field:NAME} filled; others refused
+    in one line naming SMS_TEMPLATE."""
+    text = "Hi {field:first_name} ({record_id}): {survey_link}"
+    [rule] = Settings.from_env({**BASE, "SMS_TEMPLATE": text}).rules
+    locale, template = rule.templates.choose({})
+    assert rule.templates.fields == ("first_name",)
+    body = template.render("https://x/s", "7", {"first_name": "Ada"}, locale, ZoneInfo("UTC"))
+    assert body == "Hi Ada (7): https://x/s"
     for bad in ("no link", "{link}", "{survey_link} {field:Bad Name}", "{survey_link"):
-        with pytest.raises(ValueError, match=r"placeholder|survey_link|brace"):
-            SmsTemplate.parse(bad)
+        with pytest.raises(ConfigError, match=r"^SMS_TEMPLATE: "):
+            Settings.from_env({**BASE, "SMS_TEMPLATE": bad})

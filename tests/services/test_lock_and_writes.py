@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from common import pipeline
 from common.errors import RedcapRejected
 from common.lock import ProcessLock
 from common.writes import write_rows
@@ -30,8 +29,8 @@ def test_a_rejected_row_is_flagged_and_the_rest_land(rig: Rig) -> None:
     rig.register("2")
     ctx = rig.ctx(needs_twilio=False)
     rows = [
-        ctx.layout.row("1", {pipeline.STATUS: "registered", pipeline.ATTEMPTS: "two"}),
-        ctx.layout.row("2", {pipeline.STATUS: "registered", pipeline.ATTEMPTS: "2"}),
+        ctx.layout.row("1", {"pipeline_status": "registered", "pipeline_sms_attempts": "two"}),
+        ctx.layout.row("2", {"pipeline_status": "registered", "pipeline_sms_attempts": "2"}),
     ]
     assert write_rows(ctx.redcap, ctx.layout, rows, ctx.rules[0].fields) == {"1"}
     assert rig.status("2") == "registered"
@@ -44,7 +43,9 @@ def test_redcap_rejection_text_never_quotes_the_value(rig: Rig) -> None:
     """An import REDCap refuses is reported by record, field and reason, without the value."""
     rig.register("1")
     ctx = rig.ctx(needs_twilio=False)
-    row = ctx.layout.row("1", {pipeline.SMS_TO: "+16175550100", pipeline.ATTEMPTS: "6175550100x"})
+    row = ctx.layout.row(
+        "1", {"pipeline_sms_to": "+16175550100", "pipeline_sms_attempts": "6175550100x"}
+    )
     with pytest.raises(RedcapRejected) as refused:
         ctx.redcap.import_rows([row])
     message = str(refused.value)
