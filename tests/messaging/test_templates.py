@@ -8,14 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from messaging.segments import Segments, segments
 from messaging.templates import (
     SAMPLE_LINK,
     LocalizedTemplates,
     MessageTemplate,
-    Segments,
     sample_values,
     samples,
-    segments,
 )
 
 CHICAGO = ZoneInfo("America/Chicago")
