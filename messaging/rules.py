@@ -262,7 +262,9 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str) -> Rule:
     if "offset_minutes" in table and not anchor:
         raise ConfigError(f'{where}: offset_minutes needs anchor = "<date field>"')
     repeat = read.integer("repeat", minimum=0, maximum=20)
-    every = read.number("every_minutes", minimum=1)
+    # Two messages of a series are told apart by their time (messaging.reconcile looks 5 minutes
+    # before a claim): they must be further apart than that.
+    every = read.number("every_minutes", minimum=10)
     if repeat and not every:
         raise ConfigError(f"{where}: repeat = {repeat} needs every_minutes (e.g. 2880 = 2 days)")
     if every and not repeat:

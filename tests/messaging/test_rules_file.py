@@ -50,6 +50,7 @@ BAD = [
     ("offset alone", GOOD + "offset_minutes = -60\n", "offset_minutes needs anchor"),
     ("repeat alone", GOOD + "repeat = 2\n", "repeat = 2 needs every_minutes"),
     ("every alone", GOOD + "every_minutes = 60\n", "every_minutes needs repeat"),
+    ("series too tight", GOOD + "repeat = 1\nevery_minutes = 5\n", "from 10"),
     ("negative delay", GOOD.replace("delay_minutes = 1", "delay_minutes = -5"), "from 0"),
     ("words", GOOD.replace("delay_minutes = 1", 'delay_minutes = "soon"'), "number of minutes"),
     ("no template", GOOD.replace('template = "Thanks! {survey_link}"', ""), "template is missing"),
