@@ -17,19 +17,25 @@ seconds (exit 1).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import resource
 import signal
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from types import FrameType
 
+from bench.measure import (
+    BudgetExceeded,
+    Cost,
+    describe,
+    duration,
+    idle_cost,
+    machine,
+    size_text,
+    timed,
+)
 from common.clock import ManualClock
 from common.runner import Context, CycleResult, build_context
 from common.settings import Settings
@@ -41,23 +47,9 @@ from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
 
 BUSY = 25
-IDLE_RUNS = 3
 # The naive poller's answer at 100,000 records takes longer than the services' default 30 s.
 HTTP_TIMEOUT = "300"
 SERVICES = ("detector", "sender", "checker")
-
-
-class BudgetExceeded(Exception):
-    """The run took longer than ``--budget`` seconds."""
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What REDCap saw for one measured piece of work."""
-
-    requests: int
-    bytes_out: int
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -77,22 +69,6 @@ def fill(box: Sandbox, count: int) -> None:
 def add_due(box: Sandbox, size: int) -> None:
     """BUSY participants registered and due now (SMS_DELAY_MINUTES=0)."""
     add_records(box.project, box.clock, range(size + 1, size + BUSY + 1), "registered", "61755501")
-
-
-def timed(box: Sandbox, work: Callable[[], object]) -> tuple[Cost, object]:
-    box.redcap.server.reset_stats()
-    started = time.perf_counter()
-    result = work()
-    seconds = time.perf_counter() - started
-    stats = box.redcap.server.stats
-    return Cost(stats.total_requests(), sum(stats.bytes_out.values()), seconds), result
-
-
-def idle_cost(box: Sandbox, ctx: Context, cycle: Callable[[Context], CycleResult]) -> Cost:
-    cycle(ctx)  # warm-up: the first request of a client also opens its connection
-    runs = [timed(box, lambda: cycle(ctx))[0] for _ in range(IDLE_RUNS)]
-    middle = statistics.median(run.seconds for run in runs)
-    return next(run for run in runs if run.seconds == middle)
 
 
 def measure(size: int, log: Callable[[str], None]) -> SizeResult:
@@ -144,23 +120,6 @@ def measure(size: int, log: Callable[[str], None]) -> SizeResult:
         return SizeResult(size, fill_seconds, idle, busy, naive)
 
 
-def describe(cost: Cost) -> str:
-    return f"{cost.requests} req, {cost.bytes_out:,} B out, {cost.seconds * 1000:,.0f} ms"
-
-
-def size_text(n: float) -> str:
-    """Bytes as the table shows them: B, KB or MB (decimal, as network tools count)."""
-    if n < 1000:
-        return f"{n:.0f} B"
-    if n < 1_000_000:
-        return f"{n / 1000:.1f} KB"
-    return f"{n / 1_000_000:.1f} MB"
-
-
-def duration(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
-
-
 def table(results: list[SizeResult]) -> str:
     lines = [
         "| records | idle cycle, each service | sender busy, 25 due | naive poller cycle "
@@ -193,14 +152,6 @@ def table(results: list[SizeResult]) -> str:
             f"| {ratio_idle} | {ratio_busy} |"
         )
     return "\n".join(lines)
-
-
-def machine() -> str:
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return (
-        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"{date.today().isoformat()}; peak memory of the run {peak_mb:,.0f} MB"
-    )
 
 
 def run(sizes: list[int], budget: float) -> int:

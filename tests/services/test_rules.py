@@ -332,3 +332,41 @@ def test_a_longitudinal_rule_keeps_its_fields_and_link_in_its_event(tmp_path: Pa
         assert followup["followup_status"] == "sms_sent"
         pycap_link = rig.redcap_link_in("1", FOLLOWUP_EVENT)
         assert bodies(rig) == [f"Time for your follow-up survey: {pycap_link}"]
+
+
+def test_a_busy_cycle_batches_its_imports_and_waiting_records_keep_idle_at_one_export(
+    three: Rig,
+) -> None:
+    """Twelve due for the welcome: one import per rule that marks them, a claim and a result
+    import per chunk of ten, one import of their deliveries; with every rule then waiting far
+    ahead (reminder delay, a visit in June, the reminder's repeat) each idle cycle is one export."""
+    for n in range(12):
+        three.register(str(n + 1), f"(617) 555-01{n:02d}")
+        three.set(str(n + 1), visit_datetime="2026-06-01 10:00")
+    detector, sender, checker = three.ctx(needs_twilio=False), three.ctx(), three.ctx()
+    three.redcap.server.reset_stats()
+    registration_detector.run_once(detector)
+    # one OR-filtered export, one per rule to say which holds, one import per matching rule
+    assert dict(three.redcap.server.stats.requests) == {"record/export": 4, "record/import": 3}
+    advance(three, 2)
+    three.redcap.server.reset_stats()
+    assert Sender(dry_run=False).run_once(sender).counts["sent"] == 12
+    assert dict(three.redcap.server.stats.requests) == {
+        "record/export": 1,
+        "surveyLink/export": 12,
+        "record/import": 4,
+    }
+    advance(three, 1)
+    three.redcap.server.reset_stats()
+    assert delivery_checker.run_once(checker).counts["delivered"] == 12
+    assert dict(three.redcap.server.stats.requests) == {"record/export": 1, "record/import": 1}
+    for when in (0.0, 2880.0):  # waiting for the reminder; then between it and its repeat
+        advance(three, when)
+        cycle(three)
+        advance(three, 1)
+        delivery_checker.run_once(checker)
+        three.redcap.server.reset_stats()
+        registration_detector.run_once(detector)
+        Sender(dry_run=False).run_once(sender)
+        delivery_checker.run_once(checker)
+        assert dict(three.redcap.server.stats.requests) == {"record/export": 3}

@@ -1,0 +1,100 @@
+"""What the benches share: one measured piece of work against the sandbox, and how it is shown.
+
+``timed`` counts what the REDCap simulator saw (requests, bytes it sent back) and the wall time;
+``idle_cost`` is the median of a few idle cycles after a warm-up; ``budget`` bounds a whole run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import signal
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from types import FrameType
+from typing import TypeVar
+
+from common.runner import Context, CycleResult
+from sandbox.session import Sandbox
+
+IDLE_RUNS = 3
+T = TypeVar("T")
+
+
+class BudgetExceeded(Exception):
+    """The run took longer than ``--budget`` seconds."""
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What REDCap saw for one measured piece of work."""
+
+    requests: int
+    bytes_out: int
+    seconds: float
+
+
+def timed(box: Sandbox, work: Callable[[], object]) -> tuple[Cost, object]:
+    box.redcap.server.reset_stats()
+    started = time.perf_counter()
+    result = work()
+    seconds = time.perf_counter() - started
+    stats = box.redcap.server.stats
+    return Cost(stats.total_requests(), sum(stats.bytes_out.values()), seconds), result
+
+
+def median_run(runs: list[tuple[Cost, T]]) -> tuple[Cost, T]:
+    """The run of median wall time (``runs`` is odd in length)."""
+    middle = statistics.median(cost.seconds for cost, _ in runs)
+    return next(run for run in runs if run[0].seconds == middle)
+
+
+def idle_cost(box: Sandbox, ctx: Context, cycle: Callable[[Context], CycleResult]) -> Cost:
+    cycle(ctx)  # warm-up: the first request of a client also opens its connection
+    return median_run([timed(box, lambda: cycle(ctx)) for _ in range(IDLE_RUNS)])[0]
+
+
+def describe(cost: Cost) -> str:
+    return f"{cost.requests} req, {cost.bytes_out:,} B out, {cost.seconds * 1000:,.0f} ms"
+
+
+def size_text(n: float) -> str:
+    """Bytes as the table shows them: B, KB or MB (decimal, as network tools count)."""
+    if n < 1000:
+        return f"{n:.0f} B"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f} KB"
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def machine() -> str:
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return (
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"{date.today().isoformat()}; peak memory of the run {peak_mb:,.0f} MB"
+    )
+
+
+@contextmanager
+def budget(seconds: float) -> Iterator[None]:
+    """Raise :class:`BudgetExceeded` in the block after ``seconds`` (SIGALRM; main thread)."""
+
+    def give_up(signum: int, frame: FrameType | None) -> None:
+        raise BudgetExceeded(f"gave up after --budget {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
