@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.measure import (
+    IDLE_RUNS,
     BudgetExceeded,
     Cost,
     budget,
@@ -56,7 +57,6 @@ from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
 
 BUSY = 25
-IDLE_RUNS = 3
 START = datetime(2026, 3, 2, 12, tzinfo=UTC)
 SERVICES = ("detector", "sender", "checker")
 FAR_VISIT = "2026-09-15 10:00"  # months ahead: no visit reminder is near
