@@ -103,7 +103,6 @@ def measure(size: int, log: Callable[[str], None]) -> SizeResult:
         fields = [
             *export_fields(naive_ctx),
             naive_ctx.settings.registration_complete_field,
-            *delivery_checker.FIELDS,
         ]
         fields = list(dict.fromkeys(fields))
         naive, rows = timed(box, lambda: naive_ctx.redcap.export(fields))

@@ -45,7 +45,9 @@ def newly_true(ctx: Context, rules: Sequence[Rule]) -> dict[str, list[str]]:
     all the choosing (the rule's status is event-qualified), so any row names a candidate.
     """
     key = ctx.layout.record_id_field
-    rows = ctx.redcap.export([key], any_of([new_logic(ctx, rule) for rule in rules]))
+    classic = ctx.layout.event is None  # one row per record: its statuses come along
+    fields = [key, *(rule.fields.status for rule in rules)] if classic else [key]
+    rows = ctx.redcap.export(fields, any_of([new_logic(ctx, rule) for rule in rules]))
     candidates = list(dict.fromkeys(row[key] for row in rows))
     if not candidates:
         return {}
@@ -53,7 +55,10 @@ def newly_true(ctx: Context, rules: Sequence[Rule]) -> dict[str, list[str]]:
         return {rules[0].name: candidates}
     found: dict[str, list[str]] = {}
     for rule in rules:
-        confirmed = ctx.redcap.export([key], new_logic(ctx, rule), records=candidates)
+        open_ = [r[key] for r in rows if not r.get(rule.fields.status)] if classic else candidates
+        if not open_:
+            continue  # the rule already holds a status for every candidate: nothing to ask
+        confirmed = ctx.redcap.export([key], new_logic(ctx, rule), records=open_)
         if confirmed:
             found[rule.name] = list(dict.fromkeys(row[key] for row in confirmed))
     return found

@@ -1,7 +1,8 @@
 """What the sender has to do this cycle, for every rule at once, in one REDCap export.
 
-The export's ``filterLogic`` ORs, per rule: records ``registered`` (waiting for their message;
-for an anchored rule only those whose anchor is near or past), records ``sending`` (claims to
+The export's ``filterLogic`` ORs, per rule: records ``registered`` (waiting for their message:
+only those whose delay is nearly over or whose anchor is near or past, so records waiting days
+ahead cost nothing), records ``sending`` (claims to
 reconcile), and for a rule with repeats, records whose last message is settled and old enough
 for the next. Times in the filter are our clock's, as text (REDCap compares Y-M-D date-times as
 strings), with a two-hour margin for daylight saving and minute-only fields; the exact decision
@@ -46,6 +47,16 @@ def work_logic(ctx: Context, now: datetime) -> str:
 def _rule_logic(ctx: Context, rule: Rule, now: datetime) -> str:
     status = ref(ctx, rule, rule.fields.status)
     waiting = f"{status} = '{Status.REGISTERED}'"
+    if not rule.anchor:
+        # registered_at + delay <= now  <=>  registered_at <= now - delay (margin as above);
+        # a record never registered is due at once, and a requeued series message follows its
+        # last message instead.
+        registered = ref(ctx, rule, rule.fields.registered_at)
+        latest = _text(now - timedelta(minutes=rule.delay_minutes) + MARGIN, ctx)
+        times = [f"{registered} = ''", f"{registered} <= '{latest}'"]
+        if rule.repeat and rule.fields.count:
+            times.append(f"{ref(ctx, rule, rule.fields.count)} > 0")
+        waiting = f"{waiting} and ({' or '.join(times)})"
     if rule.anchor:
         # anchor + offset <= now  <=>  anchor <= now - offset (wall clock; margin for DST)
         latest = _text(now - timedelta(minutes=rule.offset_minutes) + MARGIN, ctx)
