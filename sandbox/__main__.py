@@ -8,6 +8,8 @@ participants registering (``--simulate N``), and runs until Ctrl-C or SIGTERM.
 setting of that file is kept except the REDCap and Twilio URLs and credentials (and LOCK_DIR),
 which point at the simulators. The project is checked against those settings as ``admin check``
 does; what it lacks is one line naming the setting and the fix, before anything is simulated.
+Settings naming a RULES_FILE get the rules' fields added to the copy, as uploading
+``admin instrument``'s CSV would (:func:`sandbox.rehearsal.add_rules`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,13 @@
-"""``make demo``: the whole pipeline against the sandbox, start to finish, in about a minute.
+"""``make demo``: three message rules against the sandbox, start to finish, in about a minute.
 
-Starts both simulators with the demo project, shows a PyCap export, baselines three pre-go-live
-registrations, runs the detector, sender and checker as real processes in loop mode while
-participants register, then stops them with SIGTERM and prints ``admin status``.
+Starts both simulators with the demo project and the rules of ``sandbox/demo_rules.toml`` (a
+welcome with the survey link, a reminder that ``stop_when`` cancels for whoever answered, a visit
+reminder 24 hours before a visit), their fields added as uploading ``admin instrument``'s CSV
+would. Shows a PyCap export, baselines three pre-go-live registrations, runs the detector, sender
+and checker as real processes in loop mode while participants register (some answer the survey
+once their welcome arrives; staff book two visits just over a day ahead), then stops them with
+SIGTERM and prints ``admin status``. Only the rules file's settings make it fast: no code here
+moves a clock.
 """
 
 from __future__ import annotations
@@ -13,18 +18,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from redcap.project import Project as PyCapProject
 
+from messaging.rules import Rule, load_rules
+from messaging.triggers import any_of
+from sandbox.clock import SimClock
 from sandbox.envfile import write_env
 from sandbox.participants import Participant, demo_cohort, register
-from sandbox.redcap.demo import build_demo_project
+from sandbox.redcap.demo import add_rule_fields, build_demo_project
+from sandbox.redcap.importer import import_rows
 from sandbox.redcap.model import Project
 from sandbox.session import Sandbox
 
+RULES_FILE = Path(__file__).with_name("demo_rules.toml")
 SERVICES = ("registration_detector", "sms_sender", "delivery_checker")
-SETTLED = {
+# Statuses the services will not move on their own: a record of a rule there is done.
+SETTLED = (
     "delivered",
     "undelivered",
     "failed",
@@ -32,8 +46,14 @@ SETTLED = {
     "baseline",
     "unconfirmed",
     "needs_review",
-}
-MAX_SECONDS = 90.0
+    "cancelled",
+    "expired",
+)
+MAX_SECONDS = 90.0  # from the services' start until every rule of every record has settled
+REGISTER_EVERY = 1.5  # seconds between registrations
+ANSWERS = ("5", "7", "8")  # answer the survey once the welcome arrives: reminder cancelled
+VISITS = {"4": "1", "5": "2"}  # booked at registration, language 1 English / 2 Español
+LANGUAGES = {"1": "English", "2": "Español"}
 
 
 def cohort() -> list[Participant]:
@@ -45,17 +65,22 @@ def cohort() -> list[Participant]:
 
 
 def run(python: str = sys.executable) -> int:
-    project = build_demo_project()
+    rules = load_rules(RULES_FILE, default_event="")
+    project = add_rule_fields(build_demo_project(), rules)
     with Sandbox(project) as box, tempfile.TemporaryDirectory() as tmp:
         redcap, twilio, clock = box.redcap, box.twilio, box.clock
+        env = box.settings(LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE))
         env_file = Path(tmp) / ".env.sandbox"
-        write_env(env_file, box.settings(LOCK_DIR=tmp))
+        write_env(env_file, env)
+        tz = ZoneInfo(env["TIMEZONE"])
+        pycap = PyCapProject(redcap.url, redcap.token, timeout=10)
         print(f"== sandbox up: REDCap {redcap.url}  Twilio {twilio.base_url}")
+        print(f"== rules from {RULES_FILE.name}: {', '.join(rule.name for rule in rules)}")
 
         for person in demo_cohort(3):
             register(project, clock, person)
-        rows = PyCapProject(redcap.url, redcap.token).export_records(
-            fields=["record_id", "registration_complete", "pipeline_status"]
+        rows = pycap.export_records(
+            fields=["record_id", "registration_complete", *(r.fields.status for r in rules)]
         )
         print(f"== PyCap export before go-live: {rows}")
 
@@ -69,14 +94,7 @@ def run(python: str = sys.executable) -> int:
             for name in SERVICES
         ]
         try:
-            people = cohort()
-            deadline = time.monotonic() + MAX_SECONDS
-            for person in people:
-                time.sleep(2)
-                register(project, clock, person)
-                print(f"== participant {person.record_id} completed registration")
-            while time.monotonic() < deadline and not settled(project):
-                time.sleep(1)
+            done = play(project, clock, tz, pycap, rules)
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -87,22 +105,90 @@ def run(python: str = sys.executable) -> int:
                     proc.kill()
                     proc.wait(timeout=5)
         print(f"== services stopped; Twilio accepted {len(twilio.sent())} message(s)")
+        for record_id, sid in field_values(project, "visit_sms_sid").items():
+            print(f"== visit reminder to participant {record_id}: {twilio.message(sid)['body']}")
+        if not done:
+            left = ", ".join(unsettled(pycap, rules)) or "none"
+            print(f"== not settled within {MAX_SECONDS:g} s (records {left})")
         print("== python -m services.admin status")
         status = subprocess.run(
             [*admin, "status", "--env-file", str(env_file)], check=False, timeout=60
         )
-        return 0 if settled(project) and status.returncode == 0 else 1
+        return 0 if done and not unsettled(pycap, rules) and status.returncode == 0 else 1
 
 
-def settled(project: Project) -> bool:
-    """Every record has reached a status the pipeline will not move on its own."""
+def play(
+    project: Project, clock: SimClock, tz: ZoneInfo, pycap: PyCapProject, rules: Sequence[Rule]
+) -> bool:
+    """Participants register one by one (staff book the visits as they do), answer the survey
+    once their welcome text arrives; True once every rule has settled for every record."""
+    waiting = cohort()
+    answering = set(ANSWERS)
+    deadline = time.monotonic() + MAX_SECONDS
+    next_registration = time.monotonic() + REGISTER_EVERY
+    while time.monotonic() < deadline:
+        if waiting and time.monotonic() >= next_registration:
+            person = waiting.pop(0)
+            register(project, clock, person)
+            note = ""
+            if person.record_id in VISITS:
+                note = book_visit(project, clock, tz, person.record_id, VISITS[person.record_id])
+            print(f"== participant {person.record_id} completed registration{note}")
+            next_registration += REGISTER_EVERY
+        arrived = set(field_values(project, "welcome_status", "delivered"))
+        for record_id in sorted(answering & arrived):
+            answer_survey(project, clock, record_id)
+            answering.discard(record_id)
+            print(f"== participant {record_id} got the welcome text and completed the survey")
+        if not waiting and not answering and not unsettled(pycap, rules):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def book_visit(project: Project, clock: SimClock, tz: ZoneInfo, record_id: str, code: str) -> str:
+    """Staff enter a visit just over 24 hours ahead (``visit_datetime`` has minutes only, so the
+    next whole minute): its reminder falls due within the minute."""
+    now = clock.now().astimezone(tz).replace(tzinfo=None)
+    visit = (now + timedelta(days=1, minutes=1)).replace(second=0, microsecond=0)
+    store(project, clock, record_id, visit_datetime=f"{visit:%Y-%m-%d %H:%M}", language=code)
+    return (
+        f"; visit booked for {visit:%Y-%m-%d %H:%M} ({LANGUAGES[code]}): "
+        f"its reminder is due at {visit:%H:%M} today"
+    )
+
+
+def answer_survey(project: Project, clock: SimClock, record_id: str) -> None:
+    """The participant submits the interest survey: REDCap marks the form Complete (2)."""
+    store(project, clock, record_id, interest_level="1", interest_form_complete="2")
+
+
+def store(project: Project, clock: SimClock, record_id: str, **values: str) -> None:
+    row: dict[str, object] = {project.record_id_field: record_id, **values}
+    import_rows(project, [row], overwrite=False, date_format="YMD", now=clock.local_naive())
+
+
+def field_values(project: Project, name: str, only: str | None = None) -> dict[str, str]:
+    """Record id -> the non-blank value of ``name`` (only those equal to ``only``, if given)."""
     with project.lock:
-        statuses = [
-            values.get("pipeline_status", "")
-            for record in project.records.values()
+        found = {
+            record_id: values.get(name, "")
+            for record_id, record in project.records.items()
             for values in record.slots.values()
-        ]
-    return bool(statuses) and all(s in SETTLED for s in statuses)
+        }
+    return {r: v for r, v in found.items() if v and (only is None or v == only)}
+
+
+def unsettled(pycap: PyCapProject, rules: Sequence[Rule]) -> list[str]:
+    """Records some rule has still to finish with, asked of REDCap: the rule applies (or has a
+    status) and the status is not a settled one. Empty also means at least one record exists."""
+    parts = []
+    for rule in rules:
+        status = f"[{rule.fields.status}]"
+        open_ = " and ".join(f"{status} <> '{code}'" for code in SETTLED)
+        parts.append(f"(({rule.when}) or {status} <> '') and {open_}")
+    rows = pycap.export_records(fields=["record_id"], filter_logic=any_of(parts))
+    return sorted({str(row["record_id"]) for row in rows}, key=lambda r: (len(r), r))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ shows), and the simulated registrations are tried on a scratch copy of the proje
 problem is one line naming the setting and the fix: a :class:`ConfigError` for a bad settings
 file (exit 2), a :class:`ProjectCheckError` for a project that lacks what the settings name
 (exit 3), as in the services.
+
+When the settings name a ``RULES_FILE``, the rehearsal copy gets the rules' fields it lacks, as
+uploading ``admin instrument``'s CSV in REDCap would (:func:`add_rules`), and every rule's survey
+is enabled there as SURVEY_INSTRUMENT's is.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from common.errors import ConfigError, ProjectCheckError, RelayError
 from common.project import Layout, load_layout
 from common.redcap_client import RedcapClient
 from common.settings import Settings, read_env_file
+from messaging.rules import Rule, survey_setting
 from sandbox.clock import SimClock
 from sandbox.participants import Participant, Registration, store
+from sandbox.redcap.demo import add_rule_fields
 from sandbox.redcap.errors import ApiError
 from sandbox.redcap.model import Project
 from sandbox.session import Sandbox
@@ -71,13 +77,14 @@ def prepare(
     client = RedcapClient(
         settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
     )
+    notes = add_rules(box.project, settings)
     try:
         layout = load_layout(client, settings)
     except ProjectCheckError:
         raise
     except RelayError as exc:
         raise ProjectCheckError(f"the REDCap simulator refused the project check: {exc}") from None
-    notes = _survey(box.project, settings, layout)
+    notes += _surveys(box.project, settings, layout)
     registration = Registration(
         complete_field=settings.registration_complete_field,
         complete_value=settings.registration_complete_value,
@@ -99,17 +106,46 @@ def rehearse_registrations(
         raise ProjectCheckError(_refusal(exc.message, registration)) from None
 
 
-def _survey(project: Project, settings: Settings, layout: Layout) -> list[str]:
-    """SURVEY_INSTRUMENT must be an instrument (of REDCAP_EVENT); one that is not enabled as a
-    survey in the loaded copy is enabled there, since exports need not carry survey settings."""
+def add_rules(project: Project, settings: Settings) -> list[str]:
+    """The RULES_FILE's rules' fields, added to the rehearsal copy where it lacks them; a note
+    naming them, since the real project needs them uploaded too."""
+    if not settings.rules_file:
+        return []
+    with project.lock:
+        missing = [r.name for r in settings.rules if project.field(r.fields.status) is None]
+        add_rule_fields(project, settings.rules)
+    if not missing:
+        return []
+    return [
+        f"added the fields of rule(s) {', '.join(missing)} to this copy of the project (upload "
+        "the output of `python -m services.admin instrument` in REDCap's Data Dictionary page "
+        "before going live)"
+    ]
+
+
+def _surveys(project: Project, settings: Settings, layout: Layout) -> list[str]:
+    """Each rule's survey (SURVEY_INSTRUMENT for the built-in rule) must be an instrument of the
+    rule's event; one that is not enabled as a survey in the loaded copy is enabled there, since
+    exports need not carry survey settings."""
     settings.require_survey()
-    instrument = settings.survey_instrument
-    if instrument not in layout.forms_in_event:
-        where = f"designated for {layout.event}" if layout.event else "an instrument"
-        known = ", ".join(sorted(layout.forms_in_event))
+    notes: list[str] = []
+    for rule in settings.rules:
+        if rule.survey:
+            notes += _survey(project, settings, layout, rule)
+    return list(dict.fromkeys(notes))
+
+
+def _survey(project: Project, settings: Settings, layout: Layout, rule: Rule) -> list[str]:
+    instrument = rule.survey
+    event = layout.event_for(rule.event)
+    forms = layout.forms_for(event)
+    if instrument not in forms:
+        where = f"designated for {event}" if event else "an instrument"
+        setting = survey_setting(rule)
+        fix = "SURVEY_INSTRUMENT" if rule.builtin else f"the rule in {settings.rules_file}"
         raise ProjectCheckError(
-            f"SURVEY_INSTRUMENT={instrument!r} is not {where}; fix SURVEY_INSTRUMENT or the "
-            f"project's event designations (instruments: {known})"
+            f"{setting}={instrument!r} is not {where}; fix {fix} or the project's event "
+            f"designations (instruments: {', '.join(sorted(forms))})"
         )
     form = next(form for form in project.forms if form.name == instrument)
     if form.is_survey:

@@ -67,22 +67,39 @@ def test_bad_project_file_is_one_line_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(150)
 def test_make_demo_runs_the_pipeline_to_delivery() -> None:
-    """The demo ends with messages delivered, one undelivered and one skipped (README)."""
+    """The demo's three rules end as a user reads them in admin status (README): welcome
+    delivered but for one undelivered and one skipped; the reminder cancelled for the three who
+    answered and delivered to the rest; both visit reminders delivered, one in Spanish."""
     done = subprocess.run(
         [sys.executable, "-m", "sandbox.demo_cli"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=140,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    lines = {
-        line.split()[0]: line.split()[-1]
-        for line in done.stdout.splitlines()
-        if line.startswith("  ") and len(line.split()) == 2
-    }
-    assert lines["delivered"] == "6" and lines["undelivered"] == "1"
-    assert lines["skipped"] == "1" and lines["baseline"] == "3"
+    rules = funnels(done.stdout)
+    assert list(rules) == ["welcome", "reminder", "visit"]
+    welcome, reminder, visit = rules["welcome"], rules["reminder"], rules["visit"]
+    assert (welcome["delivered"], welcome["undelivered"]) == ("6", "1")
+    assert (welcome["skipped"], welcome["baseline"]) == ("1", "3")
+    assert (reminder["cancelled"], reminder["delivered"], reminder["baseline"]) == ("3", "3", "3")
+    assert (reminder["undelivered"], reminder["skipped"]) == ("1", "1")
+    assert (visit["delivered"], visit["(none)"]) == ("2", "9")
+    assert "Recordatorio: su visita es el" in done.stdout
+
+
+def funnels(out: str) -> dict[str, dict[str, str]]:
+    """``admin status`` as printed: rule name -> its "  status  count" lines."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in out.splitlines():
+        if line.startswith("rule ") and line.endswith(":"):
+            current = sections.setdefault(line.removeprefix("rule ").removesuffix(":"), {})
+        elif current is not None and line.startswith("  ") and len(line.split()) == 2:
+            status, count = line.split()
+            current[status] = count
+    return sections
 
 
 def test_simulate_registers_participants_over_time(tmp_path: Path) -> None:

@@ -200,6 +200,59 @@ def test_rehearsal_uses_the_study_settings(tmp_path: Path, name: str) -> None:
     assert len(notes) == (1 if study.enables_survey else 0)
 
 
+# A study's own rules file for the "simple" project: the welcome link and a reminder that the
+# survey's completion cancels, in its own fields (which the project does not have yet).
+SIMPLE_RULES = """
+[[rule]]
+name = "welcome"
+when = "[demographics_complete] = '2'"
+delay_minutes = 60
+survey = "health"
+template = "Hi {field:name_first}, your survey: {survey_link}"
+
+[[rule]]
+name = "reminder"
+when = "[demographics_complete] = '2'"
+delay_minutes = 2880
+survey = "health"
+stop_when = "[health_complete] = '2'"
+template = "A reminder: your survey is waiting at {survey_link}"
+"""
+
+
+def test_rehearsal_with_a_rules_file_adds_the_rules_fields(tmp_path: Path) -> None:
+    """With RULES_FILE in the study's settings the rehearsal copy gets every rule's fields (as
+    uploading admin instrument's CSV would, with one note saying so) and admin check passes."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(SIMPLE_RULES, encoding="utf-8")
+    env_out = tmp_path / ".env.sandbox"
+    env_file = write_env(tmp_path / ".env", {**STUDIES["simple"].env(), "RULES_FILE": str(rules)})
+    proc = sandbox(tmp_path, "simple", "--env-file", str(env_file), "--simulate", "1")
+    try:
+        assert wait_until(lambda: env_out.exists() or proc.poll() is not None, timeout=20)
+        assert env_out.exists(), proc.communicate(timeout=5)[1]
+        written = dotenv_values(env_out)
+        assert written["RULES_FILE"] == str(rules)
+        project = PyCapProject(written["REDCAP_API_URL"], written["REDCAP_API_TOKEN"])
+        for rule in ("welcome", "reminder"):
+            assert {f"{rule}_status", f"{rule}_sms_ref"} <= set(project.field_names)
+        check = subprocess.run(
+            [sys.executable, "-m", "services.admin", "check", "--env-file", str(env_out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert check.returncode == 0, check.stdout
+        assert "rule welcome:" in check.stdout and "rule reminder:" in check.stdout
+    finally:
+        code, err = stop(proc)
+    assert code == 0 and "Traceback" not in err
+    added = [line for line in err.splitlines() if "added the fields of rule(s)" in line]
+    assert len(added) == 1 and "welcome, reminder" in added[0]
+    assert sum("enabled it for the rehearsal" in line for line in err.splitlines()) == 1
+
+
 def existing_records(name: str) -> set[str]:
     """The record ids of the export itself (the simulated ones come after them)."""
     return set(load_project_xml(redcap_project(name) / "project.xml").records)
