@@ -251,7 +251,11 @@ def survey_checks(client: RedcapClient, settings: Settings, layout: Layout) -> l
     """
     checks: list[Check] = []
     probe: list[str | None] = []  # asked once, for the first rule that needs it
+    asked: set[tuple[str, str]] = set()  # (survey, event): rules sharing a survey ask once
     for rule in settings.rules:
+        if (rule.survey, rule.event) in asked:
+            continue
+        asked.add((rule.survey, rule.event))
         setting = survey_setting(rule)
         if rule.builtin and not rule.survey:
             checks.append(Check("survey instrument", False, f"{setting} is not set", SURVEY_FIX))

@@ -40,8 +40,9 @@ def template_checks(settings: Settings) -> list[Check]:
         for sample in samples(rule.templates, settings.timezone):
             where = f"{name} ({sample.locale})" if len(rule.templates.templates) > 1 else name
             count = sample.segments.count
+            link = " with a typical link" if rule.survey else ""
             detail = (
-                f"about {sample.length} characters with a typical link: {count} SMS "
+                f"about {sample.length} characters{link}: {count} SMS "
                 f"segment{'s' if count != 1 else ''} ({sample.segments.encoding})"
             )
             if sample.warning:

@@ -19,8 +19,7 @@ PROBLEMS = (
     Status.SKIPPED,
     Status.NEEDS_REVIEW,
     Status.UNCONFIRMED,
-    Status.CANCELLED,
-    Status.EXPIRED,
+    Status.EXPIRED,  # a reminder that never went: worth a look; cancelled is stop_when at work
 )
 
 
