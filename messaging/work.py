@@ -5,7 +5,7 @@ only those whose delay is nearly over or whose anchor is near or past, so record
 ahead cost nothing), records ``sending`` (claims to
 reconcile), and for a rule with repeats, records whose last message is settled and old enough
 for the next. Times in the filter are our clock's, as text (REDCap compares Y-M-D date-times as
-strings), with a two-hour margin for daylight saving and minute-only fields; the exact decision
+strings), with a 61-minute margin for daylight saving and minute-only fields; the exact decision
 is made here, per row, by :mod:`messaging.timing`.
 """
 
@@ -25,7 +25,8 @@ from messaging.send import values_row, write
 from messaging.timing import due_at, expires_at
 from messaging.triggers import any_of, ref
 
-MARGIN = timedelta(hours=2)
+# A daylight-saving change moves local time by an hour; minute-only fields lose up to a minute.
+MARGIN = timedelta(minutes=61)
 
 
 @dataclass
