@@ -93,12 +93,14 @@ template = "A reminder: your survey is waiting at {{survey_link}}"
 
 
 def rules_text(count: int) -> str:
-    """``count`` rules, delay / visit / repeat in turn; the first (the busy one) is due in 1 h."""
+    """``count`` rules, delay / visit / repeat in turn; the first (the busy one) is due a day
+    after registration, so records that registered just now wait well beyond the sender's
+    61-minute look-ahead."""
     tables = []
     for i in range(count):
         kind, n = i % 3, i + 1
         if kind == 0:
-            tables.append(DELAY.format(n=n, delay=60 * (1 + i)))
+            tables.append(DELAY.format(n=n, delay=1440 * (1 + i)))
         elif kind == 1:
             tables.append(VISIT.format(n=n, offset=1440 * (1 + i // 3)))
         else:
