@@ -48,3 +48,47 @@ def test_check_reports_each_templates_segments_and_warns_above_three(rules: Rig)
     assert "(UCS-2)" in lines["[ok  ] template visit (es)"]  # Í is not in GSM-7
     assert "4 SMS segments (GSM-7); shorten it" in lines["[warn] template long"]
     assert "[ok  ] rule visit" in done.stdout and "[ok  ] rule long" in done.stdout
+
+
+WELCOME_AND_REMINDER = """
+[[rule]]
+name = "welcome"
+when = "[registration_complete] = '2'"
+delay_minutes = 60
+survey = "interest_form"
+template = "Welcome! {survey_link}"
+
+[[rule]]
+name = "reminder"
+when = "[registration_complete] = '2'"
+delay_minutes = 2880
+survey = "interest_form"
+stop_when = "[interest_form_complete] = '2'"
+template = "A reminder: {survey_link}"
+"""
+
+
+def test_force_and_requeue_act_on_the_rule_named(tmp_path: Path) -> None:
+    """force --rule sends that rule's message now; requeue --rule gives a cancelled reminder
+    another go; an unknown rule is one line naming the rules there are."""
+    path = tmp_path / "rules.toml"
+    path.write_text(WELCOME_AND_REMINDER, encoding="utf-8")
+    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
+    for rig in start_rig(project, tmp_path, RULES_FILE=str(path)):
+        rig.register("1", "(617) 555-0100")
+        assert rig.run("services.registration_detector", "--once").returncode == 0
+        forced = rig.run("services.admin", "force", "1", "--rule", "welcome")
+        assert forced.returncode == 0 and "record 1: sent" in forced.stdout
+        [message] = rig.sent_to("+16175550100")
+        assert str(message["body"]).startswith("Welcome!")
+        assert rig.values("1")["reminder_status"] == "registered"  # the other rule untouched
+        rig.set("1", reminder_status="cancelled", reminder_error_code="stop_when")
+        requeued = rig.run("services.admin", "requeue", "1", "--rule", "reminder")
+        assert requeued.returncode == 0, requeued.stdout
+        values = rig.values("1")
+        assert values["reminder_status"] == "registered"
+        assert values.get("reminder_error_code", "") == ""
+        assert values["welcome_status"] == "sms_sent"
+        unknown = rig.run("services.admin", "requeue", "1", "--rule", "remindr")
+        assert unknown.returncode == 2
+        assert "--rule remindr: no such rule; the rules are: welcome, reminder" in unknown.stderr
