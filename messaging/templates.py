@@ -46,8 +46,6 @@ from typing import Literal
 from babel import Locale, UnknownLocaleError
 from babel import dates as babel_dates
 
-from messaging.segments import Segments, segments
-
 MAX_BODY = 1600  # Twilio refuses longer bodies (21617)
 FORMATS = ("date", "time", "datetime", "weekday")
 Width = Literal["short", "medium", "long", "full"]
@@ -383,40 +381,3 @@ def _check_languages(
                 f"to {name} or remove template.{name}"
             )
     return mapped
-
-
-SAMPLE_LINK = "https://redcap.example.org/surveys/?s=" + "X" * 22  # 60 characters, a typical link
-SAMPLE_RECORD_ID = "1"
-SAMPLE_MOMENT = "2026-03-03 14:30"  # serves date, time, datetime and weekday formats alike
-SAMPLE_TEXT = "Sample"
-WARN_SEGMENTS = 3  # above this a message costs more than most studies expect
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One language's template rendered with typical values, for ``admin check``."""
-
-    locale: str
-    body: str
-    length: int  # characters
-    segments: Segments
-    warning: bool  # more than WARN_SEGMENTS segments
-
-
-def sample_values(template: MessageTemplate) -> dict[str, str]:
-    """Typical values for the fields a template reads: a date-time for date fields, else text."""
-    return {
-        name: SAMPLE_MOMENT if name in template.date_fields else SAMPLE_TEXT
-        for name in template.fields
-    }
-
-
-def samples(templates: LocalizedTemplates, tz: tzinfo) -> tuple[Sample, ...]:
-    """Each language rendered with a 60-character link, record id 1 and ``sample_values``."""
-    found: list[Sample] = []
-    for locale, template in templates.templates.items():
-        link = SAMPLE_LINK if template.link else None
-        body = template.render(link, SAMPLE_RECORD_ID, sample_values(template), locale, tz)
-        counted = segments(body)
-        found.append(Sample(locale, body, len(body), counted, counted.count > WARN_SEGMENTS))
-    return tuple(found)

@@ -13,7 +13,7 @@ from common.redcap_client import RedcapClient
 from common.runner import EXIT_FAILURE, EXIT_OK, load_settings
 from common.settings import Settings
 from common.twilio_client import SmsGateway
-from messaging.templates import samples
+from messaging.samples import samples
 
 
 def command_check(env_file: str | None) -> int:

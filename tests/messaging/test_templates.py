@@ -8,14 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from messaging.samples import SAMPLE_LINK, sample_values, samples
 from messaging.segments import Segments, segments
-from messaging.templates import (
-    SAMPLE_LINK,
-    LocalizedTemplates,
-    MessageTemplate,
-    sample_values,
-    samples,
-)
+from messaging.templates import LocalizedTemplates, MessageTemplate
 
 CHICAGO = ZoneInfo("America/Chicago")
 LINK = "https://redcap.example.org/surveys/?s=ABC"
