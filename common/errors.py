@@ -7,17 +7,21 @@
     ├── ProjectCheckError           token's project != REDCAP_PROJECT_ID, fields missing: exit 3
     ├── TransientError              try again next cycle; the record stays where it is
     │   ├── RedcapUnavailable       REDCap unreachable / 5xx after retries, or a timeout
-    │   └── TwilioUnavailable       Twilio 429 or unreachable: the message was not created
-    │       └── TwilioOutcomeUnknown  timeout / 5xx / reset: it may exist; reconcile, never resend
+    │   ├── TwilioUnavailable       Twilio 429 or unreachable: the message was not created
+    │   │   └── TwilioOutcomeUnknown  timeout / 5xx / reset: it may exist; reconcile, never resend
+    │   └── GraphUnavailable        Graph 429/503 or unreachable: the mail was not sent
+    │       └── GraphOutcomeUnknown   sendMail timeout / 5xx / reset: it may have gone; never resend
     ├── RedcapBanned                REDCap answered 429: this IP is banned; stop, exit 1
     ├── RedcapRejected              REDCap refused a request (bad field, bad value, ...)
     └── PermanentError              record-level: written on that record, never retried
         ├── InvalidPhone            no usable phone number
         ├── SurveyLinkError         REDCap gave no usable survey link for the record
-        └── TwilioRejected          Twilio refused the message (21211, 21610, ...)
+        ├── TwilioRejected          Twilio refused the message (21211, 21610, ...)
+        └── GraphRejected           Graph refused the mail (ErrorInvalidRecipients, ...)
 
-Adapters (``common/redcap_client.py``, ``common/twilio_client.py``) translate PyCap, requests and
-twilio exceptions into these once, at the boundary; services never see third-party exceptions.
+Adapters (``common/redcap_client.py``, ``common/twilio_client.py``, ``common/graph_client.py``)
+translate PyCap, requests, twilio and msal exceptions into these once, at the boundary; services
+never see third-party exceptions.
 """
 
 from __future__ import annotations
@@ -49,6 +53,23 @@ class TwilioUnavailable(TransientError):
 
 class TwilioOutcomeUnknown(TwilioUnavailable):
     """A create was sent but no answer came back: the message may exist. Reconcile, never resend."""
+
+
+class GraphUnavailable(TransientError):
+    """Microsoft Graph or the identity platform could not take the request (429, 503, timeout,
+    connection error) within the bounded retries: nothing was sent.
+
+    ``retry_after`` is Microsoft's ``Retry-After`` in seconds when it gave one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GraphOutcomeUnknown(GraphUnavailable):
+    """A sendMail left but no clear answer came back (timeout, 5xx, reset): the mail may have
+    gone. Look for it in Sent Items or ask a person; never resend blindly."""
 
 
 class RedcapBanned(RelayError):
@@ -85,3 +106,8 @@ class SurveyLinkError(PermanentError):
 
 class TwilioRejected(PermanentError):
     """Twilio refused the message permanently (its error code in ``code``)."""
+
+
+class GraphRejected(PermanentError):
+    """Graph refused the mail permanently (its error code, e.g. ErrorInvalidRecipients, in
+    ``code``); the message names no address."""

@@ -1,0 +1,450 @@
+"""The Microsoft Graph mail adapter: msal's client-credentials flow, sendMail, Sent Items, and
+our exceptions.
+
+msal's ``ConfidentialClientApplication`` gets the token (a client secret or a certificate; never
+an interactive login) and keeps it in its in-memory cache until it expires, so one adapter per
+process asks the identity platform about once an hour. msal refuses http authorities
+(TWILIO_API.md §6.4): when ``GRAPH_AUTHORITY_URL`` / ``GRAPH_API_BASE_URL`` are not https (the
+sandbox), requests keep Microsoft's URLs and :class:`GraphSession` rewrites their hosts, so msal's
+real code path runs. The same session, with a timeout on every request, carries the Graph calls.
+
+sendMail answers 202 with no id: our id travels in an ``x-`` internet message header. A 429 was
+not applied and is retried after ``Retry-After`` (bounded in attempts and in time); a timeout,
+reset or 5xx after the request left is :class:`GraphOutcomeUnknown` and is never resent here.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import msal
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from common.errors import (
+    ConfigError,
+    GraphOutcomeUnknown,
+    GraphRejected,
+    GraphUnavailable,
+)
+
+DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
+DEFAULT_API_BASE_URL = "https://graph.microsoft.com"
+SCOPES = ["https://graph.microsoft.com/.default"]
+MESSAGE_ID_HEADER = "x-redcap-relay-id"
+_MAILBOX_MISSING = {
+    "ErrorInvalidUser",
+    "ResourceNotFound",
+    "Request_ResourceNotFound",
+    "MailboxNotEnabledForRESTAPI",
+}
+_PAGE_SIZE = 50
+_MAX_PAGES = 20  # a reconciliation window holds few mails; bound the walk anyway
+
+
+@dataclass(frozen=True)
+class CertificateCredential:
+    """A certificate registered on the app: its private key (PEM text) and SHA-1 thumbprint."""
+
+    private_key_pem: str
+    thumbprint: str
+
+
+@dataclass(frozen=True)
+class SentMailInfo:
+    """A mail found in Sent Items. ``subject`` and ``to`` are PHI: compare, never log."""
+
+    id: str
+    subject: str
+    sent_at: datetime | None
+    to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GraphCheck:
+    """What ``check()`` could establish: the token always; the mailbox when permitted."""
+
+    mailbox_verified: bool
+    detail: str
+
+
+class GraphSession(requests.Session):
+    """A session with a timeout on every request that, for the sandbox, sends requests for
+    Microsoft's hosts to other base URLs (``{"graph.microsoft.com": "http://127.0.0.1:PORT"}``)."""
+
+    def __init__(self, timeout: float, rewrites: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self._timeout = timeout
+        self._rewrites = {host: urlsplit(base) for host, base in (rewrites or {}).items()}
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        text = url.decode() if isinstance(url, bytes) else url
+        parts = urlsplit(text)
+        target = self._rewrites.get(parts.hostname or "")
+        if target is not None:
+            path = target.path.rstrip("/") + parts.path
+            text = urlunsplit((target.scheme, target.netloc, path, parts.query, parts.fragment))
+        if kwargs.get("timeout") is None:  # msal passes none
+            kwargs["timeout"] = self._timeout
+        return super().request(method, text, *args, **kwargs)
+
+
+def _public(configured: str, default: str) -> tuple[str, dict[str, str]]:
+    """The https base requests name, and the rewrite sending it to ``configured`` if needed."""
+    configured = configured.rstrip("/")
+    if configured.startswith("https://"):
+        return configured, {}
+    host = urlsplit(default).hostname or ""
+    return default, {host: configured}
+
+
+class GraphMailer:
+    """Send mail as one mailbox, find it again in Sent Items, and check the setup."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        client_id: str,
+        *,
+        sender: str,
+        client_secret: str = "",
+        certificate: CertificateCredential | None = None,
+        authority_url: str = DEFAULT_AUTHORITY_URL,
+        api_base_url: str = DEFAULT_API_BASE_URL,
+        save_to_sent_items: bool = True,
+        can_read_sent: bool = False,
+        timeout: float = 30.0,
+        max_attempts: int = 3,
+        max_wait_seconds: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        http_cache: dict[Any, Any] | None = None,
+    ) -> None:
+        if bool(client_secret) == (certificate is not None):
+            raise ConfigError(
+                "set either GRAPH_CLIENT_SECRET or GRAPH_CERT_PATH + GRAPH_CERT_THUMBPRINT"
+            )
+        self._tenant = tenant_id
+        self._client_id = client_id
+        self._credential: str | dict[str, str] = (
+            client_secret
+            if certificate is None
+            else {"private_key": certificate.private_key_pem, "thumbprint": certificate.thumbprint}
+        )
+        self._sender = sender
+        authority, login_rewrite = _public(authority_url, DEFAULT_AUTHORITY_URL)
+        self._api, api_rewrite = _public(api_base_url, DEFAULT_API_BASE_URL)
+        self._authority = f"{authority}/{tenant_id}"
+        self._session = GraphSession(timeout, {**login_rewrite, **api_rewrite})
+        self._save = save_to_sent_items
+        self._can_read_sent = can_read_sent
+        self._max_attempts = max(1, max_attempts)
+        self._max_wait = max_wait_seconds
+        self._sleep = sleep
+        self._http_cache = http_cache
+        self._msal: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> GraphMailer:
+        """The adapter for ``settings`` (a :class:`common.settings.Settings`); ConfigError first
+        if e-mail is not fully configured or the key file cannot be read."""
+        settings.require_graph()
+        certificate = None
+        if settings.graph_cert_path:
+            try:
+                pem = settings.graph_cert_path.read_text()
+            except (OSError, UnicodeDecodeError):
+                raise ConfigError(
+                    f"GRAPH_CERT_PATH={settings.graph_cert_path}: cannot read the private key "
+                    "file; give the path of the PEM private key, readable by this user"
+                ) from None
+            certificate = CertificateCredential(pem, settings.graph_cert_thumbprint)
+        return cls(
+            settings.graph_tenant_id,
+            settings.graph_client_id,
+            sender=settings.graph_sender,
+            client_secret=settings.graph_client_secret,
+            certificate=certificate,
+            authority_url=settings.graph_authority_url,
+            api_base_url=settings.graph_api_base_url,
+            can_read_sent=settings.graph_can_read_sent,
+            timeout=settings.http_timeout_seconds,
+            **kwargs,
+        )
+
+    # -- public ----------------------------------------------------------------------------
+
+    def send(
+        self, to: str, subject: str, text: str, html: str | None = None, *, message_id: str
+    ) -> None:
+        """Send one mail to ``to`` carrying ``message_id`` in the ``x-redcap-relay-id`` header.
+
+        Graph's JSON message has one body: the HTML one when ``html`` is given (Exchange makes
+        the plain part), else ``text``. Raises GraphRejected, GraphUnavailable (nothing sent),
+        GraphOutcomeUnknown (it may have gone: reconcile, never resend) or ConfigError.
+        """
+        body = (
+            {"contentType": "HTML", "content": html}
+            if html
+            else {
+                "contentType": "Text",
+                "content": text,
+            }
+        )
+        payload = {
+            "message": {
+                "subject": subject,
+                "body": body,
+                "toRecipients": [{"emailAddress": {"address": to}}],
+                "internetMessageHeaders": [{"name": MESSAGE_ID_HEADER, "value": message_id}],
+            },
+            "saveToSentItems": self._save,
+        }
+        self._call("POST", f"{self._user_url()}/sendMail", json=payload, sending=True)
+
+    def find_sent(self, message_id: str, since: datetime) -> SentMailInfo | None:
+        """The mail carrying ``message_id`` sent at or after ``since`` (aware), from Sent Items;
+        ``None`` if there is none. Needs GRAPH_CAN_READ_SENT=1 (Mail.ReadBasic, saveToSentItems).
+
+        Graph cannot filter on internetMessageHeaders: the filter is on sentDateTime and the
+        header is matched here.
+        """
+        if not self._can_read_sent:
+            raise ConfigError(
+                "GRAPH_CAN_READ_SENT is 0: Sent Items cannot be searched; set it to 1 once the app "
+                "has Mail.ReadBasic on the sender's mailbox"
+            )
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        url: str | None = f"{self._user_url()}/mailFolders/sentitems/messages"
+        params: dict[str, str] | None = {
+            "$filter": f"sentDateTime ge {stamp}",
+            "$select": "id,subject,sentDateTime,toRecipients,internetMessageHeaders",
+            "$top": str(_PAGE_SIZE),
+        }
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                break
+            page = self._call("GET", url, params=params).json()
+            for item in page.get("value", []):
+                if _has_header(item, message_id):
+                    return _sent_info(item)
+            url, params = _next_link(page, self._api), None
+        return None
+
+    def check(self) -> GraphCheck:
+        """Acquire a token (ConfigError for bad credentials) and check the sender's mailbox
+        exists, as far as the app's permissions allow."""
+        self._token()
+        user = self._call("GET", self._user_url(), params={"$select": "id,mail"}, accept=(403,))
+        if user.status_code == 200:
+            return GraphCheck(True, "token acquired; the sender's mailbox exists")
+        if self._can_read_sent:
+            self._call(
+                "GET", f"{self._user_url()}/mailFolders/sentitems/messages", params={"$top": "1"}
+            )
+            return GraphCheck(True, "token acquired; the sender's Sent Items can be read")
+        return GraphCheck(
+            False,
+            "token acquired; the app may not read the directory (no User.Read.All), so the "
+            "mailbox is checked by the first send (ErrorInvalidUser names a wrong GRAPH_SENDER)",
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _user_url(self) -> str:
+        return f"{self._api}/v1.0/users/{quote(self._sender, safe='@')}"
+
+    def _application(self) -> Any:
+        if self._msal is None:
+            try:
+                self._msal = msal.ConfidentialClientApplication(
+                    self._client_id,
+                    client_credential=self._credential,
+                    authority=self._authority,
+                    http_client=self._session,
+                    http_cache=self._http_cache,
+                )
+            except requests.RequestException:
+                raise GraphUnavailable(
+                    "the Microsoft identity platform could not be reached (GRAPH_AUTHORITY_URL)"
+                ) from None
+            except ValueError:
+                raise ConfigError(
+                    "Microsoft did not accept GRAPH_TENANT_ID as a tenant (or GRAPH_AUTHORITY_URL "
+                    "is wrong); use the Directory (tenant) ID from the app registration"
+                ) from None
+        return self._msal
+
+    def _token(self) -> str:
+        app = self._application()
+        try:
+            result = app.acquire_token_for_client(scopes=SCOPES)
+        except requests.RequestException:
+            raise GraphUnavailable("the Microsoft identity platform could not be reached") from None
+        except ValueError:
+            raise ConfigError(
+                "GRAPH_CERT_PATH does not hold a usable PEM private key for GRAPH_CERT_THUMBPRINT"
+            ) from None
+        if "access_token" in result:
+            return str(result["access_token"])
+        raise _token_error(result)
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: object = None,
+        params: Mapping[str, str] | None = None,
+        sending: bool = False,
+        accept: tuple[int, ...] = (),
+    ) -> requests.Response:
+        deadline = time.monotonic() + self._max_wait
+        attempt, renewed = 0, False
+        while True:
+            attempt += 1
+            headers = {
+                "Authorization": f"Bearer {self._token()}",
+                "client-request-id": str(uuid.uuid4()),
+            }
+            try:
+                response: requests.Response = self._session.request(
+                    method, url, json=json, params=params, headers=headers
+                )
+            except requests.RequestException as exc:
+                if sending and not _never_connected(exc):
+                    raise GraphOutcomeUnknown(
+                        "no answer from Graph to a sendMail (timeout or dropped connection); the "
+                        "mail may have gone"
+                    ) from None
+                raise GraphUnavailable("Microsoft Graph could not be reached") from None
+            status = response.status_code
+            if status < 400 or status in accept:
+                return response
+            if status == 401 and not renewed:
+                renewed = True  # a revoked or early-expired token: a new one, once
+                self._application().remove_tokens_for_client()
+                continue
+            retry_after = _retry_after(response)
+            retryable = status == 429 or (not sending and status in (503, 504))
+            if retryable and attempt < self._max_attempts:
+                wait = retry_after if retry_after is not None else float(2 ** (attempt - 1))
+                if time.monotonic() + wait <= deadline:
+                    self._sleep(wait)
+                    continue
+            raise _graph_error(response, sending, retry_after)
+
+
+def _token_error(result: Mapping[str, Any]) -> Exception:
+    error = str(result.get("error", ""))
+    codes = result.get("error_codes") or [0]
+    code = f"AADSTS{codes[0]}"
+    if error == "invalid_client":
+        if 7000215 in codes:
+            return ConfigError(
+                f"Microsoft refused GRAPH_CLIENT_SECRET ({code} invalid_client); create a new "
+                "client secret in the app registration and copy its Value, not its Secret ID"
+            )
+        return ConfigError(
+            f"Microsoft refused the app's credential ({code} invalid_client); check "
+            "GRAPH_CLIENT_SECRET, or that GRAPH_CERT_THUMBPRINT names the certificate uploaded to "
+            "the app registration and GRAPH_CERT_PATH holds its private key"
+        )
+    if error in ("unauthorized_client", "invalid_tenant", "invalid_request", "invalid_scope"):
+        return ConfigError(
+            f"Microsoft refused the token request ({code} {error}); check GRAPH_TENANT_ID and "
+            "GRAPH_CLIENT_ID (the app registration's Directory and Application IDs)"
+        )
+    return GraphUnavailable(f"the Microsoft identity platform gave no token ({code} {error})")
+
+
+def _graph_error(
+    response: requests.Response, sending: bool, retry_after: float | None
+) -> Exception:
+    status = response.status_code
+    try:
+        code = str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        code = f"HTTP {status}"
+    if status == 401:
+        return ConfigError(
+            f"Graph refused the access token ({code}); check the app registration's "
+            "application permissions and admin consent"
+        )
+    if status == 403:
+        need = "Mail.Send" if sending else "Mail.ReadBasic (or User.Read.All)"
+        return ConfigError(
+            f"Graph denied access to GRAPH_SENDER's mailbox ({code}); grant the application "
+            f"permission {need} with admin consent and let the access policy include the mailbox"
+        )
+    if status == 404 and code in _MAILBOX_MISSING:
+        return ConfigError(
+            f"GRAPH_SENDER is not a mailbox in tenant GRAPH_TENANT_ID ({code}); set it to the "
+            "address of the mailbox the study sends from"
+        )
+    if status == 429:
+        return GraphUnavailable(f"Graph is throttling ({code}); nothing was sent", retry_after)
+    if status >= 500:
+        if sending:
+            return GraphOutcomeUnknown(
+                f"Graph answered HTTP {status} ({code}) to a sendMail; the mail may have gone",
+                retry_after,
+            )
+        return GraphUnavailable(f"Graph answered HTTP {status} ({code})", retry_after)
+    if sending:
+        if code == "ErrorInvalidRecipients":
+            return GraphRejected(code, "Graph refused the mail: the recipient address is not valid")
+        return GraphRejected(code, f"Graph refused the mail ({code})")
+    return GraphUnavailable(f"Graph refused a read ({status} {code})")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    raw = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None  # an HTTP date: Graph sends seconds; fall back to our own backoff
+
+
+def _has_header(item: Mapping[str, Any], message_id: str) -> bool:
+    for header in item.get("internetMessageHeaders") or []:
+        name = str(header.get("name", "")).lower()
+        if name == MESSAGE_ID_HEADER and header.get("value") == message_id:
+            return True
+    return False
+
+
+def _sent_info(item: Mapping[str, Any]) -> SentMailInfo:
+    raw = str(item.get("sentDateTime") or "")
+    try:
+        sent_at = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+    except ValueError:
+        sent_at = None
+    to = tuple(
+        str(r.get("emailAddress", {}).get("address", "")) for r in item.get("toRecipients") or []
+    )
+    return SentMailInfo(str(item.get("id", "")), str(item.get("subject") or ""), sent_at, to)
+
+
+def _next_link(page: Mapping[str, Any], api: str) -> str | None:
+    link = page.get("@odata.nextLink")
+    # Follow only Graph's own links: the bearer token goes with them.
+    if isinstance(link, str) and link.startswith(api + "/"):
+        return link
+    return None
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached Graph (refused / connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)

@@ -1,0 +1,269 @@
+"""Graph mail: what ``sendMail`` accepts, the mailbox log, and Sent Items as Graph lists them.
+
+sendMail (learn.microsoft.com/graph/api/user-sendmail) takes ``{"message": {...},
+"saveToSentItems": bool}`` and answers 202 with no body and no id. ``saveToSentItems`` defaults to
+true (Graph's docs; their own example sends the string ``"false"``, accepted here too). Custom
+``internetMessageHeaders`` must be named ``x-...`` (message resource docs). Sent Items lists only
+mails saved there; ``internetMessageHeaders`` comes back only when ``$select`` names it, and Graph
+does not filter on it, so ``$filter`` here understands ``sentDateTime ge|gt <ISO 8601>`` and
+clients match the header themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sandbox.clock import SimClock
+from sandbox.microsoft.errors import GraphApiError
+
+ADDRESS = re.compile(r"^[^@\s\"<>,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+FILTER = re.compile(r"^\s*sentDateTime\s+(ge|gt)\s+(\S+)\s*$", re.IGNORECASE)
+CONTENT_TYPES = {"text": "text", "html": "html"}
+PAGE_MAX = 1000
+PAGE_DEFAULT = 10
+DEFAULT_FIELDS = ("id", "subject", "sentDateTime", "toRecipients", "from", "internetMessageId")
+
+
+@dataclass(frozen=True)
+class SentMail:
+    """One mail sendMail accepted. ``to`` and ``content`` are PHI in real life: tests only."""
+
+    id: str
+    sender: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    bcc: tuple[str, ...]
+    subject: str
+    content_type: str
+    content: str
+    headers: dict[str, str]
+    saved: bool
+    sent_at: datetime
+    internet_message_id: str
+
+
+@dataclass
+class Mailboxes:
+    """The tenant's mailboxes (sender addresses) and every mail they accepted, oldest first."""
+
+    clock: SimClock
+    addresses: dict[str, str] = field(default_factory=dict)  # lower-case address -> user id
+    _log: list[SentMail] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, address: str) -> str:
+        user_id = str(uuid.uuid4())
+        self.addresses[address.lower()] = user_id
+        return user_id
+
+    def resolve(self, user: str) -> str:
+        """The mailbox address for a user id or UPN; 404 ErrorInvalidUser if none."""
+        key = user.lower()
+        if key in self.addresses:
+            return key
+        for address, user_id in self.addresses.items():
+            if user_id == key:
+                return address
+        raise GraphApiError(404, "ErrorInvalidUser", f"The requested user '{user}' is invalid.")
+
+    def user(self, user: str) -> dict[str, object]:
+        """``GET /users/{id}``; 404 Request_ResourceNotFound as the directory answers."""
+        key = user.lower()
+        for address, user_id in self.addresses.items():
+            if key in (address, user_id):
+                return {
+                    "id": user_id,
+                    "displayName": address.split("@")[0],
+                    "mail": address,
+                    "userPrincipalName": address,
+                }
+        raise GraphApiError(
+            404,
+            "Request_ResourceNotFound",
+            f"Resource '{user}' does not exist or one of its queried reference-property objects "
+            "are not present.",
+        )
+
+    def send(self, user: str, payload: Any) -> SentMail:
+        """Check a sendMail body and log the mail (raises GraphApiError 400/404)."""
+        sender = self.resolve(user)
+        mail = _parse(sender, payload, self.clock.now())
+        with self._lock:
+            self._log.append(mail)
+        return mail
+
+    def log(self) -> list[SentMail]:
+        with self._lock:
+            return list(self._log)
+
+    def list_sent(self, user: str, query: dict[str, list[str]], self_url: str) -> dict[str, object]:
+        """One page of Sent Items, newest first, shaped by ``$filter``/``$select``/``$top``."""
+        sender = self.resolve(user)
+        since, strict = _parse_filter(_one(query, "$filter"))
+        fields = _parse_select(_one(query, "$select"))
+        top = _int(query, "$top", PAGE_DEFAULT, 1, PAGE_MAX)
+        skip = _int(query, "$skip", 0, 0, 10**9)
+        mails = [
+            m
+            for m in reversed(self.log())
+            if m.sender == sender
+            and m.saved
+            and (since is None or (m.sent_at > since if strict else m.sent_at >= since))
+        ]
+        page = mails[skip : skip + top]
+        body: dict[str, object] = {
+            "@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#users('{user}')"
+            "/mailFolders('sentitems')/messages",
+            "value": [_message_json(m, fields) for m in page],
+        }
+        if skip + top < len(mails):
+            rest = {k: v[0] for k, v in query.items() if k != "$skip" and v}
+            rest["$skip"] = str(skip + top)
+            body["@odata.nextLink"] = f"{self_url}?{urlencode(rest)}"
+        return body
+
+
+def _bad(code: str, message: str) -> GraphApiError:
+    return GraphApiError(400, code, message)
+
+
+def _addresses(message: dict[str, Any], key: str) -> tuple[str, ...]:
+    recipients = message.get(key, [])
+    if not isinstance(recipients, list):
+        raise _bad("RequestBodyRead", f"Cannot convert the literal to '{key}' collection.")
+    found = []
+    for recipient in recipients:
+        address = (recipient or {}).get("emailAddress", {}).get("address", "")
+        if not isinstance(address, str) or not ADDRESS.match(address):
+            raise _bad(
+                "ErrorInvalidRecipients",
+                "At least one recipient isn't valid., A message can't be sent because it contains"
+                " a recipient that isn't resolved. All recipients must be resolved before a "
+                "message can be submitted.",
+            )
+        found.append(address)
+    return tuple(found)
+
+
+def _parse(sender: str, payload: Any, now: datetime) -> SentMail:
+    if not isinstance(payload, dict) or not isinstance(payload.get("message"), dict):
+        raise _bad("ErrorInvalidRequest", "The 'message' parameter is required.")
+    message = payload["message"]
+    save = payload.get("saveToSentItems", True)
+    if isinstance(save, str) and save.lower() in ("true", "false"):
+        save = save.lower() == "true"
+    if not isinstance(save, bool):
+        raise _bad(
+            "RequestBodyRead", "Cannot convert the literal to the expected type 'Edm.Boolean'."
+        )
+    body = message.get("body") or {}
+    content_type = CONTENT_TYPES.get(str(body.get("contentType", "text")).lower())
+    if content_type is None or not isinstance(body.get("content", ""), str):
+        raise _bad("RequestBodyRead", "Requested value for 'contentType' was not found.")
+    to = _addresses(message, "toRecipients")
+    cc = _addresses(message, "ccRecipients")
+    bcc = _addresses(message, "bccRecipients")
+    if not (to or cc or bcc):
+        raise _bad(
+            "ErrorInvalidRecipients",
+            "At least one recipient isn't valid., A message can't be sent because it contains no "
+            "recipients.",
+        )
+    headers: dict[str, str] = {}
+    for header in message.get("internetMessageHeaders") or []:
+        name = str((header or {}).get("name", ""))
+        if not name.lower().startswith("x-"):
+            raise _bad(
+                "InvalidInternetMessageHeader",
+                f"The internet message header name '{name}' should start with 'x-' or 'X-'.",
+            )
+        headers[name] = str(header.get("value", ""))
+    mail_id = "AAMkAD" + uuid.uuid4().hex
+    return SentMail(
+        id=mail_id,
+        sender=sender,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        subject=str(message.get("subject") or ""),
+        content_type=content_type,
+        content=str(body.get("content", "")),
+        headers=headers,
+        saved=save,
+        sent_at=now,
+        internet_message_id=f"<{uuid.uuid4().hex}@sandbox.outlook.com>",
+    )
+
+
+def _one(query: dict[str, list[str]], key: str) -> str:
+    values = query.get(key) or [""]
+    return values[0]
+
+
+def _int(query: dict[str, list[str]], key: str, default: int, low: int, high: int) -> int:
+    raw = _one(query, key)
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise _bad("ErrorInvalidUrlQuery", f"The value of '{key}' is not valid.")
+    return int(raw)
+
+
+def _parse_filter(raw: str) -> tuple[datetime | None, bool]:
+    if not raw:
+        return None, False
+    match = FILTER.match(raw)
+    if match is None:
+        raise _bad(
+            "ErrorInvalidUrlQueryFilter",
+            "The query filter contains one or more invalid nodes (the simulator understands "
+            "sentDateTime ge|gt <ISO 8601>).",
+        )
+    try:
+        since = datetime.fromisoformat(match.group(2).replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(
+            "ErrorInvalidUrlQueryFilter", "The DateTimeOffset literal is not valid."
+        ) from None
+    if since.tzinfo is None:
+        raise _bad("ErrorInvalidUrlQueryFilter", "The DateTimeOffset literal needs a zone.")
+    return since, match.group(1).lower() == "gt"
+
+
+def _parse_select(raw: str) -> tuple[str, ...]:
+    if not raw:
+        return DEFAULT_FIELDS
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _message_json(mail: SentMail, fields: tuple[str, ...]) -> dict[str, object]:
+    def people(addresses: tuple[str, ...]) -> list[dict[str, object]]:
+        return [{"emailAddress": {"name": a, "address": a}} for a in addresses]
+
+    full: dict[str, object] = {
+        "id": mail.id,
+        "subject": mail.subject,
+        "sentDateTime": _utc(mail.sent_at),
+        "createdDateTime": _utc(mail.sent_at),
+        "toRecipients": people(mail.to),
+        "ccRecipients": people(mail.cc),
+        "bccRecipients": people(mail.bcc),
+        "from": {"emailAddress": {"name": mail.sender, "address": mail.sender}},
+        "internetMessageId": mail.internet_message_id,
+        "internetMessageHeaders": [{"name": k, "value": v} for k, v in mail.headers.items()],
+    }
+    out: dict[str, object] = {"@odata.etag": f'W/"{mail.id[-12:]}"', "id": mail.id}
+    for name in fields:
+        if name in full:
+            out[name] = full[name]
+    return out
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
