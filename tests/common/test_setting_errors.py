@@ -26,6 +26,13 @@ GOOD = {
     "TWILIO_AUTH_TOKEN": "secret",
     "TWILIO_FROM_NUMBER": "+15005550006",
 }
+GRAPH = {
+    "GRAPH_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+    "GRAPH_CLIENT_ID": "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+    "GRAPH_CLIENT_SECRET": "s3cret~value",
+    "GRAPH_SENDER": "study-team@example.org",
+}
+GOOD.update(GRAPH)
 NON_FINITE = ("inf", "-inf", "nan", "1e400", "Infinity")
 
 BAD: dict[str, tuple[str, ...]] = {
@@ -67,15 +74,26 @@ BAD: dict[str, tuple[str, ...]] = {
     "LOG_LEVEL": ("verbose", "5"),
     "LOG_FORMAT": ("xml", "pretty"),
     "RULES_FILE": ("/nonexistent/rules.toml", "rules.tmol"),
+    "GRAPH_TENANT_ID": ("", "my tenant", "common", "{72f988bf-86f1-41af-91ab-2d7cd011db47}"),
+    "GRAPH_CLIENT_ID": ("", "12345", "my-app", "0b1c2d3e-4f50-6172-8394"),
+    "GRAPH_CLIENT_SECRET": ("",),
+    "GRAPH_CERT_PATH": ("/nonexistent/key.pem",),  # together with a secret: one or the other
+    "GRAPH_CERT_THUMBPRINT": ("A1B2",),
+    "GRAPH_SENDER": ("", "study team", "study@", "@example.org", "study@example"),
+    "GRAPH_AUTHORITY_URL": ("login.microsoftonline.com", "https:/login"),
+    "GRAPH_API_BASE_URL": ("graph.microsoft.com",),
+    "GRAPH_CAN_READ_SENT": ("maybe", "2"),
 }
 CASES = [(name, value) for name, values in BAD.items() for value in values]
 
 
 def settle(env: dict[str, str]) -> Settings:
-    """What every sending command does at startup: parse, then its Twilio and survey needs."""
+    """What every sending command does at startup: parse, then its Twilio and survey needs, and
+    its e-mail needs (a command with an e-mail rule)."""
     settings = Settings.from_env(env)
     settings.require_twilio()
     settings.require_survey()
+    settings.require_graph()
     return settings
 
 
@@ -140,3 +158,35 @@ def test_services_end_in_one_line_and_exit_2(tmp_path: Path, line: str, named: s
     assert done.returncode == 2
     [said] = done.stderr.strip().splitlines()
     assert named in said and "Traceback" not in done.stderr
+
+
+def test_commands_without_email_need_no_graph_setting() -> None:
+    """E-mail settings are optional until a command needs e-mail: then the first missing one
+    is named in one line."""
+    plain = {k: v for k, v in GOOD.items() if k not in GRAPH}
+    settings = Settings.from_env(plain)
+    settings.require_twilio()
+    assert settings.graph_authority_url == "https://login.microsoftonline.com"
+    assert settings.graph_api_base_url == "https://graph.microsoft.com"
+    assert not settings.graph_can_read_sent
+    with pytest.raises(ConfigError, match=r"^GRAPH_TENANT_ID [^\n]*$"):
+        settings.require_graph()
+
+
+def test_a_certificate_instead_of_a_secret(tmp_path: Path) -> None:
+    """GRAPH_CERT_PATH + GRAPH_CERT_THUMBPRINT replace the secret; each is checked by name."""
+    key = tmp_path / "graph-key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    env = {k: v for k, v in GOOD.items() if k != "GRAPH_CLIENT_SECRET"}
+    cert = {"GRAPH_CERT_PATH": str(key), "GRAPH_CERT_THUMBPRINT": "AB" * 20}
+    settled = settle({**env, **cert})
+    assert settled.graph_cert_path == key and settled.graph_client_secret == ""
+    for name, value in (
+        ("GRAPH_CERT_PATH", str(tmp_path / "missing.pem")),
+        ("GRAPH_CERT_PATH", ""),
+        ("GRAPH_CERT_THUMBPRINT", "not-hex"),
+        ("GRAPH_CERT_THUMBPRINT", ""),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            settle({**env, **cert, name: value})
+        assert name in str(caught.value) and "\n" not in str(caught.value)
