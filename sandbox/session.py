@@ -1,4 +1,5 @@
-"""Both simulators on one clock, started and stopped together: what a rehearsal runs.
+"""The simulators (REDCap, Twilio, Microsoft) on one clock, started and stopped together: what a
+rehearsal runs.
 
 Used by ``python -m sandbox``, ``make demo`` and the service tests, so all three exercise the
 same setup.
@@ -7,13 +8,15 @@ same setup.
 from __future__ import annotations
 
 from sandbox.clock import SimClock
+from sandbox.microsoft.server import MicrosoftSim
 from sandbox.redcap.model import Project
 from sandbox.redcap.server import RedcapSim
 from sandbox.twilio.server import TwilioSim
 
 
 class Sandbox:
-    """A REDCap simulator serving ``project`` and a Twilio simulator, sharing ``clock``."""
+    """A REDCap simulator serving ``project``, a Twilio and a Microsoft simulator, sharing
+    ``clock``."""
 
     def __init__(
         self,
@@ -22,16 +25,23 @@ class Sandbox:
         clock: SimClock | None = None,
         redcap_port: int = 0,
         twilio_port: int = 0,
+        microsoft_port: int = 0,
     ) -> None:
         self.project = project
         self.clock = clock or SimClock()
         self.redcap = RedcapSim(project, clock=self.clock, port=redcap_port)
         self.twilio = TwilioSim(clock=self.clock, port=twilio_port)
+        self.microsoft = MicrosoftSim(clock=self.clock, port=microsoft_port)
 
     def start(self) -> Sandbox:
         self.redcap.start()
         try:
             self.twilio.start()
+            try:
+                self.microsoft.start()
+            except BaseException:
+                self.twilio.stop()
+                raise
         except BaseException:
             self.redcap.stop()
             raise
@@ -39,9 +49,12 @@ class Sandbox:
 
     def stop(self) -> None:
         try:
-            self.twilio.stop()
+            self.microsoft.stop()
         finally:
-            self.redcap.stop()
+            try:
+                self.twilio.stop()
+            finally:
+                self.redcap.stop()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -82,6 +95,20 @@ class Sandbox:
             "TIMEZONE": "UTC",
             "HTTP_TIMEOUT_SECONDS": "10",
             "LOG_LEVEL": "INFO",
+            **self.graph_settings(),
         }
         settings.update(overrides)
         return settings
+
+    def graph_settings(self) -> dict[str, str]:
+        """Where the Microsoft simulator is and its app registration's fake credentials."""
+        ms = self.microsoft
+        return {
+            "GRAPH_TENANT_ID": ms.tenant_id,
+            "GRAPH_CLIENT_ID": ms.client_id,
+            "GRAPH_CLIENT_SECRET": ms.client_secret,
+            "GRAPH_SENDER": ms.sender,
+            "GRAPH_AUTHORITY_URL": ms.base_url,
+            "GRAPH_API_BASE_URL": ms.base_url,
+            "GRAPH_CAN_READ_SENT": "1",
+        }
