@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import msal
@@ -33,6 +33,9 @@ from common.errors import (
     GraphRejected,
     GraphUnavailable,
 )
+
+if TYPE_CHECKING:
+    from common.settings import Settings
 
 DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
 DEFAULT_API_BASE_URL = "https://graph.microsoft.com"
@@ -150,9 +153,9 @@ class GraphMailer:
         self._msal: Any = None
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> GraphMailer:
-        """The adapter for ``settings`` (a :class:`common.settings.Settings`); ConfigError first
-        if e-mail is not fully configured or the key file cannot be read."""
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> GraphMailer:
+        """The adapter for ``settings``; ConfigError first if e-mail is not fully configured or
+        the key file cannot be read. ``kwargs`` go to the constructor (``http_cache``, ...)."""
         settings.require_graph()
         certificate = None
         if settings.graph_cert_path:

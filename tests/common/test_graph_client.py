@@ -103,12 +103,14 @@ def test_html_is_sent_as_the_html_body_and_sent_items_can_be_skipped(ms: Microso
 
 
 def test_a_bad_secret_is_a_one_line_config_error(ms: MicrosoftSim) -> None:
-    """AADSTS7000215 names GRAPH_CLIENT_SECRET and the fix; nothing is sent."""
+    """AADSTS7000215 names GRAPH_CLIENT_SECRET and the fix; nothing is sent. msal's own path
+    ran: OpenID configuration, the token request, then instance discovery on the error."""
     with pytest.raises(ConfigError) as caught:
         mailer(ms, client_secret="wrong").send(TO, "S", "T", message_id="r")
     message = str(caught.value)
     assert "GRAPH_CLIENT_SECRET" in message and "AADSTS7000215" in message and "\n" not in message
-    assert ms.sent() == []
+    assert ms.sent() == [] and ms.requests("sendMail") == 0
+    assert [ms.requests(op) for op in ("openid", "token", "discovery")] == [1, 1, 1]
 
 
 def test_an_unknown_client_id_is_a_config_error(ms: MicrosoftSim) -> None:
