@@ -37,7 +37,7 @@ from sandbox.session import Sandbox
 
 # Settings under these prefixes say where production is, or log in to it; any the sandbox does
 # not set itself is written blank, so a setting added later cannot point a rehearsal at it.
-PRODUCTION_PREFIXES = ("REDCAP_API_", "TWILIO_")
+PRODUCTION_PREFIXES = ("REDCAP_API_", "TWILIO_", "GRAPH_")
 
 
 def read_study_env(path: Path) -> dict[str, str]:

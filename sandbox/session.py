@@ -63,9 +63,10 @@ class Sandbox:
         self.stop()
 
     def connection(self) -> dict[str, str]:
-        """Where the simulators are and how to log in: the settings that decide which REDCap and
-        which Twilio the services talk to (a study's own settings keep everything else)."""
+        """Where the simulators are and how to log in: the settings that decide which REDCap,
+        Twilio and Microsoft the services talk to (a study's own settings keep everything else)."""
         return {
+            **self.graph_settings(),
             "REDCAP_API_URL": self.redcap.url,
             "REDCAP_API_TOKEN": self.redcap.token,
             "REDCAP_PROJECT_ID": str(self.project.project_id),
@@ -95,7 +96,6 @@ class Sandbox:
             "TIMEZONE": "UTC",
             "HTTP_TIMEOUT_SECONDS": "10",
             "LOG_LEVEL": "INFO",
-            **self.graph_settings(),
         }
         settings.update(overrides)
         return settings

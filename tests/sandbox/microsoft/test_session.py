@@ -32,4 +32,5 @@ def test_the_sandbox_serves_microsoft_and_its_settings_reach_the_adapter(
         assert [m.headers["x-redcap-relay-id"] for m in box.microsoft.sent()] == ["box-1"]
         assert graph.find_sent("box-1", box.clock.now().replace(year=2000)) is not None
         assert box.microsoft.clock is box.clock
-    assert "GRAPH_TENANT_ID" not in box.connection()
+    # A rehearsal replaces the study's Graph settings with these: never its real tenant.
+    assert box.connection()["GRAPH_TENANT_ID"] == box.microsoft.tenant_id
