@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,5 +13,11 @@ def write_env(path: Path, settings: Mapping[str, str]) -> None:
     for key, value in settings.items():
         quoted = value.replace("\\", "\\\\").replace('"', '\\"')
         lines.append(f'{key}="{quoted}"')
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
+    # Written aside and renamed into place: whoever waits for the file never reads half of it.
+    # Created private (it holds tokens) before anything is written to it.
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    os.chmod(partial, 0o600)  # an older file of that name kept its mode
+    partial.replace(path)

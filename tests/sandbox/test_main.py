@@ -119,3 +119,15 @@ def test_simulate_registers_participants_over_time(tmp_path: Path) -> None:
     finally:
         code, _ = stop(proc)
     assert code == 0
+
+
+def test_the_settings_file_is_private_and_whole(tmp_path: Path) -> None:
+    """.env.sandbox holds tokens: only its owner may read it, and it appears complete at once
+    (written aside and renamed), so nothing waiting for it reads half a file."""
+    from sandbox.envfile import write_env
+
+    path = tmp_path / ".env.sandbox"
+    write_env(path, {"REDCAP_API_TOKEN": "0" * 32, "TWILIO_AUTH_TOKEN": 'se"cret'})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert dotenv_values(path) == {"REDCAP_API_TOKEN": "0" * 32, "TWILIO_AUTH_TOKEN": 'se"cret'}
+    assert list(tmp_path.iterdir()) == [path]
