@@ -4,7 +4,7 @@ our exceptions.
 msal's ``ConfidentialClientApplication`` gets the token (a client secret or a certificate; never
 an interactive login) and keeps it in its in-memory cache until it expires, so one adapter per
 process asks the identity platform about once an hour. msal refuses http authorities
-(TWILIO_API.md §6.4): when ``GRAPH_AUTHORITY_URL`` / ``GRAPH_API_BASE_URL`` are not https (the
+(msal requires https): when ``GRAPH_AUTHORITY_URL`` / ``GRAPH_API_BASE_URL`` are not https (the
 sandbox), requests keep Microsoft's URLs and :class:`GraphSession` rewrites their hosts, so msal's
 real code path runs. The same session, with a timeout on every request, carries the Graph calls.
 
@@ -21,17 +21,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import msal
 import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from common.errors import (
     ConfigError,
     GraphOutcomeUnknown,
-    GraphRejected,
     GraphUnavailable,
+)
+from common.graph_transport import (
+    GraphSession,
+    graph_error,
+    never_connected,
+    public_base,
+    retry_after,
+    token_error,
 )
 
 if TYPE_CHECKING:
@@ -41,12 +47,6 @@ DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
 DEFAULT_API_BASE_URL = "https://graph.microsoft.com"
 SCOPES = ["https://graph.microsoft.com/.default"]
 MESSAGE_ID_HEADER = "x-redcap-relay-id"
-_MAILBOX_MISSING = {
-    "ErrorInvalidUser",
-    "ResourceNotFound",
-    "Request_ResourceNotFound",
-    "MailboxNotEnabledForRESTAPI",
-}
 _PAGE_SIZE = 50
 _MAX_PAGES = 20  # a reconciliation window holds few mails; bound the walk anyway
 
@@ -75,36 +75,6 @@ class GraphCheck:
 
     mailbox_verified: bool
     detail: str
-
-
-class GraphSession(requests.Session):
-    """A session with a timeout on every request that, for the sandbox, sends requests for
-    Microsoft's hosts to other base URLs (``{"graph.microsoft.com": "http://127.0.0.1:PORT"}``)."""
-
-    def __init__(self, timeout: float, rewrites: Mapping[str, str] | None = None) -> None:
-        super().__init__()
-        self._timeout = timeout
-        self._rewrites = {host: urlsplit(base) for host, base in (rewrites or {}).items()}
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        text = url.decode() if isinstance(url, bytes) else url
-        parts = urlsplit(text)
-        target = self._rewrites.get(parts.hostname or "")
-        if target is not None:
-            path = target.path.rstrip("/") + parts.path
-            text = urlunsplit((target.scheme, target.netloc, path, parts.query, parts.fragment))
-        if kwargs.get("timeout") is None:  # msal passes none
-            kwargs["timeout"] = self._timeout
-        return super().request(method, text, *args, **kwargs)
-
-
-def _public(configured: str, default: str) -> tuple[str, dict[str, str]]:
-    """The https base requests name, and the rewrite sending it to ``configured`` if needed."""
-    configured = configured.rstrip("/")
-    if configured.startswith("https://"):
-        return configured, {}
-    host = urlsplit(default).hostname or ""
-    return default, {host: configured}
 
 
 class GraphMailer:
@@ -140,8 +110,8 @@ class GraphMailer:
             else {"private_key": certificate.private_key_pem, "thumbprint": certificate.thumbprint}
         )
         self._sender = sender
-        authority, login_rewrite = _public(authority_url, DEFAULT_AUTHORITY_URL)
-        self._api, api_rewrite = _public(api_base_url, DEFAULT_API_BASE_URL)
+        authority, login_rewrite = public_base(authority_url, DEFAULT_AUTHORITY_URL)
+        self._api, api_rewrite = public_base(api_base_url, DEFAULT_API_BASE_URL)
         self._authority = f"{authority}/{tenant_id}"
         self._session = GraphSession(timeout, {**login_rewrite, **api_rewrite})
         self._save = save_to_sent_items
@@ -298,7 +268,7 @@ class GraphMailer:
             ) from None
         if "access_token" in result:
             return str(result["access_token"])
-        raise _token_error(result)
+        raise token_error(result)
 
     def _call(
         self,
@@ -323,7 +293,7 @@ class GraphMailer:
                     method, url, json=json, params=params, headers=headers
                 )
             except requests.RequestException as exc:
-                if sending and not _never_connected(exc):
+                if sending and not never_connected(exc):
                     raise GraphOutcomeUnknown(
                         "no answer from Graph to a sendMail (timeout or dropped connection); the "
                         "mail may have gone"
@@ -336,85 +306,14 @@ class GraphMailer:
                 renewed = True  # a revoked or early-expired token: a new one, once
                 self._application().remove_tokens_for_client()
                 continue
-            retry_after = _retry_after(response)
+            asked = retry_after(response)
             retryable = status == 429 or (not sending and status in (503, 504))
             if retryable and attempt < self._max_attempts:
-                wait = retry_after if retry_after is not None else float(2 ** (attempt - 1))
+                wait = asked if asked is not None else float(2 ** (attempt - 1))
                 if time.monotonic() + wait <= deadline:
                     self._sleep(wait)
                     continue
-            raise _graph_error(response, sending, retry_after)
-
-
-def _token_error(result: Mapping[str, Any]) -> Exception:
-    error = str(result.get("error", ""))
-    codes = result.get("error_codes") or [0]
-    code = f"AADSTS{codes[0]}"
-    if error == "invalid_client":
-        if 7000215 in codes:
-            return ConfigError(
-                f"Microsoft refused GRAPH_CLIENT_SECRET ({code} invalid_client); create a new "
-                "client secret in the app registration and copy its Value, not its Secret ID"
-            )
-        return ConfigError(
-            f"Microsoft refused the app's credential ({code} invalid_client); check "
-            "GRAPH_CLIENT_SECRET, or that GRAPH_CERT_THUMBPRINT names the certificate uploaded to "
-            "the app registration and GRAPH_CERT_PATH holds its private key"
-        )
-    if error in ("unauthorized_client", "invalid_tenant", "invalid_request", "invalid_scope"):
-        return ConfigError(
-            f"Microsoft refused the token request ({code} {error}); check GRAPH_TENANT_ID and "
-            "GRAPH_CLIENT_ID (the app registration's Directory and Application IDs)"
-        )
-    return GraphUnavailable(f"the Microsoft identity platform gave no token ({code} {error})")
-
-
-def _graph_error(
-    response: requests.Response, sending: bool, retry_after: float | None
-) -> Exception:
-    status = response.status_code
-    try:
-        code = str(response.json()["error"]["code"])
-    except (ValueError, KeyError, TypeError):
-        code = f"HTTP {status}"
-    if status == 401:
-        return ConfigError(
-            f"Graph refused the access token ({code}); check the app registration's "
-            "application permissions and admin consent"
-        )
-    if status == 403:
-        need = "Mail.Send" if sending else "Mail.ReadBasic (or User.Read.All)"
-        return ConfigError(
-            f"Graph denied access to GRAPH_SENDER's mailbox ({code}); grant the application "
-            f"permission {need} with admin consent and let the access policy include the mailbox"
-        )
-    if status == 404 and code in _MAILBOX_MISSING:
-        return ConfigError(
-            f"GRAPH_SENDER is not a mailbox in tenant GRAPH_TENANT_ID ({code}); set it to the "
-            "address of the mailbox the study sends from"
-        )
-    if status == 429:
-        return GraphUnavailable(f"Graph is throttling ({code}); nothing was sent", retry_after)
-    if status >= 500:
-        if sending:
-            return GraphOutcomeUnknown(
-                f"Graph answered HTTP {status} ({code}) to a sendMail; the mail may have gone",
-                retry_after,
-            )
-        return GraphUnavailable(f"Graph answered HTTP {status} ({code})", retry_after)
-    if sending:
-        if code == "ErrorInvalidRecipients":
-            return GraphRejected(code, "Graph refused the mail: the recipient address is not valid")
-        return GraphRejected(code, f"Graph refused the mail ({code})")
-    return GraphUnavailable(f"Graph refused a read ({status} {code})")
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    raw = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(raw)) if raw else None
-    except ValueError:
-        return None  # an HTTP date: Graph sends seconds; fall back to our own backoff
+            raise graph_error(response, sending, asked)
 
 
 def _has_header(item: Mapping[str, Any], message_id: str) -> bool:
@@ -443,11 +342,3 @@ def _next_link(page: Mapping[str, Any], api: str) -> str | None:
     if isinstance(link, str) and link.startswith(api + "/"):
         return link
     return None
-
-
-def _never_connected(exc: requests.RequestException) -> bool:
-    """True when the request cannot have reached Graph (refused / connect timeout)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)

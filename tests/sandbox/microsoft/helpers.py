@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from common.graph_client import GraphSession
+from common.graph_transport import GraphSession
 from sandbox.microsoft.server import MicrosoftSim
 
 LOGIN = "https://login.microsoftonline.com"
