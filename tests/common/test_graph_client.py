@@ -7,8 +7,7 @@ cache would otherwise replay one test's 429 into the next (TWILIO_API.md §6.4).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,31 +24,10 @@ from common.settings import Settings
 from sandbox.clock import SimClock
 from sandbox.microsoft.identity import thumbprint
 from sandbox.microsoft.server import MicrosoftSim
+from tests.conftest import START
 from tests.sandbox.microsoft.helpers import make_certificate
 
-START = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
 TO = "participant@example.org"
-
-
-@pytest.fixture(autouse=True)
-def _no_region(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MSAL_FORCE_REGION", raising=False)
-
-
-@pytest.fixture
-def clock() -> SimClock:
-    clock = SimClock(tz=UTC, start=START)
-    clock.freeze()
-    return clock
-
-
-@pytest.fixture
-def ms(clock: SimClock) -> Iterator[MicrosoftSim]:
-    sim = MicrosoftSim(clock=clock).start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
 class Sleeps:
@@ -259,11 +237,13 @@ def test_a_bad_recipient_is_rejected_permanently_without_the_address(ms: Microso
     assert "not an address" not in str(caught.value)
 
 
-def test_a_token_graph_no_longer_accepts_is_renewed_once(ms: MicrosoftSim, clock: SimClock) -> None:
+def test_a_token_graph_no_longer_accepts_is_renewed_once(
+    ms: MicrosoftSim, ms_clock: SimClock
+) -> None:
     """msal still holds the token but Graph says 401 (expired early): one fresh token, sent."""
     graph = mailer(ms)
     graph.send(TO, "S", "T", message_id="r1")
-    clock.advance(3600)  # the simulator's clock only: msal's cache still trusts the token
+    ms_clock.advance(3600)  # the simulator's clock only: msal's cache still trusts the token
     graph.send(TO, "S", "T", message_id="r2")
     assert ms.requests("token") == 2 and len(ms.sent()) == 2
 
@@ -276,20 +256,20 @@ def test_missing_mail_send_permission_is_a_config_error(ms: MicrosoftSim) -> Non
 
 
 def test_find_sent_finds_a_sent_mail_by_our_header_and_not_an_unsent_one(
-    ms: MicrosoftSim, clock: SimClock
+    ms: MicrosoftSim, ms_clock: SimClock
 ) -> None:
     """Reconciliation: the header identifies the mail; an id never sent is None."""
     graph = mailer(ms)
-    since = clock.now() - timedelta(minutes=1)
+    since = ms_clock.now() - timedelta(minutes=1)
     graph.send(TO, "Survey", "T", message_id="r1-sent")
     found = graph.find_sent("r1-sent", since)
     assert found is not None and found.to == (TO,) and found.subject == "Survey"
-    assert found.sent_at == clock.now().replace(microsecond=0)
+    assert found.sent_at == ms_clock.now().replace(microsecond=0)
     assert graph.find_sent("r1-never", since) is None
-    assert graph.find_sent("r1-sent", clock.now() + timedelta(minutes=1)) is None
+    assert graph.find_sent("r1-sent", ms_clock.now() + timedelta(minutes=1)) is None
 
 
-def test_find_sent_walks_every_page(ms: MicrosoftSim, clock: SimClock) -> None:
+def test_find_sent_walks_every_page(ms: MicrosoftSim, ms_clock: SimClock) -> None:
     """The oldest mail in the window sits on the second page of 50."""
     graph = mailer(ms)
     graph.send(TO, "S", "T", message_id="oldest")

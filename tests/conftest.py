@@ -1,4 +1,5 @@
-"""Fixtures for the Microsoft simulator tests: a frozen clock and a running simulator (``ms``)."""
+"""Fixtures shared across test packages: the Microsoft simulator (``ms``, on a frozen clock
+``ms_clock``), used by its own tests and by the Graph adapter's."""
 
 from __future__ import annotations
 
