@@ -20,10 +20,15 @@ from redcap.project import Project as PyCapProject
 from common.clock import ManualClock
 from common.runner import Context, build_context
 from common.settings import Settings
+from messaging.rules import load_rules
 from sandbox.clock import SimClock
 from sandbox.envfile import write_env
 from sandbox.participants import Participant, register
-from sandbox.redcap.demo import build_demo_longitudinal_project, build_demo_project
+from sandbox.redcap.demo import (
+    add_rule_fields,
+    build_demo_longitudinal_project,
+    build_demo_project,
+)
 from sandbox.redcap.importer import import_rows
 from sandbox.redcap.model import Project
 from sandbox.redcap.server import RedcapSim
@@ -137,6 +142,14 @@ def start_rig(project: Project, tmp: Path, **overrides: str) -> Iterator[Rig]:
             **overrides,
         )
         yield Rig(box.redcap, box.twilio, project, box.clock, env, tmp)
+
+
+def start_rules_rig(tmp: Path, text: str, **overrides: str) -> Iterator[Rig]:
+    """A rig whose RULES_FILE holds ``text``, on the demo project with those rules' fields."""
+    path = tmp / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
+    yield from start_rig(project, tmp, RULES_FILE=str(path), **overrides)
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from messaging.rules import load_rules
-from sandbox.redcap.demo import add_rule_fields, build_demo_project
-from tests.services.conftest import Rig, start_rig
+from tests.services.conftest import Rig, start_rules_rig
 
 RULES = """
 [[rule]]
@@ -33,10 +31,7 @@ template = "{survey_link} LONG"
 
 @pytest.fixture
 def rules(tmp_path: Path) -> Iterator[Rig]:
-    path = tmp_path / "rules.toml"
-    path.write_text(RULES.replace("LONG", "x" * 500), encoding="utf-8")
-    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
-    yield from start_rig(project, tmp_path, RULES_FILE=str(path))
+    yield from start_rules_rig(tmp_path, RULES.replace("LONG", "x" * 500))
 
 
 def test_check_reports_each_templates_segments_and_warns_above_three(rules: Rig) -> None:
@@ -71,10 +66,7 @@ template = "A reminder: {survey_link}"
 def test_force_and_requeue_act_on_the_rule_named(tmp_path: Path) -> None:
     """force --rule sends that rule's message now; requeue --rule gives a cancelled reminder
     another go; an unknown rule is one line naming the rules there are."""
-    path = tmp_path / "rules.toml"
-    path.write_text(WELCOME_AND_REMINDER, encoding="utf-8")
-    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
-    for rig in start_rig(project, tmp_path, RULES_FILE=str(path)):
+    for rig in start_rules_rig(tmp_path, WELCOME_AND_REMINDER):
         rig.register("1", "(617) 555-0100")
         assert rig.run("services.registration_detector", "--once").returncode == 0
         forced = rig.run("services.admin", "force", "1", "--rule", "welcome")

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from messaging.rules import load_rules
 from sandbox.faults import Fault
 from sandbox.httpserver import SimServer, wait_until
-from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from services import registration_detector
-from tests.services.conftest import ROOT, Rig, clean_env, start_rig
+from tests.services.conftest import ROOT, Rig, clean_env, start_rules_rig
 
 PHONE = "+16175550100"
 IMPORT = {"content": "record", "action": "import"}
@@ -170,10 +168,7 @@ def test_two_rules_sharing_number_and_link_never_adopt_each_others_message(
 ) -> None:
     """A welcome and a nudge to the same number with the same link: killing the sender at any
     step of either leaves each rule with exactly its own message, never the other's."""
-    path = tmp_path / "rules.toml"
-    path.write_text(TWO_RULES, encoding="utf-8")
-    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
-    for rig in start_rig(project, tmp_path, RULES_FILE=str(path)):
+    for rig in start_rules_rig(tmp_path, TWO_RULES):
         rig.register("1", "(617) 555-0100")
         registration_detector.run_once(rig.ctx(needs_twilio=False))
         assert kill_at(rig, (name, where, match, after_apply, skip)), "never reached the step"

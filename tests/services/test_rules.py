@@ -13,7 +13,7 @@ from messaging.rules import load_rules
 from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
-from tests.services.conftest import Rig, start_rig
+from tests.services.conftest import Rig, start_rig, start_rules_rig
 
 WELCOME = """
 [[rule]]
@@ -48,17 +48,10 @@ languages = { 1 = "en", 2 = "es" }
 PHONE = "+16175550100"
 
 
-def rules_rig(tmp_path: Path, text: str, **overrides: str) -> Iterator[Rig]:
-    path = tmp_path / "rules.toml"
-    path.write_text(text, encoding="utf-8")
-    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
-    yield from start_rig(project, tmp_path, RULES_FILE=str(path), **overrides)
-
-
 @pytest.fixture
 def three(tmp_path: Path) -> Iterator[Rig]:
     """The demo project with the welcome, reminder and visit rules; noon UTC in New York."""
-    yield from rules_rig(tmp_path, WELCOME + REMINDER + VISIT, TIMEZONE="America/New_York")
+    yield from start_rules_rig(tmp_path, WELCOME + REMINDER + VISIT, TIMEZONE="America/New_York")
 
 
 def join(rig: Rig, record_id: str, phone: str, **values: str) -> None:
@@ -164,7 +157,7 @@ def test_quiet_hours_hold_a_due_reminder_and_never_drop_it(three: Rig) -> None:
 def test_baseline_of_a_new_rule_never_texts_the_past(tmp_path: Path) -> None:
     """A rule added to a live study: admin baseline --rule marks those it already applies to,
     and they are never texted by it; a newcomer is."""
-    for rig in rules_rig(tmp_path, WELCOME + REMINDER):
+    for rig in start_rules_rig(tmp_path, WELCOME + REMINDER):
         rig.register("1", "(617) 555-0100")
         done = rig.run("services.admin", "baseline", "--rule", "reminder")
         assert done.returncode == 0 and "marked 1 record(s) baseline for rule reminder" in (
@@ -182,7 +175,7 @@ def test_baseline_of_a_new_rule_never_texts_the_past(tmp_path: Path) -> None:
 def test_runaway_guard_holds_per_rule(tmp_path: Path) -> None:
     """A new rule that suddenly matches many records is held (and says how to fix it); the
     other rules go on."""
-    for rig in rules_rig(tmp_path, WELCOME + REMINDER, MAX_NEW_PER_CYCLE="2"):
+    for rig in start_rules_rig(tmp_path, WELCOME + REMINDER, MAX_NEW_PER_CYCLE="2"):
         for n in range(1, 4):
             rig.register(str(n), f"(617) 555-010{n}")
         result = registration_detector.run_once(rig.ctx(needs_twilio=False))
@@ -264,7 +257,7 @@ def test_a_rule_the_project_cannot_run_stops_every_command_in_one_line(
     tmp_path: Path, change: tuple[str, str], said: str
 ) -> None:
     """What only REDCap can tell is checked at startup: exit 3, one line naming the rule."""
-    for rig in rules_rig(tmp_path, WELCOME.replace(*change)):
+    for rig in start_rules_rig(tmp_path, WELCOME.replace(*change)):
         done = rig.run("services.registration_detector", "--once")
         assert done.returncode == 3, done.stderr
         [line] = done.stderr.strip().splitlines()
