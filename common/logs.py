@@ -11,6 +11,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from common.addresses import mask_email
 from common.phones import mask_phone
 
 
@@ -43,6 +44,11 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def mask_contact(to: str) -> str:
+    """A phone number or an e-mail address, masked for a log line."""
+    return mask_email(to) if "@" in to else mask_phone(to)
+
+
 def transition(
     log: logging.Logger,
     record_id: str,
@@ -56,7 +62,7 @@ def transition(
     where = f"record={record_id} rule={rule}" if rule else f"record={record_id}"
     parts = [f"{where} {old or 'blank'} -> {new}"]
     if to:
-        parts.append(f"to={mask_phone(to)}")
+        parts.append(f"to={mask_contact(to)}")
     if reason:
         parts.append(f"reason={reason}")
     log.info(" ".join(parts))

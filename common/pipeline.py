@@ -12,6 +12,8 @@ built-in rule), which is the queue. Transitions (README "How it works" draws the
     registered --no usable phone / not allowed--> skipped
     registered/sending --Twilio permanent rejection--> failed
     sms_sent --checker--> delivered | undelivered | failed | unconfirmed
+    sending --Graph accepted the mail (or Sent Items holds it)--> sent_email    (final)
+    sending --mail's fate unknown, Sent Items not readable--> needs_review
     registered --stop_when holds when due--> cancelled      (file rules)
     registered --the anchor passed first--> expired           (file rules)
     delivered/unconfirmed --next of a series due (repeat)--> sending
@@ -35,6 +37,7 @@ class Status(StrEnum):
     REGISTERED = "registered"
     SENDING = "sending"
     SMS_SENT = "sms_sent"
+    SENT_EMAIL = "sent_email"  # Graph accepted the mail; there is no delivery receipt to wait for
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
     FAILED = "failed"
@@ -56,8 +59,8 @@ REQUEUEABLE = frozenset(
         Status.EXPIRED,
     }
 )
-# A message Twilio accepted and that is settled: the next message of a series may follow it.
-SETTLED = frozenset({Status.DELIVERED, Status.UNCONFIRMED})
+# A message accepted and settled: the next message of a series may follow it.
+SETTLED = frozenset({Status.DELIVERED, Status.UNCONFIRMED, Status.SENT_EMAIL})
 
 
 def parse_time(text: str, tz: ZoneInfo) -> datetime | None:

@@ -36,6 +36,7 @@ class Layout:
     forms_in_event: frozenset[str] = frozenset()
     surveys_enabled: bool = True
     event_forms: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    email_fields: tuple[str, ...] = ()  # EMAIL_FIELDS that exist, when a rule sends e-mail
 
     def row(self, record_id: str, values: Mapping[str, str], event: str = "") -> dict[str, str]:
         """An import row for one record: its id, its event if any (``event``, else
@@ -134,19 +135,11 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
     if not settings.rules_file:
         checks.append(_registration_field(meta, forms, settings, forms_in_event, event))
     phones = tuple(name for name in settings.phone_fields if name in meta)
-    if phones:
-        checks.append(Check("phone fields", True, ", ".join(phones)))
-    else:
-        likely = [n for n, row in meta.items() if _looks_like_phone(n, row)]
-        checks.append(
-            Check(
-                "phone fields",
-                False,
-                f"none of PHONE_FIELDS exists ({', '.join(settings.phone_fields)})",
-                "set PHONE_FIELDS to the variable(s) holding the participant's phone"
-                + (f" (fields that look like one: {', '.join(likely)})" if likely else ""),
-            )
-        )
+    if settings.uses_sms:
+        checks.append(_phone_fields(meta, settings, phones))
+    emails = tuple(name for name in settings.email_fields if name in meta)
+    if any(rule.sends_email for rule in settings.rules):
+        checks.append(_email_fields(meta, settings, emails))
     if any(not c.ok for c in checks):
         return None, checks
     layout = Layout(
@@ -159,8 +152,43 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
         forms_in_event,
         surveys_enabled=str(info.get("surveys_enabled", "1")) not in ("0", ""),
         event_forms={e: frozenset(f) for e, f in (forms_by_event or {}).items()},
+        email_fields=emails,
     )
     return layout, checks
+
+
+def _phone_fields(
+    meta: Mapping[str, Mapping[str, str]], settings: Settings, phones: tuple[str, ...]
+) -> Check:
+    if phones:
+        return Check("phone fields", True, ", ".join(phones))
+    likely = [n for n, row in meta.items() if _looks_like_phone(n, row)]
+    return Check(
+        "phone fields",
+        False,
+        f"none of PHONE_FIELDS exists ({', '.join(settings.phone_fields)})",
+        "set PHONE_FIELDS to the variable(s) holding the participant's phone"
+        + (f" (fields that look like one: {', '.join(likely)})" if likely else ""),
+    )
+
+
+def _email_fields(
+    meta: Mapping[str, Mapping[str, str]], settings: Settings, emails: tuple[str, ...]
+) -> Check:
+    if emails:
+        return Check("e-mail fields", True, ", ".join(emails))
+    likely = [
+        n
+        for n, row in meta.items()
+        if row.get("text_validation_type_or_show_slider_number") == "email"
+    ]
+    return Check(
+        "e-mail fields",
+        False,
+        f"a rule sends e-mail but none of EMAIL_FIELDS exists ({', '.join(settings.email_fields)})",
+        "set EMAIL_FIELDS to the variable(s) holding the participant's address"
+        + (f" (fields validated as e-mail: {', '.join(likely)})" if likely else ""),
+    )
 
 
 def load_layout(client: RedcapClient, settings: Settings) -> Layout:

@@ -29,6 +29,7 @@ from common.errors import (
     RelayError,
     TransientError,
 )
+from common.graph_client import GraphMailer
 from common.project import Layout, load_layout, survey_checks
 from common.redcap_client import RedcapClient
 from common.settings import Settings
@@ -64,6 +65,7 @@ class Context:
     clock: Clock
     stop: threading.Event
     sms: SmsGateway | None = None
+    mail: GraphMailer | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("redcap_relay"))
 
     @property
@@ -90,12 +92,21 @@ def build_context(
     *,
     needs_twilio: bool,
     needs_survey: bool = False,
+    needs_mail: bool = False,
     clock: Clock | None = None,
     name: str = "redcap_relay",
 ) -> Context:
-    """Clients, project check and layout; raises ConfigError / ProjectCheckError."""
+    """Clients, project check and layout; raises ConfigError / ProjectCheckError.
+
+    ``needs_twilio`` / ``needs_mail``: the command sends, so it needs Twilio when a rule sends
+    SMS and Graph when a rule sends e-mail or staff alerts are on (an e-mail-only study needs no
+    Twilio account, and the reverse).
+    """
+    needs_twilio = needs_twilio and settings.uses_sms
+    needs_mail = needs_mail and settings.uses_email
     if needs_twilio:
         settings.require_twilio()
+    mail = GraphMailer.from_settings(settings) if needs_mail else None
     if needs_survey:
         settings.require_survey()
     client = RedcapClient(
@@ -123,6 +134,7 @@ def build_context(
         clock=clock or SystemClock(settings.timezone),
         stop=threading.Event(),
         sms=sms,
+        mail=mail,
         log=logging.getLogger(name),
     )
 
@@ -135,6 +147,7 @@ def run_service(
     *,
     needs_twilio: bool,
     needs_survey: bool = False,
+    needs_mail: bool = False,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     prepare: Callable[[Context, argparse.Namespace], Callable[[], None] | None] | None = None,
 ) -> int:
@@ -156,7 +169,11 @@ def run_service(
     cleanup: Callable[[], None] | None = None
     try:
         ctx = build_context(
-            settings, needs_twilio=needs_twilio, needs_survey=needs_survey, name=name
+            settings,
+            needs_twilio=needs_twilio,
+            needs_survey=needs_survey,
+            needs_mail=needs_mail,
+            name=name,
         )
         ctx.stop = stop
         if prepare:

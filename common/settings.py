@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
+from common.addresses import parse_address_list
 from common.errors import ConfigError
 from common.setting_values import (
     EnvReader,
@@ -30,6 +31,7 @@ from messaging.rules import Rule, builtin_rule, load_rules
 DEFAULT_PHONE_FIELDS = (
     "phone_number,phone,mobile,mobile_number,cell,cell_number,contact_phone,participant_phone"
 )
+DEFAULT_EMAIL_FIELDS = "email,email_address,e_mail,participant_email,contact_email"
 DEFAULT_TEMPLATE = "Thank you for registering. Please complete your next survey: {survey_link}"
 # A sent message costs one surveyLink plus its share of a claim and a result import per chunk
 # of ten (docs/PERFORMANCE.md); the sender may use this share of REDCap's per-minute limit,
@@ -98,6 +100,11 @@ class Settings:
     quiet_hours: QuietHours | None
     timezone: ZoneInfo
     sms_allowed_numbers: frozenset[str] | None
+    email_fields: tuple[str, ...]
+    email_allowed_addresses: tuple[str, ...] | None
+    email_max_per_minute: float
+    alert_email_to: tuple[str, ...]
+    alert_min_interval_minutes: float
     dry_run: bool
     delivery_check_max_hours: float
     sms_claim_timeout_seconds: float
@@ -151,6 +158,7 @@ class Settings:
         tz = parse_zone(r.text("TIMEZONE", default=""), env)
         template = r.text("SMS_TEMPLATE", default=DEFAULT_TEMPLATE)
         allowed = r.text("SMS_ALLOWED_NUMBERS", default="")
+        mail_allowed = r.text("EMAIL_ALLOWED_ADDRESSES", default="")
         settings = cls(
             redcap_api_url=url,
             redcap_api_token=token,
@@ -180,6 +188,19 @@ class Settings:
             quiet_hours=parse_quiet_hours(r.text("QUIET_HOURS", default="")),
             timezone=tz,
             sms_allowed_numbers=parse_allowed(allowed, region) if allowed else None,
+            email_fields=r.field_list("EMAIL_FIELDS", DEFAULT_EMAIL_FIELDS),
+            email_allowed_addresses=(
+                parse_address_list(mail_allowed, "EMAIL_ALLOWED_ADDRESSES")
+                if mail_allowed
+                else None
+            ),
+            email_max_per_minute=r.number("EMAIL_MAX_PER_MINUTE", 30, minimum=0.1, maximum=10_000),
+            alert_email_to=parse_address_list(
+                r.text("ALERT_EMAIL_TO", default=""), "ALERT_EMAIL_TO"
+            ),
+            alert_min_interval_minutes=r.number(
+                "ALERT_MIN_INTERVAL_MINUTES", 60, minimum=1, maximum=MINUTES_A_YEAR
+            ),
             dry_run=r.boolean("DRY_RUN"),
             delivery_check_max_hours=r.number(
                 "DELIVERY_CHECK_MAX_HOURS", 72, minimum=0.01, maximum=HOURS_A_YEAR
@@ -311,8 +332,9 @@ class Settings:
 
     def load_rules(self) -> tuple[Rule, ...]:
         """The RULES_FILE's rules, or the one built-in rule made from today's settings."""
+        alerts = bool(self.alert_email_to)
         if self.rules_file:
-            return load_rules(Path(self.rules_file), default_event=self.redcap_event)
+            return load_rules(Path(self.rules_file), default_event=self.redcap_event, alerts=alerts)
         return (
             builtin_rule(
                 registration_field=self.registration_complete_field,
@@ -321,8 +343,19 @@ class Settings:
                 template_text=self.sms_template,
                 survey=self.survey_instrument,
                 event=self.redcap_event,
+                alerts=alerts,
             ),
         )
+
+    @property
+    def uses_sms(self) -> bool:
+        """Some rule sends SMS: Twilio is needed."""
+        return any(rule.sends_sms for rule in self.rules)
+
+    @property
+    def uses_email(self) -> bool:
+        """Some rule sends e-mail, or staff alerts are on: Graph is needed."""
+        return bool(self.alert_email_to) or any(rule.sends_email for rule in self.rules)
 
     def rule(self, name: str) -> Rule:
         """The rule called ``name`` (``--rule``); ConfigError listing the rules there are."""

@@ -89,3 +89,15 @@ def _whole_microseconds(seconds: float) -> float:
     # Rounded up (ManualClock keeps whole microseconds: a sleep rounded down would fall short),
     # but not for float noise, which would add a microsecond to every wait.
     return math.ceil(seconds * 1_000_000 - 0.01) / 1_000_000
+
+
+class Pacers:
+    """One pacer per channel, kept as long as the process: SMS at SMS_MAX_PER_SECOND, e-mail at
+    EMAIL_MAX_PER_MINUTE (Exchange Online allows a mailbox about 30 messages a minute)."""
+
+    def __init__(self, sms_per_second: float, email_per_minute: float, clock: Clock) -> None:
+        self.sms = SendPacer(sms_per_second, clock)
+        self.email = SendPacer(email_per_minute / 60, clock)
+
+    def for_channel(self, channel: str) -> SendPacer:
+        return self.email if channel == "email" else self.sms

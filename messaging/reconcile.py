@@ -14,6 +14,12 @@ link, are never confused); for the built-in rule, the body carries the record's 
   ``interrupted``, once SMS_MAX_INTERRUPTED is reached: a record that crashes the sender);
 - Twilio cannot be asked: leave it for the next cycle; after ``SMS_REVIEW_AFTER_HOURS``,
   ``needs_review`` for a person to decide.
+
+An e-mail claim (``R_channel`` = ``email``) is matched on the id its ``x-redcap-relay-id``
+header carries (``R_sms_ref``), looked for in the sender's Sent Items when
+``GRAPH_CAN_READ_SENT=1``: found, ``sent_email``; not found, as above. Graph's sendMail gives
+nothing else to ask, so without Sent Items a stale e-mail claim goes to ``needs_review`` at once,
+with the header id to search for: it is never sent again blindly.
 """
 
 from __future__ import annotations
@@ -22,13 +28,23 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from common import logs
-from common.errors import PermanentError, TwilioUnavailable
+from common.errors import GraphUnavailable, PermanentError, TwilioUnavailable
+from common.graph_client import MESSAGE_ID_HEADER
 from common.pipeline import Status
 from common.runner import Context
 from common.twilio_client import MessageInfo
 from messaging.links import survey_links
 from messaging.rows import RuleRow
-from messaging.send import OUTCOME_UNKNOWN, failed_row, fingerprint, sent_row, values_row, write
+from messaging.rules import EMAIL
+from messaging.send import (
+    OUTCOME_UNKNOWN,
+    failed_row,
+    fingerprint,
+    mailed_row,
+    sent_row,
+    values_row,
+    write,
+)
 
 # Twilio's clock and ours may disagree a little; look this far before the claim time.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -36,7 +52,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 def reconcile(ctx: Context, rows: Sequence[RuleRow]) -> dict[str, int]:
     """Resolve stale ``sending`` rows of one rule; returns counts by outcome."""
-    assert ctx.sms is not None
     if not rows:
         return {}
     rule = rows[0].rule
@@ -56,7 +71,10 @@ def reconcile(ctx: Context, rows: Sequence[RuleRow]) -> dict[str, int]:
         links = survey_links(ctx, rule, [row.record_id for row, _ in stale])
     out: list[dict[str, str]] = []
     for row, claimed in stale:
-        outcome = _settle(ctx, row, claimed, links.get(row.record_id), out)
+        if row.rule.fields.channel and row.get(row.rule.fields.channel) == EMAIL:
+            outcome = _settle_mail(ctx, row, claimed, out)
+        else:
+            outcome = _settle(ctx, row, claimed, links.get(row.record_id), out)
         counts[outcome] = counts.get(outcome, 0) + 1
     write(ctx, rule, out)
     return counts
@@ -100,6 +118,46 @@ def _settle(
             ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=to, reason="reconciled", rule=name
         )
         return "adopted"
+    return _not_sent(ctx, row, out)
+
+
+def _settle_mail(
+    ctx: Context, row: RuleRow, since: datetime | None, out: list[dict[str, str]]
+) -> str:
+    f, name = row.rule.fields, row.rule.name
+    rid, to, ref = row.record_id, row.get(f.email_to), row.get(f.ref)
+    if since is None or not to or not ref:
+        return _review(ctx, row, "the claim lacks its time, address or mail id", out)
+    if not ctx.settings.graph_can_read_sent or ctx.mail is None:
+        return _review(
+            ctx,
+            row,
+            "whether the e-mail went is unknown: Graph gives no message id and Sent Items "
+            "cannot be read (GRAPH_CAN_READ_SENT=0)",
+            out,
+            fix=f"search the sender mailbox's Sent Items for the header {MESSAGE_ID_HEADER}: "
+            f"{ref}; if it is there set the status to sent_email by hand, else run admin requeue",
+        )
+    try:
+        found = ctx.mail.find_sent(ref, since - CLOCK_SKEW)
+    except GraphUnavailable:
+        if ctx.clock.now() - since > timedelta(hours=ctx.settings.sms_review_after_hours):
+            return _review(ctx, row, "Sent Items could not be searched", out)
+        return "waiting"
+    if found is not None:
+        out.append(mailed_row(ctx, row, found.sent_at))
+        logs.transition(
+            ctx.log, rid, Status.SENDING, Status.SENT_EMAIL, to=to, reason="reconciled",
+            rule=name,
+        )  # fmt: skip
+        return "adopted"
+    return _not_sent(ctx, row, out)
+
+
+def _not_sent(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:
+    """Nothing went out for this claim: the attempt is given back if our sender stopped, used
+    if Twilio's or Graph's answer was lost."""
+    f, name, rid = row.rule.fields, row.rule.name, row.record_id
     if row.get(f.error_code) != OUTCOME_UNKNOWN:
         return _interrupted(ctx, row, out)
     if row.attempts >= ctx.settings.sms_max_attempts:
@@ -108,7 +166,7 @@ def _settle(
                 ctx,
                 row,
                 "max_attempts",
-                f"not sent after {row.attempts} attempts (Twilio's answers were lost)",
+                f"not sent after {row.attempts} attempts (the answers to the sends were lost)",
             )
         )
         logs.transition(
@@ -152,7 +210,13 @@ def _interrupted(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:
     return "interrupted"
 
 
-def _review(ctx: Context, row: RuleRow, reason: str, out: list[dict[str, str]]) -> str:
+def _review(
+    ctx: Context,
+    row: RuleRow,
+    reason: str,
+    out: list[dict[str, str]],
+    fix: str = "check Twilio's message log, then set the status by hand or run admin requeue",
+) -> str:
     f = row.rule.fields
     out.append(
         values_row(
@@ -161,8 +225,7 @@ def _review(ctx: Context, row: RuleRow, reason: str, out: list[dict[str, str]]) 
             {
                 f.status: Status.NEEDS_REVIEW,
                 f.error_code: "unresolved_send",
-                f.error_message: f"send interrupted and not resolved: {reason}; "
-                "check Twilio's message log, then set the status by hand or run admin requeue",
+                f.error_message: f"send interrupted and not resolved: {reason}; {fix}"[:1000],
             },
         )
     )

@@ -15,6 +15,10 @@ file's ``[[rule]]`` tables are the rules, in the words of REDCap's Alerts & Noti
     repeat = 0                              # more sends after the first, every_minutes apart
     survey = "..."                          # makes {survey_link}
     event = "..."                           # longitudinal: the event holding the rule's fields
+    channel = "sms"                         # or "email", or "sms,email" / "email,sms" (fallback)
+    subject = "Your visit"                  # e-mail: the subject, the plain text, optional HTML
+    email_template = "..."
+    email_html = "<p>...</p>"
 
 A bad file is one :class:`ConfigError` naming the rule, the key and the fix (an unknown key lists
 the allowed ones). What only REDCap can tell (logic it rejects, fields it lacks) is checked at
@@ -33,7 +37,7 @@ from typing import Any
 from common.errors import ConfigError
 from common.field_types import Kind
 from common.pipeline import Status
-from messaging.templates import LocalizedTemplates
+from messaging.templates import MAX_BODY, MAX_EMAIL, MAX_SUBJECT, LocalizedTemplates
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 BUILTIN = "pipeline"
@@ -53,9 +57,19 @@ KEYS = (
     "stop_when",
     "repeat",
     "every_minutes",
+    "channel",
+    "subject",
+    "email_template",
+    "email_html",
 )
-# The statuses a built-in rule needs (today's); file rules also need cancelled and expired.
-BUILTIN_CODES = tuple(s.value for s in Status if s not in (Status.CANCELLED, Status.EXPIRED))
+SMS, EMAIL = "sms", "email"
+CHANNELS = {"sms": (SMS,), "email": (EMAIL,), "sms,email": (SMS, EMAIL), "email,sms": (EMAIL, SMS)}
+# The statuses a built-in rule needs (today's); file rules also need cancelled and expired, and
+# rules that send e-mail sent_email (so a project set up before e-mail keeps passing its checks).
+BUILTIN_CODES = tuple(
+    s.value for s in Status if s not in (Status.CANCELLED, Status.EXPIRED, Status.SENT_EMAIL)
+)
+SMS_CODES = tuple(s.value for s in Status if s is not Status.SENT_EMAIL)
 ALL_CODES = tuple(s.value for s in Status)
 
 
@@ -64,14 +78,22 @@ class RuleFields:
     """The names of one rule's REDCap fields: ``{prefix}_status``, ``{prefix}_sms_sid``, ...
 
     ``count`` and ``ref`` exist for file rules only (the built-in rule keeps today's fields):
-    ``count`` is how many messages the rule has sent the record (its repeats), ``ref`` a
-    fingerprint of the claimed message, so reconciliation never adopts another rule's message
-    to the same number.
+    ``count`` is how many messages the rule has sent the record (its repeats), ``ref`` what
+    reconciliation matches the claimed message on: the SMS body's fingerprint (so it never
+    adopts another rule's message to the same number), or the id an e-mail carries in its
+    ``x-redcap-relay-id`` header. The ``sms_*`` names predate e-mail; the claim, sent and
+    attempt fields serve both channels.
+
+    ``email`` adds ``channel`` (``sms`` or ``email``: what the last claim used) and ``email_to``;
+    ``alerts`` adds ``alerted_at`` (when a staff digest listed this record's problem). Each is
+    required only where it is used, so a project set up before e-mail needs nothing new.
     """
 
     prefix: str
     form: str
     extended: bool = True
+    email: bool = False
+    alerts: bool = False
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}_{suffix}"
@@ -133,8 +155,22 @@ class RuleFields:
         return self.name("sms_ref") if self.extended else None
 
     @property
+    def channel(self) -> str | None:
+        return self.name("channel") if self.email else None
+
+    @property
+    def email_to(self) -> str | None:
+        return self.name("email_to") if self.email else None
+
+    @property
+    def alerted_at(self) -> str | None:
+        return self.name("alerted_at") if self.alerts else None
+
+    @property
     def codes(self) -> tuple[str, ...]:
-        return ALL_CODES if self.extended else BUILTIN_CODES
+        if not self.extended:
+            return BUILTIN_CODES
+        return ALL_CODES if self.email else SMS_CODES
 
     def kinds(self) -> dict[str, Kind]:
         """Every field of the rule and what it holds, in instrument order."""
@@ -155,6 +191,11 @@ class RuleFields:
         if self.count and self.ref:
             kinds[self.count] = Kind.COUNT
             kinds[self.ref] = Kind.TEXT
+        if self.channel and self.email_to:
+            kinds[self.channel] = Kind.TEXT
+            kinds[self.email_to] = Kind.TEXT
+        if self.alerted_at:
+            kinds[self.alerted_at] = Kind.TIME
         return kinds
 
 
@@ -176,11 +217,36 @@ class Rule:
     every_minutes: float = 0.0
     builtin: bool = False
     read: tuple[str, ...] = field(default=())  # REDCap fields the rule's templates and timing read
+    channels: tuple[str, ...] = (SMS,)  # in the order tried: the first usable address wins
+    mail: MailTemplates | None = None  # when EMAIL is among the channels
 
     @property
     def messages(self) -> int:
         """How many messages the rule sends a record at most (1 + its repeats)."""
         return 1 + self.repeat
+
+    @property
+    def sends_sms(self) -> bool:
+        return SMS in self.channels
+
+    @property
+    def sends_email(self) -> bool:
+        return EMAIL in self.channels
+
+
+@dataclass(frozen=True)
+class MailTemplates:
+    """An e-mail rule's subject, plain text and optional HTML, in the same languages as its
+    choice of language (``language_field``)."""
+
+    subject: LocalizedTemplates
+    text: LocalizedTemplates
+    html: LocalizedTemplates | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        parts = (self.subject, self.text, *([self.html] if self.html else []))
+        return tuple(dict.fromkeys(name for part in parts for name in part.fields))
 
 
 def survey_setting(rule: Rule) -> str:
@@ -196,6 +262,7 @@ def builtin_rule(
     template_text: str,
     survey: str,
     event: str,
+    alerts: bool = False,
 ) -> Rule:
     """Today's single message, from today's settings, in today's ``pipeline_*`` fields."""
     templates = _templates("SMS_TEMPLATE", template_text, link=True)
@@ -203,7 +270,7 @@ def builtin_rule(
         name=BUILTIN,
         when=f"[{registration_field}] = '{registration_value}'",
         templates=templates,
-        fields=RuleFields(BUILTIN, BUILTIN, extended=False),
+        fields=RuleFields(BUILTIN, BUILTIN, extended=False, alerts=alerts),
         delay_minutes=delay_minutes,
         survey=survey,
         event=event,
@@ -212,8 +279,9 @@ def builtin_rule(
     )
 
 
-def load_rules(path: Path, default_event: str) -> tuple[Rule, ...]:
-    """The rules of a RULES_FILE; ConfigError naming the rule, the key and the fix."""
+def load_rules(path: Path, default_event: str, alerts: bool = False) -> tuple[Rule, ...]:
+    """The rules of a RULES_FILE; ConfigError naming the rule, the key and the fix. ``alerts``
+    (ALERT_EMAIL_TO is set) gives every rule its ``alerted_at`` field."""
     where = f"RULES_FILE {path}"
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -233,7 +301,7 @@ def load_rules(path: Path, default_event: str) -> tuple[Rule, ...]:
         raise ConfigError(f"{where}: no rules; add at least one [[rule]] table")
     rules: list[Rule] = []
     for number, table in enumerate(tables, 1):
-        rule = _parse(table, f"{where}: rule {number}", default_event)
+        rule = _parse(table, f"{where}: rule {number}", default_event, alerts)
         if any(other.name == rule.name for other in rules):
             raise ConfigError(
                 f"{where}: rule {rule.name!r} is defined twice; give each rule its own name"
@@ -242,7 +310,7 @@ def load_rules(path: Path, default_event: str) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def _parse(table: Mapping[str, Any], where: str, default_event: str) -> Rule:
+def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: bool) -> Rule:
     name = table.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise ConfigError(
@@ -270,27 +338,38 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str) -> Rule:
     if every and not repeat:
         raise ConfigError(f"{where}: every_minutes needs repeat = <how many more sends>")
     survey = read.field_name("survey")
-    if "template" not in table:
-        raise ConfigError(f'{where}: template is missing; add template = "..."')
+    channels = _channels(table, where)
     languages = table.get("languages", {})
     if not isinstance(languages, dict) or not all(isinstance(v, str) for v in languages.values()):
         raise ConfigError(f'{where}: languages must map codes to locales, e.g. {{ 1 = "en" }}')
     language_field = read.field_name("language_field")
     if bool(language_field) != bool(languages):
         raise ConfigError(f"{where}: language_field and languages go together")
-    templates = _templates(
-        f"{where}: template",
-        table["template"],
-        link=bool(survey),
-        language_field=language_field,
-        languages={str(k): v for k, v in languages.items()},
+    choice = _Choice(language_field, {str(k): v for k, v in languages.items()})
+    templates = (
+        choice.templates(f"{where}: template", table["template"], link=bool(survey))
+        if SMS in channels
+        else _NO_SMS
     )
-    reads = [*templates.fields, *([anchor] if anchor else []), *templates.language_fields]
+    mail = _mail(table, where, bool(survey), choice) if EMAIL in channels else None
+    reads = [
+        *templates.fields,
+        *(mail.fields if mail else ()),
+        *([anchor] if anchor else []),
+        *(templates.language_fields or (mail.text.language_fields if mail else ())),
+    ]
     return Rule(
         name=name,
         when=when,
         templates=templates,
-        fields=RuleFields(name, BUILTIN if name == BUILTIN else RULES_FORM),
+        channels=channels,
+        mail=mail,
+        fields=RuleFields(
+            name,
+            BUILTIN if name == BUILTIN else RULES_FORM,
+            email=EMAIL in channels,
+            alerts=alerts,
+        ),
         delay_minutes=read.number("delay_minutes", minimum=0) if has_delay else 0.0,
         anchor=anchor,
         offset_minutes=read.number("offset_minutes", minimum=-MAX_MINUTES),
@@ -304,6 +383,78 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str) -> Rule:
 
 
 MAX_MINUTES = 366 * 24 * 60
+# An e-mail-only rule has no SMS template; this stands in for it and is never rendered.
+_NO_SMS = LocalizedTemplates.build("(e-mail only)", link=False)
+
+
+def _channels(table: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """The rule's channels from ``channel``, and the template keys they need (and only those)."""
+    spec = table.get("channel", SMS)
+    key = spec.replace(" ", "").lower() if isinstance(spec, str) else None
+    if key not in CHANNELS:
+        raise ConfigError(
+            f'{where}: channel = {spec!r} is not a channel; use "sms", "email", "sms,email" '
+            '(SMS, else e-mail when there is no usable phone) or "email,sms"'
+        )
+    channels = CHANNELS[key]
+    if SMS in channels and "template" not in table:
+        raise ConfigError(f'{where}: template is missing; add template = "..." (the SMS text)')
+    if SMS not in channels and "template" in table:
+        raise ConfigError(
+            f'{where}: template is the SMS text, but channel = "{key}"; remove it, or use '
+            'channel = "sms,email"'
+        )
+    if EMAIL in channels:
+        for needed in ("subject", "email_template"):
+            if needed not in table:
+                raise ConfigError(
+                    f'{where}: channel = "{key}" needs {needed} = "..." (the e-mail\'s '
+                    + ("subject)" if needed == "subject" else "plain text)")
+                )
+    else:
+        for mail_key in ("subject", "email_template", "email_html"):
+            if mail_key in table:
+                raise ConfigError(
+                    f'{where}: {mail_key} is for e-mail, but channel = "{key}"; add '
+                    f'channel = "{key},email" or remove {mail_key}'
+                )
+    return channels
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """A rule's choice of language, shared by all its templates (SMS, subject, e-mail)."""
+
+    language_field: str
+    languages: Mapping[str, str]
+
+    def templates(
+        self, where: str, spec: object, *, link: bool, limit: int = MAX_BODY
+    ) -> LocalizedTemplates:
+        return _templates(
+            where,
+            spec,
+            link=link,
+            language_field=self.language_field,
+            languages=self.languages,
+            limit=limit,
+        )
+
+
+def _mail(table: Mapping[str, Any], where: str, link: bool, choice: _Choice) -> MailTemplates:
+    subject = choice.templates(f"{where}: subject", table["subject"], link=False, limit=MAX_SUBJECT)
+    for template in subject.templates.values():
+        if "\n" in template.text or "\r" in template.text:
+            raise ConfigError(f"{where}: subject must be one line")
+    text = choice.templates(
+        f"{where}: email_template", table["email_template"], link=link, limit=MAX_EMAIL
+    )
+    html = None
+    if "email_html" in table:
+        html = choice.templates(
+            f"{where}: email_html", table["email_html"], link=link, limit=MAX_EMAIL
+        )
+    return MailTemplates(subject, text, html)
 
 
 def _templates(
@@ -313,12 +464,18 @@ def _templates(
     link: bool,
     language_field: str = "",
     languages: Mapping[str, str] | None = None,
+    limit: int = MAX_BODY,
 ) -> LocalizedTemplates:
     if not isinstance(spec, str | dict):
-        raise ConfigError(f'{where} must be text, or one text per language (template.en = "...")')
+        key = where.rsplit(": ", 1)[-1]
+        raise ConfigError(f'{where} must be text, or one text per language ({key}.en = "...")')
     try:
         return LocalizedTemplates.build(
-            spec, link=link, language_field=language_field, languages=dict(languages or {})
+            spec,
+            link=link,
+            language_field=language_field,
+            languages=dict(languages or {}),
+            limit=limit,
         )
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None

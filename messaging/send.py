@@ -2,13 +2,17 @@
 
 Order matters for "never twice, never lost" (README "Crash safety"), for every rule alike:
 
-1. **prepare**: pick the phone, fetch the survey link, render the body. Nothing is written.
-2. **claim**: one import sets the rule's ``R_status`` to ``sending``, the claim time, the number,
-   attempts + 1 and (file rules) ``R_sms_ref``, the fingerprint reconciliation matches on.
-3. **send**: one Twilio create per record, paced (:mod:`messaging.pacing`).
-4. **record**: one import with each outcome (``sms_sent`` + SID + ``R_sms_count`` + 1,
-   ``failed``, or back to ``registered``). A create whose outcome is unknown stays ``sending``
-   for :mod:`messaging.reconcile`.
+1. **prepare**: pick the channel and its address (the rule's ``channel``: the phone, else the
+   e-mail address, or the reverse), fetch the survey link, render the text. Nothing is written.
+2. **claim**: one import sets the rule's ``R_status`` to ``sending``, the claim time, the number
+   (``R_sms_to``) or address (``R_email_to``) and ``R_channel``, attempts + 1 and (file rules)
+   ``R_sms_ref``, what reconciliation matches on: the SMS body's fingerprint, or the id the mail
+   carries in its ``x-redcap-relay-id`` header.
+3. **send**: one Twilio create or Graph sendMail per record, paced per channel
+   (:mod:`messaging.pacing`).
+4. **record**: one import with each outcome (``sms_sent`` + SID, or ``sent_email``, with
+   ``R_sms_count`` + 1; ``failed``; or back to ``registered``). A send whose outcome is unknown
+   stays ``sending`` for :mod:`messaging.reconcile`.
 
 A crash before 2 leaves the record as it was; between 2 and 4 it is ``sending`` and
 reconciliation looks the message up in Twilio before anything is sent again.
@@ -17,16 +21,21 @@ reconciliation looks the message up in Twilio before anything is sent again.
 from __future__ import annotations
 
 import hashlib
+import html
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from common import logs
+from common.addresses import allowed, pick_email
 from common.errors import (
     ConfigError,
+    GraphOutcomeUnknown,
+    GraphUnavailable,
     PermanentError,
     SurveyLinkError,
     TwilioOutcomeUnknown,
-    TwilioRejected,
     TwilioUnavailable,
 )
 from common.phones import pick_phone
@@ -36,25 +45,38 @@ from common.runner import Context
 from common.twilio_client import MessageInfo
 from common.writes import write_rows
 from messaging.links import survey_links
-from messaging.pacing import SendPacer
+from messaging.pacing import Pacers
 from messaging.rows import RuleRow
-from messaging.rules import Rule
-from messaging.templates import MAX_BODY
+from messaging.rules import EMAIL, SMS, Rule
+from messaging.templates import MAX_BODY, MAX_EMAIL
 
 CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
 OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no answer
 
 
+# Why a record is not messaged at all: ``skipped`` (nothing to send to), not ``failed``.
+SKIP_CODES = frozenset(
+    {"no_phone", "invalid_phone", "not_allowed", "no_email", "invalid_email", "no_contact"}
+)
+
+
 @dataclass(frozen=True)
 class Prepared:
+    """One message ready to claim: its channel, address and rendered text (PHI: never logged).
+    ``mail_id`` is the id an e-mail carries in its header, new for every claim."""
+
     row: RuleRow
     to: str
     body: str
     link: str
+    channel: str = SMS
+    subject: str = ""
+    html: str | None = None
+    mail_id: str = ""
 
     @property
     def ref(self) -> str:
-        return fingerprint(self.body)
+        return self.mail_id if self.channel == EMAIL else fingerprint(self.body)
 
 
 def fingerprint(body: str) -> str:
@@ -72,10 +94,19 @@ def rule_fields(rules: Iterable[Rule]) -> list[str]:
 
 
 def export_fields(ctx: Context, rules: Iterable[Rule] | None = None) -> list[str]:
-    """What the sender reads: the record id, the rules' fields and reads, the phone fields."""
+    """What the sender reads: the record id, the rules' fields and reads, the address fields."""
     chosen = list(ctx.rules if rules is None else rules)
-    names = [ctx.layout.record_id_field, *rule_fields(chosen), *ctx.layout.phone_fields]
+    names = [ctx.layout.record_id_field, *rule_fields(chosen), *address_fields(ctx, chosen)]
     return list(dict.fromkeys(names))
+
+
+def address_fields(ctx: Context, rules: Iterable[Rule]) -> list[str]:
+    """The phone fields and (when a rule sends e-mail) the e-mail fields these rules read."""
+    chosen = list(rules)
+    names = list(ctx.layout.phone_fields) if any(r.sends_sms for r in chosen) else []
+    if any(r.sends_email for r in chosen):
+        names += ctx.layout.email_fields
+    return names
 
 
 def rows_for(ctx: Context, rule: Rule, raw: Iterable[Mapping[str, str]]) -> list[RuleRow]:
@@ -95,7 +126,7 @@ def with_home_values(ctx: Context, rows: Sequence[RuleRow]) -> list[RuleRow]:
     if not rows or ctx.layout.event_for(rows[0].rule.event) == ctx.layout.event:
         return list(rows)
     rule, key = rows[0].rule, ctx.layout.record_id_field
-    wanted = [key, *ctx.layout.phone_fields, *rule.read]
+    wanted = [key, *address_fields(ctx, [rule]), *rule.read]
     home = {
         r[key]: r
         for r in ctx.redcap.export(
@@ -129,56 +160,113 @@ def values_row(ctx: Context, row: RuleRow, values: Mapping[str, str]) -> dict[st
 def prepare(
     ctx: Context, rows: Sequence[RuleRow]
 ) -> tuple[list[Prepared], list[tuple[RuleRow, PermanentError]]]:
-    """Phones, links and bodies for rows of one rule; those that cannot be texted come back
-    with their error."""
-    ready: list[Prepared] = []
+    """Channels, addresses, links and texts for rows of one rule; those that cannot be messaged
+    come back with their error."""
     problems: list[tuple[RuleRow, PermanentError]] = []
-    phones: dict[str, str] = {}
+    contacts: dict[str, tuple[str, str]] = {}
     rows = with_home_values(ctx, rows)
     for row in rows:
-        try:
-            _, phones[row.record_id] = pick_phone(
-                row.values, ctx.layout.phone_fields, ctx.settings.phone_region
-            )
-        except PermanentError as exc:
-            problems.append((row, exc))
-            continue
-        allowed = ctx.settings.sms_allowed_numbers
-        if allowed is not None and phones[row.record_id] not in allowed:
-            problems.append(
-                (row, PermanentError("not_allowed", "number is not in SMS_ALLOWED_NUMBERS"))
-            )
-            del phones[row.record_id]
+        contact = choose_contact(ctx, row)
+        if isinstance(contact, PermanentError):
+            problems.append((row, contact))
+        else:
+            contacts[row.record_id] = contact
     rule = rows[0].rule if rows else None
     links: Mapping[str, str | PermanentError] = {}
-    if rule is not None and rule.survey and phones:
-        links = survey_links(ctx, rule, list(phones))
+    if rule is not None and rule.survey and contacts:
+        links = survey_links(ctx, rule, list(contacts))
+    ready: list[Prepared] = []
     for row in rows:
-        if row.record_id not in phones:
+        if row.record_id not in contacts:
             continue
         link = links.get(row.record_id, "") if row.rule.survey else ""
         if isinstance(link, PermanentError) or (row.rule.survey and not link):
             problems.append((row, link or SurveyLinkError("survey_link", "no survey link")))
             continue
-        locale, template = row.rule.templates.choose(row.values)
-        body = template.render(link, row.record_id, row.values, locale, ctx.settings.timezone)
-        if len(body) > MAX_BODY:
-            problems.append((row, PermanentError("too_long", "message over 1600 characters")))
-            continue
-        ready.append(Prepared(row, phones[row.record_id], body, str(link)))
+        channel, to = contacts[row.record_id]
+        prepared = _render(ctx, row, channel, to, str(link))
+        if isinstance(prepared, PermanentError):
+            problems.append((row, prepared))
+        else:
+            ready.append(prepared)
     return ready, problems
 
 
+def choose_contact(ctx: Context, row: RuleRow) -> tuple[str, str] | PermanentError:
+    """(channel, address) for ``row``: its rule's channels in order, the first with a usable
+    address. An address an allowlist (SMS_ALLOWED_NUMBERS, EMAIL_ALLOWED_ADDRESSES) leaves out
+    stops there (``not_allowed``): a rehearsal's safety net never falls through to the next
+    channel."""
+    settings = ctx.settings
+    problems: list[PermanentError] = []
+    for channel in row.rule.channels:
+        try:
+            if channel == SMS:
+                _, to = pick_phone(row.values, ctx.layout.phone_fields, settings.phone_region)
+                ok = settings.sms_allowed_numbers is None or to in settings.sms_allowed_numbers
+                setting = "SMS_ALLOWED_NUMBERS"
+            else:
+                _, to = pick_email(row.values, ctx.layout.email_fields)
+                ok = allowed(to, settings.email_allowed_addresses)
+                setting = "EMAIL_ALLOWED_ADDRESSES"
+        except PermanentError as exc:
+            problems.append(exc)
+            continue
+        if not ok:
+            what = "number" if channel == SMS else "address"
+            return PermanentError("not_allowed", f"the {what} is not in {setting}")
+        return channel, to
+    if len(problems) == 1:
+        return problems[0]
+    invalid = [p for p in problems if p.code.startswith("invalid_")]
+    return PermanentError(
+        invalid[0].code if invalid else "no_contact", "; ".join(str(p) for p in problems)
+    )
+
+
+def _render(
+    ctx: Context, row: RuleRow, channel: str, to: str, link: str
+) -> Prepared | PermanentError:
+    rule, tz = row.rule, ctx.settings.timezone
+    if channel == SMS:
+        locale, template = rule.templates.choose(row.values)
+        body = template.render(link, row.record_id, row.values, locale, tz)
+        if len(body) > MAX_BODY:
+            return PermanentError("too_long", "message over 1600 characters")
+        return Prepared(row, to, body, link)
+    assert rule.mail is not None
+    locale, text = rule.mail.text.choose(row.values)
+    body = text.render(link, row.record_id, row.values, locale, tz)
+    # The subject's languages are the text's (checked when the rules are read).
+    subject = rule.mail.subject.templates[locale].render(
+        None, row.record_id, row.values, locale, tz
+    )
+    markup = None
+    if rule.mail.html is not None:
+        markup = rule.mail.html.templates[locale].render(
+            link, row.record_id, row.values, locale, tz, escape=html.escape
+        )
+    if len(body) > MAX_EMAIL or len(markup or "") > MAX_EMAIL:
+        return PermanentError("too_long", f"e-mail over {MAX_EMAIL} characters")
+    return Prepared(
+        row,
+        to,
+        body,
+        link,
+        channel=EMAIL,
+        subject=" ".join(subject.split()),  # a value with a line break stays on one line
+        html=markup,
+        mail_id=uuid.uuid4().hex,
+    )
+
+
 def record_problems(ctx: Context, problems: Sequence[tuple[RuleRow, PermanentError]]) -> None:
-    """Write ``skipped`` (no usable phone / not allowed) or ``failed`` with the reason."""
+    """Write ``skipped`` (nothing usable to send to, or not allowed) or ``failed``, with the
+    reason."""
     by_rule: dict[str, list[dict[str, str]]] = {}
     rules: dict[str, Rule] = {}
     for row, exc in problems:
-        status = (
-            Status.SKIPPED
-            if exc.code in ("no_phone", "invalid_phone", "not_allowed")
-            else Status.FAILED
-        )
+        status = Status.SKIPPED if exc.code in SKIP_CODES else Status.FAILED
         f = row.rule.fields
         rules[row.rule.name] = row.rule
         by_rule.setdefault(row.rule.name, []).append(
@@ -211,6 +299,24 @@ def batches(due: Sequence[RuleRow]) -> list[Sequence[RuleRow]]:
     return [*chunked(others, CHUNK), *([row] for row in suspects)]
 
 
+def pacers_for(ctx: Context) -> Pacers:
+    """The send pacers of one process (a sender keeps its own across cycles)."""
+    s = ctx.settings
+    return Pacers(s.sms_max_per_second, s.email_max_per_minute, ctx.clock)
+
+
+def claim_groups(ctx: Context, ready: Sequence[Prepared]) -> list[list[Prepared]]:
+    """How a prepared chunk is claimed: its SMS together, its e-mails together when Sent Items
+    can settle a crash, else each e-mail alone just before it is sent (a crash then leaves at
+    most one e-mail for a person to check, not a chunk)."""
+    sms = [p for p in ready if p.channel == SMS]
+    mail = [p for p in ready if p.channel == EMAIL]
+    groups = [sms] if sms else []
+    if ctx.settings.graph_can_read_sent:
+        return groups + ([mail] if mail else [])
+    return groups + [[p] for p in mail]
+
+
 def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
     """Mark a batch of one rule ``sending`` in one import; returns those REDCap accepted."""
     if not batch:
@@ -224,7 +330,7 @@ def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
         values = {
             f.status: Status.SENDING,
             f.claimed_at: now,
-            f.to: p.to,
+            f.to: p.to if p.channel == SMS else "",
             f.attempts: str(claimed_attempts(p.row)),
             f.error_code: "",
             f.error_message: "",
@@ -233,6 +339,11 @@ def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
             values[f.interrupted] = ""
         if f.ref:
             values[f.ref] = p.ref
+        if f.channel and f.email_to:
+            values[f.channel] = p.channel
+            values[f.email_to] = p.to if p.channel == EMAIL else ""
+        if f.alerted_at:
+            values[f.alerted_at] = ""  # a new problem of this message is alerted anew
         rows.append(values_row(ctx, p.row, values))
     # overwrite: the blank error fields erase a previous attempt's reason.
     refused = write(ctx, rule, rows, overwrite=True)
@@ -247,14 +358,14 @@ def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
 def send_batch(
     ctx: Context,
     claimed: Sequence[Prepared],
-    pacer: SendPacer,
+    pacers: Pacers,
     should_stop: Callable[[], bool],
 ) -> dict[str, int]:
     """Send each claimed record (one rule) and record every outcome in one import.
 
-    Stops early (and un-claims the rest) on a stop request or when Twilio is unavailable.
+    Stops early (and un-claims the rest) on a stop request or when Twilio or Graph is
+    unavailable.
     """
-    assert ctx.sms is not None
     if not claimed:
         return {}
     rule = claimed[0].row.rule
@@ -266,22 +377,22 @@ def send_batch(
         p = pending.pop(0)
         row, rid = p.row, p.row.record_id
         try:
-            with pacer.paced():
-                message = ctx.sms.send(p.to, p.body)
-        except TwilioRejected as exc:
+            with pacers.for_channel(p.channel).paced():
+                done = _deliver(ctx, p)
+        except PermanentError as exc:  # Twilio or Graph refused this one message
             rows.append(failed_row(ctx, row, exc.code, str(exc)))
             logs.transition(
                 ctx.log, rid, Status.SENDING, Status.FAILED, to=p.to, reason=exc.code,
                 rule=rule.name,
             )  # fmt: skip
             counts["failed"] = counts.get("failed", 0) + 1
-        except TwilioOutcomeUnknown as exc:
+        except (TwilioOutcomeUnknown, GraphOutcomeUnknown) as exc:
             ctx.log.warning("record=%s rule=%s outcome unknown (%s); will reconcile", rid,
                             rule.name, exc)  # fmt: skip
-            rows.append(_outcome_unknown(ctx, row, str(exc)))
+            rows.append(_outcome_unknown(ctx, p, str(exc)))
             counts["unknown"] = counts.get("unknown", 0) + 1
             pending = _release(ctx, pending, rows)
-        except TwilioUnavailable as exc:
+        except (TwilioUnavailable, GraphUnavailable) as exc:
             rows.append(retry_or_fail(ctx, row, str(exc)))
             counts["deferred"] = counts.get("deferred", 0) + 1
             pending = _release(ctx, pending, rows)
@@ -290,8 +401,9 @@ def send_batch(
             auth_error = exc
             pending = _release(ctx, pending, rows)
         else:
-            rows.append(sent_row(ctx, row, message))
-            logs.transition(ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=p.to, rule=rule.name)
+            rows.append(done)
+            new = Status.SENT_EMAIL if p.channel == EMAIL else Status.SMS_SENT
+            logs.transition(ctx.log, rid, Status.SENDING, new, to=p.to, rule=rule.name)
             counts["sent"] = counts.get("sent", 0) + 1
         if pending and should_stop():
             pending = _release(ctx, pending, rows)
@@ -299,6 +411,30 @@ def send_batch(
     if auth_error is not None:
         raise auth_error
     return counts
+
+
+def _deliver(ctx: Context, p: Prepared) -> dict[str, str]:
+    """Hand one message to Twilio or Graph; the row recording that it was accepted."""
+    if p.channel == EMAIL:
+        assert ctx.mail is not None
+        ctx.mail.send(p.to, p.subject, p.body, p.html, message_id=p.mail_id)
+        return mailed_row(ctx, p.row)
+    assert ctx.sms is not None
+    return sent_row(ctx, p.row, ctx.sms.send(p.to, p.body))
+
+
+def mailed_row(ctx: Context, row: RuleRow, when: datetime | None = None) -> dict[str, str]:
+    """``sent_email``: Graph accepted the mail (or Sent Items holds it, ``when`` it was sent).
+    Graph reports no delivery, so this is final; the series count goes up as for an SMS."""
+    f = row.rule.fields
+    values = {
+        f.status: Status.SENT_EMAIL,
+        f.sent_at: ctx.stamp(f.sent_at, when or ctx.clock.now()),
+        f.delivery_status: "",
+    }
+    if f.count:
+        values[f.count] = str(row.sent + 1)
+    return values_row(ctx, row, values)
 
 
 def sent_row(
@@ -342,16 +478,17 @@ def retry_or_fail(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
     return values_row(ctx, row, {row.rule.fields.status: Status.REGISTERED})
 
 
-def _outcome_unknown(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
+def _outcome_unknown(ctx: Context, p: Prepared, reason: str) -> dict[str, str]:
     """Still ``sending``, marked so that reconciliation counts an attempt if nothing went out:
-    Twilio's trouble, unlike our own process stopping, uses up SMS_MAX_ATTEMPTS."""
-    f = row.rule.fields
+    Twilio's or Graph's trouble, unlike our own process stopping, uses up SMS_MAX_ATTEMPTS."""
+    f = p.row.rule.fields
+    who = "Graph" if p.channel == EMAIL else "Twilio"
     return values_row(
         ctx,
-        row,
+        p.row,
         {
             f.error_code: OUTCOME_UNKNOWN,
-            f.error_message: f"Twilio's answer to the send was lost ({reason})"[:1000],
+            f.error_message: f"{who}'s answer to the send was lost ({reason})"[:1000],
         },
     )
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from functools import lru_cache
@@ -47,6 +47,8 @@ from babel import Locale, UnknownLocaleError
 from babel import dates as babel_dates
 
 MAX_BODY = 1600  # Twilio refuses longer bodies (21617)
+MAX_EMAIL = 100_000  # far beyond any invitation; Graph's own limit is the 4 MB request
+MAX_SUBJECT = 255  # what mail clients show in full, and Exchange's practical subject length
 FORMATS = ("date", "time", "datetime", "weekday")
 Width = Literal["short", "medium", "long", "full"]
 _WIDTHS: dict[str, Width] = {"short": "short", "medium": "medium", "long": "long", "full": "full"}
@@ -79,12 +81,14 @@ class MessageTemplate:
     parts: tuple[str | _Slot, ...] = field(repr=False, compare=False)
 
     @classmethod
-    def parse(cls, text: str, *, link: bool) -> MessageTemplate:
-        """Check the placeholders; ValueError says in one line which one is wrong and why."""
+    def parse(cls, text: str, *, link: bool, limit: int = MAX_BODY) -> MessageTemplate:
+        """Check the placeholders; ValueError says in one line which one is wrong and why.
+        ``limit`` is the longest text allowed (an SMS by default)."""
         if not text.strip():
             raise ValueError('the message is empty; write its text, e.g. "See you {field:a:date}"')
-        if len(text) > MAX_BODY:
-            raise ValueError(f"the message is {len(text)} characters; an SMS holds {MAX_BODY}")
+        if len(text) > limit:
+            what = "an SMS holds" if limit == MAX_BODY else "the limit is"
+            raise ValueError(f"the message is {len(text)} characters; {what} {limit}")
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
@@ -121,8 +125,10 @@ class MessageTemplate:
         values: Mapping[str, str],
         locale: str,
         tz: tzinfo,
+        escape: Callable[[str], str] | None = None,
     ) -> str:
-        """The body for one participant; dates in ``locale``, values read as local to ``tz``."""
+        """The body for one participant; dates in ``locale``, values read as local to ``tz``.
+        ``escape`` is applied to every value put in (``html.escape`` for an HTML mail)."""
         if self.link and link is None:
             raise ValueError("this message needs the participant's survey link")
         babel_locale = _locale(locale)
@@ -130,14 +136,16 @@ class MessageTemplate:
         for part in self.parts:
             if isinstance(part, str):
                 pieces.append(part)
-            elif part.kind == "survey_link":
-                pieces.append(link or "")
+                continue
+            if part.kind == "survey_link":
+                value = link or ""
             elif part.kind == "record_id":
-                pieces.append(record_id)
+                value = record_id
             elif not part.format:
-                pieces.append(values.get(part.name, ""))
+                value = values.get(part.name, "")
             else:
-                pieces.append(_format(values.get(part.name, ""), part, babel_locale, tz))
+                value = _format(values.get(part.name, ""), part, babel_locale, tz)
+            pieces.append(escape(value) if escape else value)
         return "".join(pieces)
 
 
@@ -261,6 +269,7 @@ class LocalizedTemplates:
         language_field: str = "",
         languages: Mapping[str, object] | None = None,
         locale: str = "en",
+        limit: int = MAX_BODY,
     ) -> LocalizedTemplates:
         """From ``template = "..."`` (in ``locale``) or ``template.en = "..."``; else ValueError.
 
@@ -278,7 +287,7 @@ class LocalizedTemplates:
             if not isinstance(text, str):
                 raise ValueError(f'{where} must be text in quotes: template.{name} = "..."')
             try:
-                templates[str(name)] = MessageTemplate.parse(text, link=link)
+                templates[str(name)] = MessageTemplate.parse(text, link=link, limit=limit)
             except ValueError as exc:
                 message = str(exc)
                 raise ValueError(

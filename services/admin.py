@@ -24,12 +24,12 @@ from common.runner import (
     report_failure,
 )
 from messaging.instrument import instrument_csv
-from messaging.pacing import SendPacer
 from messaging.rows import RuleRow
 from messaging.rules import BUILTIN, Rule
 from messaging.send import (
     claim,
     export_fields,
+    pacers_for,
     prepare,
     record_problems,
     rows_for,
@@ -45,6 +45,7 @@ ALREADY_MESSAGED = frozenset(
     {
         Status.SENDING,
         Status.SMS_SENT,
+        Status.SENT_EMAIL,
         Status.DELIVERED,
         Status.UNDELIVERED,
         Status.UNCONFIRMED,
@@ -96,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "force":
-            ctx = build_context(settings, needs_twilio=True, needs_survey=True, name="admin")
+            ctx = build_context(
+                settings, needs_twilio=True, needs_survey=True, needs_mail=True, name="admin"
+            )
             return command_force(ctx, settings.rule(args.rule), args.record, args.resend)
         ctx = build_context(settings, needs_twilio=False, name="admin")
         if args.command == "baseline":
@@ -173,9 +176,7 @@ def command_force(ctx: Context, rule: Rule, record: str, resend: bool) -> int:
         if not claimed:
             print(f"record {record}: REDCap refused the claim; see {rule.fields.error_message}")
             return EXIT_FAILURE
-        counts = send_batch(
-            ctx, claimed, SendPacer(ctx.settings.sms_max_per_second, ctx.clock), lambda: False
-        )
+        counts = send_batch(ctx, claimed, pacers_for(ctx), lambda: False)
     finally:
         lock.release()
     if counts.get("sent"):

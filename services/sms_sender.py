@@ -13,15 +13,17 @@ import argparse
 from collections.abc import Callable, Sequence
 
 from common.lock import ProcessLock
-from common.phones import mask_phone
+from common.logs import mask_contact
 from common.runner import Context, CycleResult, run_service
-from messaging.pacing import SendPacer
+from messaging.pacing import Pacers
 from messaging.reconcile import reconcile
 from messaging.rows import RuleRow
 from messaging.send import (
     batches,
     claim,
+    claim_groups,
     export_fields,
+    pacers_for,
     prepare,
     record_problems,
     rows_for,
@@ -32,16 +34,16 @@ from messaging.work import RuleWork, cancel_stopped, record_expired, sort_rows, 
 
 
 class Sender:
-    """Per-process state that is not pipeline state: the send pacer and the dry-run flag."""
+    """Per-process state that is not pipeline state: the send pacers and the dry-run flag."""
 
     def __init__(self, dry_run: bool) -> None:
         self.dry_run = dry_run
-        self.pacer: SendPacer | None = None
+        self.pacers: Pacers | None = None
 
     def run_once(self, ctx: Context) -> CycleResult:
         result = CycleResult()
-        if self.pacer is None:
-            self.pacer = SendPacer(ctx.settings.sms_max_per_second, ctx.clock)
+        if self.pacers is None:
+            self.pacers = pacers_for(ctx)
         now = ctx.clock.now()
         raw = ctx.redcap.export(
             export_fields(ctx), work_logic(ctx, now), events=export_events(ctx, ctx.rules)
@@ -90,7 +92,7 @@ class Sender:
     ) -> bool:
         """One rule's due rows, chunk by chunk: prepare, record problems, claim, send, record.
         False when Twilio is struggling and the cycle should end."""
-        assert self.pacer is not None
+        assert self.pacers is not None
         for group in batches(due):
             if should_stop():
                 return False
@@ -99,21 +101,25 @@ class Sender:
                 record_problems(ctx, problems)
                 for _, exc in problems:
                     result.add(f"not_sent_{exc.code}")
-            counts = send_batch(ctx, claim(ctx, ready), self.pacer, should_stop)
-            for key, n in counts.items():
-                result.add(key, n)
-            if counts.get("deferred") or counts.get("unknown"):
-                return False
+            for part in claim_groups(ctx, ready):
+                if should_stop():
+                    return False
+                counts = send_batch(ctx, claim(ctx, part), self.pacers, should_stop)
+                for key, n in counts.items():
+                    result.add(key, n)
+                if counts.get("deferred") or counts.get("unknown"):
+                    return False
         return True
 
     def _dry_run(self, ctx: Context, due: Sequence[RuleRow], result: CycleResult) -> None:
         ready, problems = prepare(ctx, due)
         for p in ready:
             ctx.log.info(
-                "dry-run: would send record=%s rule=%s to=%s (%d characters)",
+                "dry-run: would send record=%s rule=%s %s to=%s (%d characters)",
                 p.row.record_id,
                 p.row.rule.name,
-                mask_phone(p.to),
+                p.channel,
+                mask_contact(p.to),
                 len(p.body),
             )
         for row, exc in problems:
@@ -153,11 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     return run_service(
         "sms_sender",
-        "Send each registered participant their survey link by SMS.",
+        "Send each rule's messages (SMS or e-mail) to the records they are due for.",
         argv,
         sender.run_once,
         needs_twilio=True,
         needs_survey=True,
+        needs_mail=True,
         add_arguments=add_arguments,
         prepare=prepare_run,
     )
