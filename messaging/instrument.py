@@ -38,6 +38,7 @@ STATUS_LABELS = {
     Status.REGISTERED: "Registered (waiting for the SMS delay)",
     Status.SENDING: "Sending (claimed by the sender)",
     Status.SMS_SENT: "SMS sent (waiting for delivery report)",
+    Status.SENT_EMAIL: "E-mail sent (accepted by Microsoft 365; e-mail has no delivery report)",
     Status.DELIVERED: "Delivered",
     Status.UNDELIVERED: "Undelivered",
     Status.FAILED: "Failed",
@@ -69,6 +70,19 @@ LABELS = {
     "error_message": ("Error message", ""),
     "sms_count": ("Messages sent by this rule", "1, then one more per repeat"),
     "sms_ref": ("Fingerprint of the message being sent", "Matches a lost send; not the text"),
+    "channel": ("Channel of the last message", "sms or email"),
+    "email_to": ("Address e-mailed", ""),
+    "alerted_at": ("Staff alerted about this record's problem at", TIME_NOTE),
+}
+# Rules that send e-mail: the fields the two channels share say so.
+EMAIL_LABELS = {
+    "sms_claimed_at": ("Message claimed for sending at", TIME_NOTE),
+    "sms_sent_at": ("Message accepted (Twilio or Microsoft 365) at", TIME_NOTE),
+    "sms_attempts": ("Send attempts", ""),
+    "sms_ref": (
+        "Reference of the message being sent",
+        "SMS: a fingerprint, not the text; e-mail: its x-redcap-relay-id header",
+    ),
 }
 # File rules: their status field's label says which rule, and "registered" means `when` held.
 RULE_LABELS = {
@@ -89,6 +103,8 @@ def _rows(rule: Rule) -> list[tuple[str, ...]]:
     for number, (name, kind) in enumerate(rule.fields.kinds().items()):
         suffix = name[len(rule.fields.prefix) + 1 :]
         label, note = LABELS[suffix]
+        if rule.fields.email and suffix in EMAIL_LABELS:
+            label, note = EMAIL_LABELS[suffix]
         if not rule.builtin and suffix in RULE_LABELS:
             label = RULE_LABELS[suffix].format(name=rule.name)
         header = ""
@@ -110,7 +126,7 @@ def _rows(rule: Rule) -> list[tuple[str, ...]]:
             validation, minimum = "integer", "0"
         elif suffix == "error_message":
             field_type = "notes"
-        identifier = "y" if suffix == "sms_to" else ""
+        identifier = "y" if suffix in ("sms_to", "email_to") else ""
         rows.append(
             (name, rule.fields.form, header, field_type, label, choices, note, validation,
              minimum, "", identifier, "", "", "", "", "", "", "")

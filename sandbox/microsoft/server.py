@@ -11,6 +11,7 @@ hangs or resets through ``sim.server.faults`` (match ``{"service": ..., "op": ..
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 
@@ -18,6 +19,7 @@ from sandbox.clock import SimClock
 from sandbox.faults import Fault
 from sandbox.httpserver import SimServer
 from sandbox.microsoft.app import MicrosoftApp
+from sandbox.microsoft.errors import GraphApiError
 from sandbox.microsoft.identity import Directory
 from sandbox.microsoft.mailbox import Mailboxes, SentMail
 
@@ -121,6 +123,20 @@ class MicrosoftSim:
             times=n,
             match={"service": service, "op": op},
         )
+        return self.app.injected.add(fault)
+
+    def refuse_next(
+        self,
+        code: str = "ErrorInvalidRecipients",
+        message: str = "At least one recipient isn't valid.",
+        *,
+        status: int = 400,
+        op: str = "sendMail",
+    ) -> Fault:
+        """Answer the next ``op`` request with Graph's error ``code`` (nothing applied): what
+        Exchange says of a recipient it will not take, or a mailbox it cannot send from."""
+        body = json.dumps(GraphApiError(status, code, message).body())
+        fault = Fault(kind="status", status=status, body=body, match={"service": "graph", "op": op})
         return self.app.injected.add(fault)
 
     def hang_next(

@@ -22,6 +22,8 @@ from common.runner import Context, build_context
 from common.settings import Settings
 from messaging.rules import load_rules
 from sandbox.clock import SimClock
+from sandbox.microsoft.mailbox import SentMail
+from sandbox.microsoft.server import MicrosoftSim
 from sandbox.envfile import write_env
 from sandbox.participants import Participant, register
 from sandbox.redcap.demo import (
@@ -45,6 +47,7 @@ class Rig:
 
     redcap: RedcapSim
     twilio: TwilioSim
+    microsoft: MicrosoftSim
     project: Project
     sim_clock: SimClock
     env: dict[str, str]
@@ -55,10 +58,13 @@ class Rig:
         return Settings.from_env({**self.env, **overrides})
 
     def ctx(self, needs_twilio: bool = True, **overrides: str) -> Context:
+        """A context as the sender builds it (``needs_twilio``: Twilio and Graph as the rules
+        need them), or as the detector does."""
         return build_context(
             self.settings(**overrides),
             needs_twilio=needs_twilio,
             needs_survey=needs_twilio,
+            needs_mail=needs_twilio,
             clock=self.clock,
         )
 
@@ -100,6 +106,10 @@ class Rig:
     def sent_to(self, e164: str) -> list[dict[str, object]]:
         return self.twilio.sent(to=e164)
 
+    def mailed_to(self, address: str) -> list[SentMail]:
+        """Every mail the Microsoft simulator's sendMail accepted for ``address``."""
+        return self.microsoft.sent(to=address)
+
     def env_file(self, **overrides: str) -> Path:
         path = self.tmp / ".env.test"
         write_env(path, {**self.env, **overrides})
@@ -124,7 +134,9 @@ def clean_env() -> dict[str, str]:
     keep = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("REDCAP_", "TWILIO_", "SMS_", "PHONE_", "DRY_RUN"))
+        if not k.startswith(
+            ("REDCAP_", "TWILIO_", "SMS_", "PHONE_", "DRY_RUN", "GRAPH_", "EMAIL_", "ALERT_")
+        )
     }
     keep["PYTHONPATH"] = str(ROOT)
     return keep
@@ -141,7 +153,7 @@ def start_rig(project: Project, tmp: Path, **overrides: str) -> Iterator[Rig]:
             HTTP_TIMEOUT_SECONDS="5",
             **overrides,
         )
-        yield Rig(box.redcap, box.twilio, project, box.clock, env, tmp)
+        yield Rig(box.redcap, box.twilio, box.microsoft, project, box.clock, env, tmp)
 
 
 def start_rules_rig(tmp: Path, text: str, **overrides: str) -> Iterator[Rig]:
