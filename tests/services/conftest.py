@@ -22,9 +22,9 @@ from common.runner import Context, build_context
 from common.settings import Settings
 from messaging.rules import load_rules
 from sandbox.clock import SimClock
+from sandbox.envfile import write_env
 from sandbox.microsoft.mailbox import SentMail
 from sandbox.microsoft.server import MicrosoftSim
-from sandbox.envfile import write_env
 from sandbox.participants import Participant, register
 from sandbox.redcap.demo import (
     add_rule_fields,
