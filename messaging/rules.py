@@ -476,6 +476,7 @@ def _templates(
             language_field=language_field,
             languages=dict(languages or {}),
             limit=limit,
+            key=where.rsplit(": ", 1)[-1],
         )
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None

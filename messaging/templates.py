@@ -270,6 +270,7 @@ class LocalizedTemplates:
         languages: Mapping[str, object] | None = None,
         locale: str = "en",
         limit: int = MAX_BODY,
+        key: str = "template",
     ) -> LocalizedTemplates:
         """From ``template = "..."`` (in ``locale``) or ``template.en = "..."``; else ValueError.
 
@@ -279,13 +280,13 @@ class LocalizedTemplates:
         """
         written = {locale: spec} if isinstance(spec, str) else dict(spec)
         if not written:
-            raise ValueError('has no languages; write template = "..." or template.en = "..."')
+            raise ValueError(f'has no languages; write {key} = "..." or {key}.en = "..."')
         templates: dict[str, MessageTemplate] = {}
         for name, text in written.items():
             where = f"language {name}" if not isinstance(spec, str) else f"locale {name}"
             _check_locale(str(name), where)
             if not isinstance(text, str):
-                raise ValueError(f'{where} must be text in quotes: template.{name} = "..."')
+                raise ValueError(f'{where} must be text in quotes: {key}.{name} = "..."')
             try:
                 templates[str(name)] = MessageTemplate.parse(text, link=link, limit=limit)
             except ValueError as exc:
@@ -294,7 +295,7 @@ class LocalizedTemplates:
                     message if isinstance(spec, str) else f"{where}: {message}"
                 ) from None
         default = next(iter(templates))
-        mapped = _check_languages(language_field, dict(languages or {}), templates, default)
+        mapped = _check_languages(language_field, dict(languages or {}), templates, default, key)
         return cls(
             templates=MappingProxyType(templates),
             default=default,
@@ -350,6 +351,7 @@ def _check_languages(
     languages: dict[str, object],
     templates: Mapping[str, MessageTemplate],
     default: str,
+    key: str = "template",
 ) -> dict[str, str]:
     have = ", ".join(templates)
     if language_field and not _NAME.match(language_field):
@@ -374,7 +376,7 @@ def _check_languages(
         _check_locale(target, where)
         if target not in templates:
             raise ValueError(
-                f'{where} maps to {target}, which has no template; add template.{target} = "..." '
+                f'{where} maps to {target}, which has no template; add {key}.{target} = "..." '
                 f"or map it to one of {have}"
             )
         mapped[str(code)] = target
@@ -387,6 +389,6 @@ def _check_languages(
         if name != default and name not in mapped.values():
             raise ValueError(
                 f"language {name} is never chosen: no code in languages maps to it; map a code "
-                f"to {name} or remove template.{name}"
+                f"to {name} or remove {key}.{name}"
             )
     return mapped

@@ -83,6 +83,11 @@ BAD: dict[str, tuple[str, ...]] = {
     "GRAPH_AUTHORITY_URL": ("login.microsoftonline.com", "https:/login"),
     "GRAPH_API_BASE_URL": ("graph.microsoft.com",),
     "GRAPH_CAN_READ_SENT": ("maybe", "2"),
+    "EMAIL_FIELDS": (",", "email address", "Email"),
+    "EMAIL_ALLOWED_ADDRESSES": ("ada", "ada@", "a@b", "ada@example.org; bob@example.org"),
+    "EMAIL_MAX_PER_MINUTE": ("0", *NON_FINITE, "lots", "-1", "30/min", "100000"),
+    "ALERT_EMAIL_TO": ("coordinator", "a@example.org, c", "team@localhost"),
+    "ALERT_MIN_INTERVAL_MINUTES": ("0", *NON_FINITE, "hourly", "-5", "60m"),
 }
 CASES = [(name, value) for name, values in BAD.items() for value in values]
 

@@ -20,6 +20,19 @@ template = "Thanks! {survey_link}"
 """
 
 
+SUBJECT = 'subject = "Your survey"\n'
+EMAIL_BODY = 'email_template = "See {survey_link}"\n'
+EMAIL_ONLY = """
+[[rule]]
+name = "invite"
+when = "[registration_complete] = '2'"
+survey = "interest_form"
+channel = "email"
+subject = "Your survey"
+email_template = "See {survey_link}"
+"""
+
+
 def load(tmp_path: Path, text: str) -> None:
     path = tmp_path / "rules.toml"
     path.write_text(text, encoding="utf-8")
@@ -72,6 +85,39 @@ BAD = [
         GOOD + 'language_field = "language"\n',
         "language_field and languages go together",
     ),
+    ("unknown channel", GOOD + 'channel = "whatsapp"\n', "channel = 'whatsapp' is not a channel"),
+    ("email without subject", GOOD + EMAIL_BODY + 'channel = "sms,email"\n', "needs subject"),
+    ("email without text", GOOD + SUBJECT + 'channel = "sms,email"\n', "needs email_template"),
+    ("subject on an sms rule", GOOD + SUBJECT, "subject is for e-mail"),
+    (
+        "sms text on an email rule",
+        GOOD + SUBJECT + EMAIL_BODY + 'channel = "email"\n',
+        "template is the SMS text",
+    ),
+    (
+        "two-line subject",
+        EMAIL_ONLY.replace('subject = "Your survey"', 'subject = "Your\\nsurvey"'),
+        "subject must be one line",
+    ),
+    (
+        "email link without survey",
+        EMAIL_ONLY.replace('survey = "interest_form"\n', ""),
+        "rule 'invite': email_template",
+    ),
+    (
+        "email misses a language",
+        EMAIL_ONLY.replace(
+            'email_template = "See {survey_link}"',
+            'email_template.en = "{survey_link}"\nemail_template.es = "{survey_link}"\n'
+            'language_field = "language"\nlanguages = { 1 = "en", 2 = "es" }',
+        ),
+        "rule 'invite': subject",
+    ),
+    (
+        "html must carry the link",
+        EMAIL_ONLY + 'email_html = "<p>Hello</p>"\n',
+        "rule 'invite': email_html",
+    ),
 ]
 
 
@@ -91,3 +137,37 @@ def test_a_missing_rules_file_says_so(tmp_path: Path) -> None:
     """RULES_FILE naming no file: one line with the fix."""
     with pytest.raises(ConfigError, match="no such file; set RULES_FILE"):
         load_rules(tmp_path / "nope.toml", default_event="")
+
+
+def test_an_email_rule_has_the_email_fields_and_code_and_an_sms_rule_does_not(
+    tmp_path: Path,
+) -> None:
+    """R_channel, R_email_to and sent_email exist only for rules that send e-mail, so a project
+    set up before e-mail passes its checks unchanged; the subject's fields are read too."""
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        GOOD + EMAIL_ONLY.replace('"Your survey"', '"Hello {field:first_name}"'), encoding="utf-8"
+    )
+    sms, mail = load_rules(path, default_event="")
+    assert sms.channels == ("sms",) and sms.fields.channel is None
+    assert "sent_email" not in sms.fields.codes and "welcome_channel" not in sms.fields.kinds()
+    assert mail.channels == ("email",) and not mail.sends_sms
+    assert {"invite_channel", "invite_email_to"} <= set(mail.fields.kinds())
+    assert "sent_email" in mail.fields.codes and "first_name" in mail.read
+
+
+def test_channel_order_is_the_fallback_order(tmp_path: Path) -> None:
+    """ "email,sms" tries the address first; spaces and case do not matter."""
+    path = tmp_path / "rules.toml"
+    text = GOOD + SUBJECT + EMAIL_BODY + 'channel = "Email, SMS"\n'
+    path.write_text(text, encoding="utf-8")
+    [rule] = load_rules(path, default_event="")
+    assert rule.channels == ("email", "sms")
+
+
+def test_alerts_give_every_rule_its_alerted_at_field(tmp_path: Path) -> None:
+    """With ALERT_EMAIL_TO set, R_alerted_at is one of the rule's fields."""
+    path = tmp_path / "rules.toml"
+    path.write_text(GOOD, encoding="utf-8")
+    [rule] = load_rules(path, default_event="", alerts=True)
+    assert rule.fields.alerted_at == "welcome_alerted_at" in rule.fields.kinds()
