@@ -38,13 +38,16 @@ OUTCOME = {
 
 
 def run_once(ctx: Context) -> CycleResult:
-    assert ctx.sms is not None
     result = CycleResult()
+    rules = [rule for rule in ctx.rules if rule.sends_sms]
+    if not rules:
+        return result  # e-mail only: Graph gives no delivery report to wait for
+    assert ctx.sms is not None
     key = ctx.layout.record_id_field
-    fields = [key, *(name for rule in ctx.rules for name in _fields(rule))]
-    logic = any_of([f"{ref(ctx, r, r.fields.status)} = '{Status.SMS_SENT}'" for r in ctx.rules])
-    raw = ctx.redcap.export(fields, logic, events=export_events(ctx, ctx.rules))
-    for rule in ctx.rules:
+    fields = [key, *(name for rule in rules for name in _fields(rule))]
+    logic = any_of([f"{ref(ctx, r, r.fields.status)} = '{Status.SMS_SENT}'" for r in rules])
+    raw = ctx.redcap.export(fields, logic, events=export_events(ctx, rules))
+    for rule in rules:
         rows = [row for row in rows_for(ctx, rule, raw) if row.status == Status.SMS_SENT]
         updates: list[dict[str, str]] = []
         try:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ProjectCheckError
 from common.graph_client import MESSAGE_ID_HEADER
-from services import registration_detector
+from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
 from tests.services.conftest import Rig, start_rules_rig
 
@@ -188,3 +189,24 @@ def test_without_sent_items_an_unknown_outcome_goes_to_review(mail_rig: Rig) -> 
     assert MESSAGE_ID_HEADER in values["invite_error_message"]
     send(mail_rig, GRAPH_CAN_READ_SENT="0")
     assert len(mail_rig.mailed_to(ADA)) == 1
+
+
+def test_a_project_without_the_email_fields_is_refused_naming_the_setting(mail_rig: Rig) -> None:
+    """EMAIL_FIELDS naming no field: one line naming it and the field that looks right; an
+    e-mail-only study needs no phone field at all."""
+    with pytest.raises(ProjectCheckError, match="none of EMAIL_FIELDS exists") as caught:
+        mail_rig.ctx(EMAIL_FIELDS="contact_mail")
+    assert "fields validated as e-mail: email" in str(caught.value)
+    assert mail_rig.ctx(PHONE_FIELDS="no_such_phone").layout.email_fields == ("email",)
+
+
+def test_one_token_serves_a_senders_cycles_and_the_checker_ignores_mail(mail_rig: Rig) -> None:
+    """msal's cache: one token for every mail of a running sender; the delivery checker has
+    nothing to ask Twilio about a mail (sent_email is final)."""
+    ctx, sender = mail_rig.ctx(), Sender(dry_run=False)
+    for rid in ("1", "2", "3"):
+        join(mail_rig, rid, email=f"p{rid}@example.org")
+        assert sender.run_once(ctx).counts["sent"] == 1
+    assert mail_rig.microsoft.tokens_issued() == 1
+    assert delivery_checker.run_once(mail_rig.ctx()).summary() == "idle"
+    assert mail_rig.values("1")["invite_status"] == "sent_email"
