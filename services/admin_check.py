@@ -1,4 +1,8 @@
-"""``admin check``: every setting, the REDCap project, the survey and Twilio, as a checklist.
+"""``admin check``: every setting, the REDCap project, the survey, Twilio and Microsoft Graph,
+as a checklist.
+
+Twilio is checked only when a rule sends SMS, Graph only when a rule sends e-mail or staff alerts
+are on (``Settings.uses_sms`` / ``uses_email``): an e-mail-only study needs no Twilio account.
 
 Each line is ``[ok  ]`` or ``[FAIL]`` with what was found and, for a failure, the fix. Exit 0 when
 everything passed, 1 otherwise. Nothing is written anywhere.
@@ -8,12 +12,14 @@ from __future__ import annotations
 
 from common.checks import Check
 from common.errors import ConfigError, RelayError
+from common.graph_client import GraphMailer
 from common.project import NOT_SURVEY_FIX, SURVEY_FIX, inspect, survey_checks
 from common.redcap_client import RedcapClient
 from common.runner import EXIT_FAILURE, EXIT_OK, load_settings
 from common.settings import Settings
 from common.twilio_client import SmsGateway
-from messaging.samples import samples
+from messaging.rules import Rule
+from messaging.samples import mail_samples, samples
 
 
 def command_check(env_file: str | None) -> int:
@@ -25,29 +31,57 @@ def command_check(env_file: str | None) -> int:
         checks.append(Check("settings", False, str(exc), "see .env.example"))
         return _print_checks(checks)
     checks += _redcap_checks(settings)
-    checks += _twilio_checks(settings)
+    if settings.uses_sms:
+        checks += _twilio_checks(settings)
+    else:
+        checks.append(Check("Twilio", True, "not needed: no rule sends SMS"))
+    if settings.uses_email:
+        checks += graph_checks(settings)
     checks += template_checks(settings)
     return _print_checks(checks)
 
 
 def template_checks(settings: Settings) -> list[Check]:
-    """Every rule's template in every language, rendered with a typical link and sample
-    values: its length and SMS segments (GSM-7 or UCS-2); more than 3 is a warning (each
-    segment is billed, and long texts are read less)."""
+    """Every rule's templates in every language, rendered with a typical link and sample
+    values: an SMS template's length and segments (GSM-7 or UCS-2), more than 3 a warning (each
+    segment is billed, and long texts are read less); an e-mail's subject and lengths."""
     checks = []
     for rule in settings.rules:
-        name = "template" if rule.builtin else f"template {rule.name}"
-        for sample in samples(rule.templates, settings.timezone):
-            where = f"{name} ({sample.locale})" if len(rule.templates.templates) > 1 else name
-            count = sample.segments.count
-            link = " with a typical link" if rule.survey else ""
-            detail = (
-                f"about {sample.length} characters{link}: {count} SMS "
-                f"segment{'s' if count != 1 else ''} ({sample.segments.encoding})"
-            )
-            if sample.warning:
-                detail += "; shorten it (more than 3 segments cost more and are read less)"
-            checks.append(Check(where, True, detail, warning=sample.warning))
+        if rule.sends_sms:  # an e-mail-only rule's templates are a placeholder, never sent
+            checks += _sms_template_checks(settings, rule)
+        if rule.mail is not None:
+            checks += _mail_template_checks(settings, rule)
+    return checks
+
+
+def _sms_template_checks(settings: Settings, rule: Rule) -> list[Check]:
+    checks = []
+    name = "template" if rule.builtin else f"template {rule.name}"
+    for sample in samples(rule.templates, settings.timezone):
+        where = f"{name} ({sample.locale})" if len(rule.templates.templates) > 1 else name
+        count = sample.segments.count
+        link = " with a typical link" if rule.survey else ""
+        detail = (
+            f"about {sample.length} characters{link}: {count} SMS "
+            f"segment{'s' if count != 1 else ''} ({sample.segments.encoding})"
+        )
+        if sample.warning:
+            detail += "; shorten it (more than 3 segments cost more and are read less)"
+        checks.append(Check(where, True, detail, warning=sample.warning))
+    return checks
+
+
+def _mail_template_checks(settings: Settings, rule: Rule) -> list[Check]:
+    assert rule.mail is not None  # the caller's condition; narrows the type for mypy
+    checks = []
+    languages = len(rule.mail.text.templates)
+    for sample in mail_samples(rule.mail, settings.timezone):
+        where = f"e-mail {rule.name}" + (f" ({sample.locale})" if languages > 1 else "")
+        link = " with a typical link" if rule.survey else ""
+        detail = f"subject {sample.subject!r}; text about {sample.text_length} characters{link}" + (
+            f"; HTML about {sample.html_length}" if sample.html_length is not None else ""
+        )
+        checks.append(Check(where, True, detail))
     return checks
 
 
@@ -90,6 +124,36 @@ def _twilio_checks(settings: Settings) -> list[Check]:
     return [
         Check("Twilio credentials", True, f"account {settings.twilio_account_sid[:6]}..."),
         Check("Twilio sender", True, settings.sender_label),
+    ]
+
+
+def graph_checks(settings: Settings) -> list[Check]:
+    """The Graph settings, a token from the identity platform and the sender's mailbox, as far
+    as the app's permissions let it be seen. Errors are our one-line messages: they name the
+    setting and never quote the secret."""
+    try:
+        mailer = GraphMailer.from_settings(settings)
+    except ConfigError as exc:
+        return [Check("Graph settings", False, str(exc), "see .env.example (GRAPH_*)")]
+    try:
+        found = mailer.check()
+    except ConfigError as exc:
+        fix = "compare the GRAPH_* settings with the app registration in the Entra admin center"
+        return [Check("Graph credentials", False, str(exc), fix)]
+    except RelayError as exc:
+        fix = "check GRAPH_AUTHORITY_URL, GRAPH_API_BASE_URL and the network, then run it again"
+        return [Check("Graph credentials", False, str(exc), fix)]
+    finally:
+        mailer.close()
+    return [
+        Check("Graph credentials", True, f"app {settings.graph_client_id[:8]}...: token acquired"),
+        # Unverified is a warning, not a failure: an app without User.Read.All cannot look.
+        Check(
+            "Graph sender",
+            True,
+            f"{settings.graph_sender}: {found.detail.removeprefix('token acquired; ')}",
+            warning=not found.mailbox_verified,
+        ),
     ]
 
 
