@@ -1,8 +1,9 @@
 """Admin commands for people: check, baseline, status, force, requeue.
 
 ``python -m services.admin check`` before go-live, ``baseline`` once at go-live, ``status`` any
-time; ``force RECORD`` texts one participant now; ``requeue RECORD`` gives a failed, undelivered,
-skipped, unconfirmed or needs_review record another go. Output goes to stdout; logs to stderr.
+time; ``force RECORD`` sends one participant the rule's message now (SMS or e-mail, as the rule
+says); ``requeue RECORD`` gives a failed, undelivered, skipped, unconfirmed or needs_review
+record another go. Output goes to stdout; logs to stderr.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from common.runner import (
 )
 from messaging.instrument import instrument_csv
 from messaging.rows import RuleRow
-from messaging.rules import BUILTIN, Rule
+from messaging.rules import BUILTIN, EMAIL, Rule
 from messaging.send import (
     claim,
     export_fields,
@@ -57,7 +58,9 @@ ALREADY_MESSAGED = frozenset(
 def parser() -> argparse.ArgumentParser:
     p = base_parser("python -m services.admin", "redcap-relay administration")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="verify settings, REDCap project and Twilio; print a checklist")
+    sub.add_parser(
+        "check", help="verify settings, REDCap project, Twilio and Graph; print a checklist"
+    )
     baseline = sub.add_parser(
         "baseline", help="mark records the rules already apply to 'baseline' (go-live)"
     )
@@ -162,7 +165,7 @@ def command_force(ctx: Context, rule: Rule, record: str, resend: bool) -> int:
         if row.status in ALREADY_MESSAGED and not resend:
             print(
                 f"record {record} is {row.status}: it was already messaged; "
-                "add --resend to text it again anyway"
+                "add --resend to send it again anyway"
             )
             return EXIT_FAILURE
         if row.status == Status.BASELINE:
@@ -180,7 +183,8 @@ def command_force(ctx: Context, rule: Rule, record: str, resend: bool) -> int:
     finally:
         lock.release()
     if counts.get("sent"):
-        print(f"record {record}: sent")
+        how = "by e-mail" if claimed[0].channel == EMAIL else "by SMS"
+        print(f"record {record}: sent {how}")
         return EXIT_OK
     print(f"record {record}: not sent ({', '.join(counts)}); see its {rule.name}_* fields")
     return EXIT_FAILURE
@@ -204,7 +208,7 @@ def command_requeue(ctx: Context, rule: Rule, record: str) -> int:
     logs.transition(
         ctx.log, record, row.status, Status.REGISTERED, reason="requeued", rule=rule.name
     )
-    print(f"record {record}: {row.status} -> registered; the sender will text it next cycle")
+    print(f"record {record}: {row.status} -> registered; the sender will message it next cycle")
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""``admin status``: the funnel of every rule, records per status, oldest waiting, problems."""
+"""``admin status``: the funnel of every rule, records per status, how many were sent (by SMS
+and by e-mail), oldest waiting, problems."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from common.pipeline import Status
 from common.runner import EXIT_OK, Context
 from messaging.rows import RuleRow
-from messaging.rules import Rule
+from messaging.rules import EMAIL, SMS, Rule
 from messaging.send import rows_for
 from messaging.triggers import export_events
 
@@ -21,6 +22,14 @@ PROBLEMS = (
     Status.UNCONFIRMED,
     Status.EXPIRED,  # a reminder that never went: worth a look; cancelled is stop_when at work
 )
+# Twilio or Graph took the message: what "sent" counts, whatever became of it after.
+SENT = (
+    Status.SMS_SENT,
+    Status.SENT_EMAIL,
+    Status.DELIVERED,
+    Status.UNDELIVERED,
+    Status.UNCONFIRMED,
+)
 
 
 def funnel(ctx: Context) -> dict[str, Any]:
@@ -31,6 +40,7 @@ def funnel(ctx: Context) -> dict[str, Any]:
     for rule in ctx.rules:
         f = rule.fields
         fields += [f.status, f.registered_at, f.error_code, f.interrupted]
+        fields += [f.channel] if f.channel else []
     raw = ctx.redcap.export(fields, events=export_events(ctx, ctx.rules))
     rules = {rule.name: _rule_funnel(ctx, rule, rows_for(ctx, rule, raw)) for rule in ctx.rules}
     first = rules[ctx.rules[0].name]
@@ -51,8 +61,12 @@ def _rule_funnel(ctx: Context, rule: Rule, rows: list[RuleRow]) -> dict[str, Any
     oldest = min((w for w in waiting if w is not None), default=None)
     age = (ctx.clock.now() - oldest).total_seconds() / 60 if oldest else None
     codes = [code for code in rule.fields.codes]
+    # R_channel is what the last claim used; rules without it (SMS only) send SMS only.
+    sent = Counter(row.get(rule.fields.channel) or SMS for row in rows if row.status in SENT)
     return {
         "by_status": {s: counts.get(s, 0) for s in [*codes, "(none)"]},
+        "sent": sum(sent.values()),
+        "sent_by_channel": {SMS: sent.get(SMS, 0), EMAIL: sent.get(EMAIL, 0)},
         "oldest_waiting_minutes": round(age, 1) if age is not None else None,
         "problems_by_code": dict(sorted(errors.items())),
         # Records whose send a stopped sender (crash, kill -9) interrupted at least once.
@@ -69,15 +83,18 @@ def command_status(ctx: Context, as_json: bool) -> int:
     for name, rule in data["rules"].items():
         if len(data["rules"]) > 1 or name != "pipeline":
             print(f"rule {name}:")
-        _print_rule(rule)
+        _print_rule(rule, ctx.settings.rule(name).sends_email)
     return EXIT_OK
 
 
-def _print_rule(data: dict[str, Any]) -> None:
+def _print_rule(data: dict[str, Any], sends_email: bool) -> None:
     for status, n in data["by_status"].items():
         print(f"  {status:<13} {n:>6}")
+    by = data["sent_by_channel"]
+    split = f" (SMS {by[SMS]}, e-mail {by[EMAIL]})" if sends_email else ""
+    print(f"sent: {data['sent']}{split}")
     if data["oldest_waiting_minutes"] is not None:
-        print(f"oldest waiting to be texted: {data['oldest_waiting_minutes']} minutes")
+        print(f"oldest waiting to be sent: {data['oldest_waiting_minutes']} minutes")
     if data["interrupted_records"]:
         print(
             f"sends interrupted by a stopped sender: {data['interrupted_records']} record(s) "
