@@ -37,6 +37,8 @@ DEFAULT_TEMPLATE = "Thank you for registering. Please complete your next survey:
 # of ten (docs/PERFORMANCE.md); the sender may use this share of REDCap's per-minute limit,
 # leaving the rest to the other services and to people using the project.
 REDCAP_REQUESTS_PER_MESSAGE = 1.3
+# Without Sent Items each e-mail is claimed and recorded alone: a link, a claim, a result.
+REDCAP_REQUESTS_PER_LONE_EMAIL = 3.0
 REDCAP_SHARE = 0.8
 # Upper bounds: far beyond any study's need, and well inside what timedelta can hold.
 MINUTES_A_YEAR = 366 * 24 * 60
@@ -256,6 +258,20 @@ class Settings:
                 f"REDCAP_MAX_PER_MINUTE={self.redcap_max_per_minute} (REDCap bans the machine "
                 f"past its limit); use at most {fastest:.2g}, or raise REDCAP_MAX_PER_MINUTE if "
                 "your REDCap administrator set a higher limit"
+            )
+        per_mail = (
+            REDCAP_REQUESTS_PER_MESSAGE
+            if self.graph_can_read_sent
+            else (REDCAP_REQUESTS_PER_LONE_EMAIL)
+        )
+        if self.email_max_per_minute * per_mail > budget:
+            fastest = budget / per_mail
+            raise ConfigError(
+                f"EMAIL_MAX_PER_MINUTE={self.email_max_per_minute:g} would have the sender ask "
+                f"REDCap about {self.email_max_per_minute * per_mail:.0f} times a minute, over "
+                f"{REDCAP_SHARE:.0%} of REDCAP_MAX_PER_MINUTE={self.redcap_max_per_minute}; use "
+                f"at most {fastest:.0f} (Exchange Online itself allows a mailbox about 30 a "
+                "minute)"
             )
 
     def require_twilio(self) -> None:

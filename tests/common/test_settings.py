@@ -27,6 +27,19 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.phone_fields[0] == "phone_number" and s.phone_region == "US"
     assert s.quiet_hours is None and s.sms_allowed_numbers is None and not s.dry_run
     assert str(s.timezone) == "America/Chicago"
+    assert s.email_fields[0] == "email" and s.email_allowed_addresses is None
+    assert (s.email_max_per_minute, s.alert_email_to, s.alert_min_interval_minutes) == (30, (), 60)
+    assert s.uses_sms and not s.uses_email  # the built-in rule texts; no alerts
+
+
+def test_email_rate_is_held_inside_redcaps_budget() -> None:
+    """Each e-mail claimed alone costs REDCap three requests: a rate that would push the sender
+    past 80% of REDCAP_MAX_PER_MINUTE is refused, naming the setting and the fastest safe one;
+    Sent Items (claims in chunks) allows more."""
+    with pytest.raises(ConfigError, match=r"EMAIL_MAX_PER_MINUTE=200 .* use at most 160"):
+        Settings.from_env({**BASE, "EMAIL_MAX_PER_MINUTE": "200"})
+    chunked = Settings.from_env({**BASE, "EMAIL_MAX_PER_MINUTE": "200", "GRAPH_CAN_READ_SENT": "1"})
+    assert chunked.email_max_per_minute == 200
 
 
 @pytest.mark.parametrize(
