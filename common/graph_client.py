@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -153,9 +153,16 @@ class GraphMailer:
     # -- public ----------------------------------------------------------------------------
 
     def send(
-        self, to: str, subject: str, text: str, html: str | None = None, *, message_id: str
+        self,
+        to: str | Sequence[str],
+        subject: str,
+        text: str,
+        html: str | None = None,
+        *,
+        message_id: str,
     ) -> None:
-        """Send one mail to ``to`` carrying ``message_id`` in the ``x-redcap-relay-id`` header.
+        """Send one mail to ``to`` (an address, or several) carrying ``message_id`` in the
+        ``x-redcap-relay-id`` header.
 
         Graph's JSON message has one body: the HTML one when ``html`` is given (Exchange makes
         the plain part), else ``text``. Raises GraphRejected, GraphUnavailable (nothing sent),
@@ -173,7 +180,10 @@ class GraphMailer:
             "message": {
                 "subject": subject,
                 "body": body,
-                "toRecipients": [{"emailAddress": {"address": to}}],
+                "toRecipients": [
+                    {"emailAddress": {"address": address}}
+                    for address in ([to] if isinstance(to, str) else to)
+                ],
                 "internetMessageHeaders": [{"name": MESSAGE_ID_HEADER, "value": message_id}],
             },
             "saveToSentItems": self._save,
