@@ -1,13 +1,14 @@
 """``make demo``: three message rules against the sandbox, start to finish, in about a minute.
 
-Starts both simulators with the demo project and the rules of ``sandbox/demo_rules.toml`` (a
-welcome with the survey link, a reminder that ``stop_when`` cancels for whoever answered, a visit
-reminder 24 hours before a visit), their fields added as uploading ``admin instrument``'s CSV
-would. Shows a PyCap export, baselines three pre-go-live registrations, runs the detector, sender
-and checker as real processes in loop mode while participants register (some answer the survey
-once their welcome arrives; staff book two visits just over a day ahead), then stops them with
-SIGTERM and prints ``admin status``. Only the rules file's settings make it fast: no code here
-moves a clock.
+Starts the simulators (REDCap, Twilio, Microsoft) with the demo project and the rules of
+``sandbox/demo_rules.toml`` (a welcome with the survey link, by SMS or else by e-mail; a reminder
+that ``stop_when`` cancels for whoever answered; a visit reminder 24 hours before a visit), their
+fields added as uploading ``admin instrument``'s CSV would, and staff alerts on
+(``ALERT_EMAIL_TO``). Shows a PyCap export, baselines three pre-go-live registrations, runs the
+detector, sender and checker as real processes in loop mode while participants register (some
+answer the survey once their welcome arrives; staff book two visits just over a day ahead), then
+stops them with SIGTERM, lists what the Microsoft mailbox sent (recipients masked) and prints
+``admin status``. Only the settings make it fast: no code here moves a clock.
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from redcap.project import Project as PyCapProject
 
+from common.addresses import mask_email, same_address
 from messaging.rules import Rule, load_rules
 from messaging.triggers import any_of
 from sandbox.clock import SimClock
 from sandbox.envfile import write_env
-from sandbox.participants import Participant, demo_cohort, register
+from sandbox.microsoft.mailbox import SentMail
+from sandbox.participants import Participant, Registration, demo_cohort, register
 from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from sandbox.redcap.importer import import_rows
 from sandbox.redcap.model import Project
@@ -40,6 +43,7 @@ SERVICES = ("registration_detector", "sms_sender", "delivery_checker")
 # Statuses the services will not move on their own: a record of a rule there is done.
 SETTLED = (
     "delivered",
+    "sent_email",
     "undelivered",
     "failed",
     "skipped",
@@ -51,30 +55,47 @@ SETTLED = (
 )
 MAX_SECONDS = 90.0  # from the services' start until every rule of every record has settled
 REGISTER_EVERY = 1.5  # seconds between registrations
-ANSWERS = ("5", "7", "8")  # answer the survey once the welcome arrives: reminder cancelled
+ANSWERS = ("5", "7", "8", "12")  # answer the survey once the welcome arrives: reminder cancelled
 VISITS = {"4": "1", "5": "2"}  # booked at registration, language 1 English / 2 Español
 LANGUAGES = {"1": "English", "2": "Español"}
+NO_ADDRESS = ("10",)  # registered without an e-mail address
+# Staff digests of what needs a person (messaging.alerts): as often as the setting allows.
+ALERTS = {"ALERT_EMAIL_TO": "coordinator@sandbox.example.org", "ALERT_MIN_INTERVAL_MINUTES": "1"}
+DIGEST_WAIT = 10.0  # seconds to wait, once all has settled, for a digest still to come
 
 
 def cohort() -> list[Participant]:
-    """Eight new participants: six ordinary, plus the problems a study meets in real life."""
+    """Nine new participants: six ordinary, one reached by e-mail only, and the problems a study
+    meets in real life."""
     people = demo_cohort(6, start=4)
-    people.append(Participant("10", "call me after 5", "Kai"))  # no usable phone -> skipped
+    people.append(Participant("10", "call me after 5", "Kai"))  # no usable phone nor address
     people.append(Participant("11", "+15005553003", "Lea"))  # handset off -> undelivered 30003
+    people.append(Participant("12", "", "Mia"))  # no phone: the welcome goes by e-mail
     return people
 
 
+def enroll(project: Project, clock: SimClock, person: Participant) -> None:
+    """Store one completed registration: the phone given and (but for NO_ADDRESS) an address."""
+    row = Registration().row(project, person)
+    if person.record_id in NO_ADDRESS:
+        row["email"] = ""
+    import_rows(project, [row], overwrite=False, date_format="YMD", now=clock.local_naive())
+
+
 def run(python: str = sys.executable) -> int:
-    rules = load_rules(RULES_FILE, default_event="")
+    rules = load_rules(RULES_FILE, default_event="", alerts=True)
     project = add_rule_fields(build_demo_project(), rules)
     with Sandbox(project) as box, tempfile.TemporaryDirectory() as tmp:
         redcap, twilio, clock = box.redcap, box.twilio, box.clock
-        env = box.settings(LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE))
+        env = box.settings(LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE), **ALERTS)
         env_file = Path(tmp) / ".env.sandbox"
         write_env(env_file, env)
         tz = ZoneInfo(env["TIMEZONE"])
         pycap = PyCapProject(redcap.url, redcap.token, timeout=10)
-        print(f"== sandbox up: REDCap {redcap.url}  Twilio {twilio.base_url}")
+        print(
+            f"== sandbox up: REDCap {redcap.url}  Twilio {twilio.base_url}  "
+            f"Microsoft {box.microsoft.base_url}"
+        )
         print(f"== rules from {RULES_FILE.name}: {', '.join(rule.name for rule in rules)}")
 
         for person in demo_cohort(3):
@@ -95,6 +116,8 @@ def run(python: str = sys.executable) -> int:
         ]
         try:
             done = play(project, clock, tz, pycap, rules)
+            if done:
+                wait_for_digest(box.microsoft.sent)
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -107,6 +130,7 @@ def run(python: str = sys.executable) -> int:
         print(f"== services stopped; Twilio accepted {len(twilio.sent())} message(s)")
         for record_id, sid in field_values(project, "visit_sms_sid").items():
             print(f"== visit reminder to participant {record_id}: {twilio.message(sid)['body']}")
+        show_mailbox(box.microsoft.sent())
         if not done:
             left = ", ".join(unsettled(pycap, rules)) or "none"
             print(f"== not settled within {MAX_SECONDS:g} s (records {left})")
@@ -129,21 +153,47 @@ def play(
     while time.monotonic() < deadline:
         if waiting and time.monotonic() >= next_registration:
             person = waiting.pop(0)
-            register(project, clock, person)
+            enroll(project, clock, person)
             note = ""
             if person.record_id in VISITS:
                 note = book_visit(project, clock, tz, person.record_id, VISITS[person.record_id])
             print(f"== participant {person.record_id} completed registration{note}")
             next_registration += REGISTER_EVERY
-        arrived = set(field_values(project, "welcome_status", "delivered"))
-        for record_id in sorted(answering & arrived):
+        texted = set(field_values(project, "welcome_status", "delivered"))
+        mailed = set(field_values(project, "welcome_status", "sent_email"))
+        for record_id in sorted(answering & (texted | mailed)):
             answer_survey(project, clock, record_id)
             answering.discard(record_id)
-            print(f"== participant {record_id} got the welcome text and completed the survey")
+            how = "text" if record_id in texted else "e-mail"
+            print(f"== participant {record_id} got the welcome {how} and completed the survey")
         if not waiting and not answering and not unsettled(pycap, rules):
             return True
         time.sleep(0.5)
     return False
+
+
+def is_digest(mail: SentMail) -> bool:
+    """A mail to the staff of ALERT_EMAIL_TO, not to a participant."""
+    staff = ALERTS["ALERT_EMAIL_TO"].split(",")
+    return any(same_address(to, a) for to in mail.to for a in staff)
+
+
+def wait_for_digest(sent: Callable[[], list[SentMail]]) -> None:
+    """Give the services a moment for the staff digest of the problems just met, if none came."""
+    deadline = time.monotonic() + DIGEST_WAIT
+    while not any(is_digest(mail) for mail in sent()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def show_mailbox(mails: Sequence[SentMail]) -> None:
+    """What the Microsoft simulator's mailbox sent: recipients masked, subjects, and who for."""
+    print(f"== Microsoft Graph sent {len(mails)} mail(s):")
+    for mail in mails:
+        kind = "staff digest" if is_digest(mail) else "participant mail"
+        to = ", ".join(mask_email(address) for address in mail.to)
+        print(f"==   {kind:<16} to {to}: {mail.subject!r}")
+    if not any(is_digest(mail) for mail in mails):
+        print(f"==   no staff digest to {ALERTS['ALERT_EMAIL_TO']} arrived")
 
 
 def book_visit(project: Project, clock: SimClock, tz: ZoneInfo, record_id: str, code: str) -> str:

@@ -68,8 +68,10 @@ def test_bad_project_file_is_one_line_exit_2(tmp_path: Path) -> None:
 @pytest.mark.timeout(150)
 def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     """The demo's three rules end as a user reads them in admin status (README): welcome
-    delivered but for one undelivered and one skipped; the reminder cancelled for the three who
-    answered and delivered to the rest; both visit reminders delivered, one in Spanish."""
+    delivered but for one undelivered, one skipped and one sent by e-mail; the reminder
+    cancelled for the four who answered and delivered to the rest; both visit reminders
+    delivered, one in Spanish; the mailbox holds the welcome mail and a staff digest, listed
+    with masked recipients (no address in full anywhere)."""
     done = subprocess.run(
         [sys.executable, "-m", "sandbox.demo_cli"],
         cwd=ROOT,
@@ -81,12 +83,17 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     rules = funnels(done.stdout)
     assert list(rules) == ["welcome", "reminder", "visit"]
     welcome, reminder, visit = rules["welcome"], rules["reminder"], rules["visit"]
-    assert (welcome["delivered"], welcome["undelivered"]) == ("6", "1")
+    assert (welcome["delivered"], welcome["undelivered"], welcome["sent_email"]) == ("6", "1", "1")
     assert (welcome["skipped"], welcome["baseline"]) == ("1", "3")
-    assert (reminder["cancelled"], reminder["delivered"], reminder["baseline"]) == ("3", "3", "3")
+    assert "sent: 8 (SMS 7, e-mail 1)" in done.stdout
+    assert (reminder["cancelled"], reminder["delivered"], reminder["baseline"]) == ("4", "3", "3")
     assert (reminder["undelivered"], reminder["skipped"]) == ("1", "1")
-    assert (visit["delivered"], visit["(none)"]) == ("2", "9")
+    assert (visit["delivered"], visit["(none)"]) == ("2", "10")
     assert "Recordatorio: su visita es el" in done.stdout
+    assert "participant mail to p***@e***.org: 'Your study survey'" in done.stdout
+    assert "staff digest     to c***@s***.org" in done.stdout
+    output = done.stdout + done.stderr
+    assert "participant12@example.org" not in output and "coordinator@" not in output
 
 
 def funnels(out: str) -> dict[str, dict[str, str]]:
