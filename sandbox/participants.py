@@ -35,18 +35,23 @@ class Registration:
     phone_field: str = "phone_number"
     event: str | None = None  # longitudinal projects: None means the first event
     demo_fields: bool = True  # also first_name and email where the project has them
+    email_field: str = ""  # where an address goes (the first of EMAIL_FIELDS), if anywhere
 
     def row(self, project: Project, person: Participant) -> dict[str, object]:
         """The import row for ``person``: only the fields named here, nothing else."""
         row: dict[str, object] = {
             project.record_id_field: person.record_id,
-            self.phone_field: _phone_as_stored(project, self.phone_field, person.phone),
             self.complete_field: self.complete_value,
         }
+        if self.phone_field:
+            row[self.phone_field] = _phone_as_stored(project, self.phone_field, person.phone)
+        address = f"participant{person.record_id}@example.org"
+        if self.email_field:
+            row[self.email_field] = address
         if self.demo_fields and project.field("first_name") is not None:
             row["first_name"] = person.first_name
         if self.demo_fields and project.field("email") is not None:
-            row["email"] = f"participant{person.record_id}@example.org"
+            row["email"] = address
         if project.is_longitudinal:
             row["redcap_event_name"] = self.event or project.events[0].unique_name
         return row

@@ -88,9 +88,10 @@ def prepare(
     registration = Registration(
         complete_field=settings.registration_complete_field,
         complete_value=settings.registration_complete_value,
-        phone_field=layout.phone_fields[0],
+        phone_field=layout.phone_fields[0] if settings.uses_sms else "",
         event=layout.event,
         demo_fields=demo_fields,
+        email_field=layout.email_fields[0] if layout.email_fields else "",
     )
     return registration, notes
 
@@ -165,6 +166,11 @@ def _refusal(message: str, registration: Registration) -> str:
     if len(first) < 4:
         return f"REDCap refuses the simulated registrations: {message.splitlines()[0]}"
     column, reason = first[1], first[3]
+    if column == registration.email_field:
+        return (
+            f"EMAIL_FIELDS: REDCap refuses an e-mail address in {column} ({reason}); put the "
+            "field that holds the participant's address first in EMAIL_FIELDS"
+        )
     if column == registration.phone_field:
         return (
             f"PHONE_FIELDS: REDCap refuses a phone number in {column} ({reason}); put the field "
