@@ -8,17 +8,13 @@ REDCap records it (``sms_sent`` with that message's SID).
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from sandbox.faults import Fault
-from sandbox.httpserver import SimServer, wait_until
 from services import registration_detector
-from tests.services.conftest import ROOT, Rig, clean_env, start_rules_rig
+from tests.services.conftest import Rig, start_rules_rig
+from tests.services.killing import KILL_SETTINGS, kill_at
 
 PHONE = "+16175550100"
 IMPORT = {"content": "record", "action": "import"}
@@ -60,45 +56,6 @@ def test_kill_9_at_each_step_never_double_sends_or_loses(
 
 
 PHONES = ("+16175550101", "+16175550102", "+16175550103")
-
-
-def kill_at(rig: Rig, step: tuple[str, str, dict[str, str], bool, int]) -> bool:
-    """Start a sender, let it reach ``step`` and SIGKILL it there (or let it finish if it has
-    nothing left that reaches the step); whether it was killed at the step."""
-    _, where, match, after_apply, skip = step
-    server: SimServer = rig.redcap.server if where == "redcap" else rig.twilio.server
-    fault = server.faults.add(
-        Fault(kind="hang", seconds=30, after_apply=after_apply, skip=skip, match=match)
-    )
-    env = rig.env_file(**KILL_SETTINGS, HTTP_TIMEOUT_SECONDS="60")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
-        cwd=ROOT,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: fault.times == 0 or proc.poll() is not None, timeout=30)
-        reached = fault.times == 0
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        server.faults.clear()
-    return reached
-
-
-# The kills are the test's, many per record: the poison-record bound is raised out of the way
-# (test_interrupted.py pins it). Claims are reconciled at once.
-KILL_SETTINGS = {
-    "SMS_DELAY_MINUTES": "0",
-    "SMS_CLAIM_TIMEOUT_SECONDS": "0",
-    "SMS_MAX_INTERRUPTED": "50",
-    "SMS_MAX_PER_SECOND": "50",
-}
 
 
 def test_many_kills_per_record_lose_nobody_and_use_no_attempts(rig: Rig) -> None:

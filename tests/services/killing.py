@@ -1,0 +1,68 @@
+"""kill -9 of a real sender process at a chosen request of its send path, for the crash tests.
+
+A step names the simulator (``redcap``, ``twilio`` or ``microsoft``), the requests it matches
+(its ``describe`` values), whether the server applies the request before withholding the answer,
+and how many matching requests go through first. :func:`kill_at` hangs that request, waits until
+a ``services.sms_sender --once`` process is stuck in it and SIGKILLs it there.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from sandbox.faults import Fault
+from sandbox.httpserver import SimServer, wait_until
+from tests.services.conftest import ROOT, Rig, clean_env
+
+# (name, which simulator, what to match, after_apply, matching requests to let through first)
+Step = tuple[str, str, dict[str, str], bool, int]
+
+# The kills are the test's, many per record: the poison-record bound is raised out of the way
+# (test_interrupted.py pins it). Claims are reconciled at once.
+KILL_SETTINGS = {
+    "SMS_DELAY_MINUTES": "0",
+    "SMS_CLAIM_TIMEOUT_SECONDS": "0",
+    "SMS_MAX_INTERRUPTED": "50",
+    "SMS_MAX_PER_SECOND": "50",
+}
+
+
+def server_of(rig: Rig, where: str) -> SimServer:
+    servers = {
+        "redcap": rig.redcap.server,
+        "twilio": rig.twilio.server,
+        "microsoft": rig.microsoft.server,
+    }
+    return servers[where]
+
+
+def kill_at(rig: Rig, step: Step, **overrides: str) -> bool:
+    """Start a sender (settings: KILL_SETTINGS and ``overrides``), let it reach ``step`` and
+    SIGKILL it there (or let it finish if it has nothing left that reaches the step); whether it
+    was killed at the step."""
+    _, where, match, after_apply, skip = step
+    server = server_of(rig, where)
+    fault = server.faults.add(
+        Fault(kind="hang", seconds=30, after_apply=after_apply, skip=skip, match=match)
+    )
+    env = rig.env_file(**{**KILL_SETTINGS, **overrides}, HTTP_TIMEOUT_SECONDS="60")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: fault.times == 0 or proc.poll() is not None, timeout=30)
+        reached = fault.times == 0
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        server.faults.clear()
+    return reached
