@@ -1,0 +1,206 @@
+"""kill -9 of the sender at every step of an e-mail's send path: never two mails, none lost unseen.
+
+As in test_crash.py, one request of the send path hangs (before or after the server applies it),
+the real sender process is SIGKILLed while stuck there, and fresh senders run until the record
+settles. What must hold depends on whether Sent Items can be read:
+
+- ``GRAPH_CAN_READ_SENT=1``: every step ends with exactly one mail and ``sent_email``;
+- ``GRAPH_CAN_READ_SENT=0``: never two mails; where nothing can tell whether the mail went, the
+  record goes to ``needs_review`` naming the ``x-redcap-relay-id`` to search for, else
+  ``sent_email``. Which step ends where is pinned exactly (:data:`WITHOUT_SENT_ITEMS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from common.graph_client import MESSAGE_ID_HEADER
+from services import registration_detector
+from tests.services.conftest import Rig, start_rules_rig
+from tests.services.killing import KILL_SETTINGS, Step, kill_at
+
+RULE = """
+[[rule]]
+name = "invite"
+when = "[registration_complete] = '2'"
+delay_minutes = 0
+survey = "interest_form"
+channel = "{channel}"
+subject = "Your survey, {{field:first_name}}"
+email_template = "Dear {{field:first_name}},\\n\\nYour survey: {{survey_link}}\\n"
+"""
+SMS_TEMPLATE = 'template = "Hi {field:first_name}, your survey: {survey_link}"\n'
+PHONE = "+16175550100"
+IMPORT = {"content": "record", "action": "import"}
+SEND_MAIL = {"service": "graph", "op": "sendMail"}
+
+STEPS: list[Step] = [
+    ("claim write lost", "redcap", IMPORT, False, 0),
+    ("claim written, answer lost", "redcap", IMPORT, True, 0),
+    ("sendMail lost", "microsoft", SEND_MAIL, False, 0),
+    ("sendMail applied, answer lost", "microsoft", SEND_MAIL, True, 0),
+    ("result write lost", "redcap", IMPORT, False, 1),
+    ("result written, answer lost", "redcap", IMPORT, True, 1),
+]
+# Without Sent Items, where each step ends after restarts: (status, mails). Only a step that leaves
+# a claim and no mail may end in review with none; a step whose claim never landed, or whose
+# result did, must end sent_email; a mail that went unrecorded ends in review, never resent.
+WITHOUT_SENT_ITEMS = {
+    "claim write lost": ("sent_email", 1),  # nothing written: sent as if nothing had happened
+    "claim written, answer lost": ("needs_review", 0),
+    "sendMail lost": ("needs_review", 0),
+    "sendMail applied, answer lost": ("needs_review", 1),
+    "result write lost": ("needs_review", 1),
+    "result written, answer lost": ("sent_email", 1),
+}
+SETTLED = ("sent_email", "sms_sent", "needs_review")
+
+
+def address(record_id: str) -> str:
+    return f"participant{record_id}@example.org"
+
+
+@pytest.fixture
+def mail_rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """An e-mail rule's rig; ``request.param``: (channel, GRAPH_CAN_READ_SENT)."""
+    channel, can_read_sent = getattr(request, "param", ("email", "1"))
+    text = RULE.format(channel=channel) + (SMS_TEMPLATE if "sms" in channel else "")
+    yield from start_rules_rig(
+        tmp_path, text, EMAIL_MAX_PER_MINUTE="6000", GRAPH_CAN_READ_SENT=can_read_sent
+    )
+
+
+def join(rig: Rig, record_id: str, phone: str = "") -> None:
+    rig.register(record_id, phone)
+    if not phone:
+        rig.set(record_id, email=address(record_id))
+    registration_detector.run_once(rig.ctx(needs_twilio=False))
+
+
+def status(rig: Rig, record_id: str) -> str:
+    return rig.values(record_id).get("invite_status", "")
+
+
+def settle(rig: Rig, record_ids: Sequence[str]) -> None:
+    """Fresh senders, as systemd would restart them, until every record settles; then one more,
+    which must change nothing (a settled record is never sent again)."""
+    for _ in range(4):
+        done = rig.run("services.sms_sender", "--once", timeout=30, **KILL_SETTINGS)
+        assert done.returncode == 0, done.stderr
+        if all(status(rig, rid) in SETTLED for rid in record_ids):
+            break
+    before = {rid: (rig.values(rid), len(rig.mailed_to(address(rid)))) for rid in record_ids}
+    done = rig.run("services.sms_sender", "--once", timeout=30, **KILL_SETTINGS)
+    assert done.returncode == 0, done.stderr
+    assert {rid: (rig.values(rid), len(rig.mailed_to(address(rid)))) for rid in record_ids} == (
+        before
+    )
+
+
+def assert_names_mail_id(values: dict[str, str]) -> None:
+    """A review's reason tells a person which header value to search Sent Items for."""
+    assert values["invite_error_code"] == "unresolved_send"
+    assert values["invite_sms_ref"] and values["invite_sms_ref"] in values["invite_error_message"]
+    assert MESSAGE_ID_HEADER in values["invite_error_message"]
+
+
+@pytest.mark.parametrize("mail_rig", [("email", "1")], indirect=True)
+@pytest.mark.parametrize("step", STEPS, ids=[step[0] for step in STEPS])
+def test_with_sent_items_every_step_ends_with_exactly_one_mail(mail_rig: Rig, step: Step) -> None:
+    """GRAPH_CAN_READ_SENT=1: a kill -9 at any step ends with one mail, carrying the id REDCap
+    holds, sent_email, and no attempt used up by the crash."""
+    join(mail_rig, "1")
+    assert kill_at(mail_rig, step), "sender never reached the step"
+    settle(mail_rig, ["1"])
+    mails, values = mail_rig.mailed_to(address("1")), mail_rig.values("1")
+    assert len(mails) == 1, f"{step[0]}: {len(mails)} mails"
+    assert values["invite_status"] == "sent_email"
+    assert mails[0].headers[MESSAGE_ID_HEADER] == values["invite_sms_ref"]
+    assert values["invite_sms_attempts"] == "1" and values["invite_sms_count"] == "1"
+
+
+@pytest.mark.parametrize("mail_rig", [("email", "0")], indirect=True)
+@pytest.mark.parametrize("step", STEPS, ids=[step[0] for step in STEPS])
+def test_without_sent_items_every_step_ends_sent_or_in_review_never_twice(
+    mail_rig: Rig, step: Step
+) -> None:
+    """GRAPH_CAN_READ_SENT=0: a kill -9 at any step never leads to a second mail; the record
+    ends where WITHOUT_SENT_ITEMS says, a review naming the mail's header id."""
+    join(mail_rig, "1")
+    assert kill_at(mail_rig, step), "sender never reached the step"
+    settle(mail_rig, ["1"])
+    mails, values = mail_rig.mailed_to(address("1")), mail_rig.values("1")
+    assert (values["invite_status"], len(mails)) == WITHOUT_SENT_ITEMS[step[0]]
+    if values["invite_status"] == "needs_review":
+        assert_names_mail_id(values)
+    if mails:
+        assert mails[0].headers[MESSAGE_ID_HEADER] == values["invite_sms_ref"]
+
+
+@pytest.mark.parametrize("mail_rig", [("email", "0")], indirect=True)
+@pytest.mark.parametrize("applied", [False, True], ids=["lost", "applied"])
+def test_without_sent_items_a_kill_leaves_at_most_the_mail_in_flight_to_review(
+    mail_rig: Rig, applied: bool
+) -> None:
+    """GRAPH_CAN_READ_SENT=0, three participants, killed in the second one's sendMail: e-mails
+    are claimed one at a time, so only that one goes to review; the others get one mail each."""
+    for rid in ("1", "2", "3"):
+        join(mail_rig, rid)
+    assert kill_at(mail_rig, ("second sendMail", "microsoft", SEND_MAIL, applied, 1))
+    assert [status(mail_rig, rid) for rid in ("1", "2", "3")] == [
+        "sent_email",
+        "sending",
+        "registered",
+    ]
+    settle(mail_rig, ["1", "2", "3"])
+    assert [status(mail_rig, rid) for rid in ("1", "2", "3")] == [
+        "sent_email",
+        "needs_review",
+        "sent_email",
+    ]
+    assert [len(mail_rig.mailed_to(address(rid))) for rid in ("1", "2", "3")] == [1, applied, 1]
+    assert_names_mail_id(mail_rig.values("2"))
+
+
+@pytest.mark.parametrize("mail_rig", [("email", "1")], indirect=True)
+@pytest.mark.parametrize("applied", [False, True], ids=["lost", "applied"])
+def test_with_sent_items_a_kill_in_a_claimed_chunk_leaves_one_mail_each(
+    mail_rig: Rig, applied: bool
+) -> None:
+    """GRAPH_CAN_READ_SENT=1, three participants claimed together, killed in the second one's
+    sendMail: the one in flight is adopted or sent again, the unsent third is sent; one mail
+    each."""
+    for rid in ("1", "2", "3"):
+        join(mail_rig, rid)
+    assert kill_at(mail_rig, ("second sendMail", "microsoft", SEND_MAIL, applied, 1))
+    assert [status(mail_rig, rid) for rid in ("1", "2", "3")] == ["sending"] * 3
+    settle(mail_rig, ["1", "2", "3"])
+    for rid in ("1", "2", "3"):
+        [mail] = mail_rig.mailed_to(address(rid))
+        values = mail_rig.values(rid)
+        assert values["invite_status"] == "sent_email"
+        assert mail.headers[MESSAGE_ID_HEADER] == values["invite_sms_ref"]
+
+
+@pytest.mark.parametrize("mail_rig", [("sms,email", "1")], indirect=True)
+@pytest.mark.parametrize("applied", [False, True], ids=["lost", "applied"])
+def test_sms_or_email_rule_killed_at_the_mail_sends_one_of_each(
+    mail_rig: Rig, applied: bool
+) -> None:
+    """sms,email with Sent Items, one participant with a phone and one with only an address,
+    killed in the sendMail: one SMS and one mail, each recorded, nobody messaged twice."""
+    join(mail_rig, "1", "(617) 555-0100")
+    join(mail_rig, "2")
+    assert kill_at(mail_rig, ("sendMail", "microsoft", SEND_MAIL, applied, 0))
+    assert (status(mail_rig, "1"), status(mail_rig, "2")) == ("sms_sent", "sending")
+    settle(mail_rig, ["1", "2"])
+    [sms] = mail_rig.sent_to(PHONE)
+    [mail] = mail_rig.mailed_to(address("2"))
+    one, two = mail_rig.values("1"), mail_rig.values("2")
+    assert (one["invite_status"], one["invite_sms_sid"]) == ("sms_sent", sms["sid"])
+    assert (two["invite_status"], two["invite_channel"]) == ("sent_email", "email")
+    assert mail.headers[MESSAGE_ID_HEADER] == two["invite_sms_ref"]
+    assert mail_rig.mailed_to(address("1")) == []
