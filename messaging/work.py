@@ -7,6 +7,10 @@ reconcile), and for a rule with repeats, records whose last message is settled a
 for the next. Times in the filter are our clock's, as text (REDCap compares Y-M-D date-times as
 strings), with a 61-minute margin for daylight saving and minute-only fields; the exact decision
 is made here, per row, by :mod:`messaging.timing`.
+
+With staff alerts on (ALERT_EMAIL_TO), each rule also ORs the records :mod:`messaging.alerts`
+reads: in an alert status and not yet alerted, or alerted within its window. ``sort_rows``
+passes them by (none is ``registered``, ``sending`` or settled), so they cost no request.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from common import logs
 from common.field_types import WITH_SECONDS
 from common.pipeline import SETTLED, Status
 from common.runner import Context
+from messaging.alerts import ALERT_STATUSES, window
 from messaging.rows import RuleRow
 from messaging.rules import Rule
 from messaging.send import values_row, write
@@ -42,7 +47,10 @@ class RuleWork:
 
 def work_logic(ctx: Context, now: datetime) -> str:
     """The one filter selecting every rule's work (see the module docstring)."""
-    return any_of([_rule_logic(ctx, rule, now) for rule in ctx.rules])
+    parts = [_rule_logic(ctx, rule, now) for rule in ctx.rules]
+    if ctx.settings.alert_email_to:
+        parts += [_alert_logic(ctx, rule, now) for rule in ctx.rules]
+    return any_of(parts)
 
 
 def _rule_logic(ctx: Context, rule: Rule, now: datetime) -> str:
@@ -72,6 +80,15 @@ def _rule_logic(ctx: Context, rule: Rule, now: datetime) -> str:
             f"and {ref(ctx, rule, rule.fields.sent_at)} <= '{last}'"
         )
     return any_of(parts)
+
+
+def _alert_logic(ctx: Context, rule: Rule, now: datetime) -> str:
+    """A problem not yet alerted, or a record alerted within the window (times as text)."""
+    assert rule.fields.alerted_at is not None  # ALERT_EMAIL_TO gives every rule the field
+    status, alerted = ref(ctx, rule, rule.fields.status), ref(ctx, rule, rule.fields.alerted_at)
+    problem = " or ".join(f"{status} = '{code}'" for code in sorted(ALERT_STATUSES))
+    since = _text(now - window(ctx.settings), ctx)
+    return f"(({problem}) and {alerted} = '') or {alerted} >= '{since}'"
 
 
 def sort_rows(ctx: Context, rows: Sequence[RuleRow], now: datetime) -> RuleWork:

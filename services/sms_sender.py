@@ -3,18 +3,21 @@
 One cycle: one filtered export of every rule's work (:mod:`messaging.work`); per rule, reconcile
 stale ``sending`` claims, mark ``expired`` what is too late, then, outside quiet hours, ask REDCap
 whose ``stop_when`` holds (``cancelled``) and claim -> send -> record the rest in chunks, paced.
-Only one sender may run per project (an OS lock). ``--dry-run`` (or ``DRY_RUN=1``) logs what it
-would send, masked, and changes nothing.
+Last, with ALERT_EMAIL_TO set, the staff alert digest (:mod:`messaging.alerts`), read from the
+same export. Only one sender may run per project (an OS lock). ``--dry-run`` (or ``DRY_RUN=1``)
+logs what it would send, masked, and changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from common.lock import ProcessLock
 from common.logs import mask_contact
 from common.runner import Context, CycleResult, run_service
+from messaging.alerts import Digests
 from messaging.pacing import Pacers
 from messaging.reconcile import reconcile
 from messaging.rows import RuleRow
@@ -34,11 +37,13 @@ from messaging.work import RuleWork, cancel_stopped, record_expired, sort_rows, 
 
 
 class Sender:
-    """Per-process state that is not pipeline state: the send pacers and the dry-run flag."""
+    """Per-process state that is not pipeline state: the send pacers, the digests verified in
+    Sent Items, and the dry-run flag."""
 
     def __init__(self, dry_run: bool) -> None:
         self.dry_run = dry_run
         self.pacers: Pacers | None = None
+        self.digests = Digests()
 
     def run_once(self, ctx: Context) -> CycleResult:
         result = CycleResult()
@@ -48,6 +53,16 @@ class Sender:
         raw = ctx.redcap.export(
             export_fields(ctx), work_logic(ctx, now), events=export_events(ctx, ctx.rules)
         )
+        self._messages(ctx, raw, now, result)
+        if not self.dry_run and not ctx.stop.is_set():
+            for key, n in self.digests.run(ctx, raw, now).items():
+                result.add(key, n)
+        return result
+
+    def _messages(
+        self, ctx: Context, raw: list[dict[str, str]], now: datetime, result: CycleResult
+    ) -> None:
+        """Every rule's participant messages this cycle (see the module docstring)."""
         work: list[RuleWork] = []
         for rule in ctx.rules:
             rows = rows_for(ctx, rule, raw)
@@ -65,11 +80,11 @@ class Sender:
                     record_expired(ctx, item.expired)
         due = [item for item in work if item.due]
         if not due:
-            return result
+            return
         quiet = ctx.settings.quiet_hours
         if quiet and quiet.contains(now.astimezone(ctx.settings.timezone).time()):
             result.add("waiting_quiet_hours", sum(len(item.due) for item in due))
-            return result
+            return
         for item in due:
             if ctx.stop.is_set():
                 break
@@ -81,7 +96,6 @@ class Sender:
                 result.add("cancelled", len(item.due) - len(going))
             if not self.send(ctx, going, result, ctx.stop.is_set):
                 break  # Twilio is struggling: leave the rest for the next cycle
-        return result
 
     def send(
         self,
