@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -47,8 +47,9 @@ DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
 DEFAULT_API_BASE_URL = "https://graph.microsoft.com"
 SCOPES = ["https://graph.microsoft.com/.default"]
 MESSAGE_ID_HEADER = "x-redcap-relay-id"
-_PAGE_SIZE = 50
-_MAX_PAGES = 20  # a reconciliation window holds few mails; bound the walk anyway
+# A named MAPI property in our own namespace (a GUID made for redcap-relay): unlike internet
+# headers it is kept on the copy in Sent Items, where Graph can filter on it.
+MESSAGE_ID_PROPERTY = "String {6b0c2f5e-9d7a-4c1e-8f3b-2a4d5e6f7a81} Name RedcapRelayId"
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,11 @@ class GraphMailer:
         message_id: str,
     ) -> None:
         """Send one mail to ``to`` (an address, or several) carrying ``message_id`` in the
-        ``x-redcap-relay-id`` header.
+        ``x-redcap-relay-id`` header and in an extended property (what ``find_sent`` finds).
 
-        Graph's JSON message has one body: the HTML one when ``html`` is given (Exchange makes
-        the plain part), else ``text``. Raises GraphRejected, GraphUnavailable (nothing sent),
-        GraphOutcomeUnknown (it may have gone: reconcile, never resend) or ConfigError.
+        Graph's JSON message has one body: the HTML one when ``html`` is given, else ``text``.
+        Raises GraphRejected, GraphUnavailable (nothing sent), GraphOutcomeUnknown (it may have
+        gone: reconcile, never resend) or ConfigError.
         """
         body = (
             {"contentType": "HTML", "content": html}
@@ -185,39 +186,37 @@ class GraphMailer:
                     for address in ([to] if isinstance(to, str) else to)
                 ],
                 "internetMessageHeaders": [{"name": MESSAGE_ID_HEADER, "value": message_id}],
+                "singleValueExtendedProperties": [{"id": MESSAGE_ID_PROPERTY, "value": message_id}],
             },
             "saveToSentItems": self._save,
         }
         self._call("POST", f"{self._user_url()}/sendMail", json=payload, sending=True)
 
     def find_sent(self, message_id: str, since: datetime) -> SentMailInfo | None:
-        """The mail carrying ``message_id`` sent at or after ``since`` (aware), from Sent Items;
-        ``None`` if there is none. Needs GRAPH_CAN_READ_SENT=1 (Mail.ReadBasic, saveToSentItems).
+        """The mail ``send`` gave ``message_id``, from Sent Items, if it was sent at or after
+        ``since`` (aware); ``None`` if there is none. One request, whatever the folder holds.
 
-        Graph cannot filter on internetMessageHeaders: the filter is on sentDateTime and the
-        header is matched here.
+        Needs GRAPH_CAN_READ_SENT=1: saveToSentItems on, and the application permission Mail.Read
+        on the sender's mailbox (extended properties are not in Mail.ReadBasic). The copy in Sent
+        Items has no internet headers (Microsoft's Graph team), so the lookup is a filter on our
+        extended property, as Microsoft recommends for finding a sent mail again.
         """
         if not self._can_read_sent:
             raise ConfigError(
                 "GRAPH_CAN_READ_SENT is 0: Sent Items cannot be searched; set it to 1 once the app "
-                "has Mail.ReadBasic on the sender's mailbox"
+                "has Mail.Read on the sender's mailbox"
             )
-        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        url: str | None = f"{self._user_url()}/mailFolders/sentitems/messages"
-        params: dict[str, str] | None = {
-            "$filter": f"sentDateTime ge {stamp}",
-            "$select": "id,subject,sentDateTime,toRecipients,internetMessageHeaders",
-            "$top": str(_PAGE_SIZE),
+        value = message_id.replace("'", "''")
+        params = {
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{MESSAGE_ID_PROPERTY}' "
+            f"and ep/value eq '{value}')",
+            "$select": "id,subject,sentDateTime,toRecipients",
+            "$top": "5",
         }
-        for _ in range(_MAX_PAGES):
-            if url is None:
-                break
-            page = self._call("GET", url, params=params).json()
-            for item in page.get("value", []):
-                if _has_header(item, message_id):
-                    return _sent_info(item)
-            url, params = _next_link(page, self._api), None
-        return None
+        url = f"{self._user_url()}/mailFolders/sentitems/messages"
+        found = [_sent_info(item) for item in self._call("GET", url, params=params).json()["value"]]
+        found = [m for m in found if m.sent_at is None or m.sent_at >= since]
+        return min(found, key=lambda m: m.sent_at or since) if found else None
 
     def check(self) -> GraphCheck:
         """Acquire a token (ConfigError for bad credentials) and check the sender's mailbox
@@ -326,14 +325,6 @@ class GraphMailer:
             raise graph_error(response, sending, asked)
 
 
-def _has_header(item: Mapping[str, Any], message_id: str) -> bool:
-    for header in item.get("internetMessageHeaders") or []:
-        name = str(header.get("name", "")).lower()
-        if name == MESSAGE_ID_HEADER and header.get("value") == message_id:
-            return True
-    return False
-
-
 def _sent_info(item: Mapping[str, Any]) -> SentMailInfo:
     raw = str(item.get("sentDateTime") or "")
     try:
@@ -344,11 +335,3 @@ def _sent_info(item: Mapping[str, Any]) -> SentMailInfo:
         str(r.get("emailAddress", {}).get("address", "")) for r in item.get("toRecipients") or []
     )
     return SentMailInfo(str(item.get("id", "")), str(item.get("subject") or ""), sent_at, to)
-
-
-def _next_link(page: Mapping[str, Any], api: str) -> str | None:
-    link = page.get("@odata.nextLink")
-    # Follow only Graph's own links: the bearer token goes with them.
-    if isinstance(link, str) and link.startswith(api + "/"):
-        return link
-    return None

@@ -87,7 +87,7 @@ def graph_error(response: requests.Response, sending: bool, retry_after: float |
             "application permissions and admin consent"
         )
     if status == 403:
-        need = "Mail.Send" if sending else "Mail.ReadBasic (or User.Read.All)"
+        need = "Mail.Send" if sending else "Mail.Read (or User.Read.All for admin check)"
         return ConfigError(
             f"Graph denied access to GRAPH_SENDER's mailbox ({code}); grant the application "
             f"permission {need} with admin consent and let the access policy include the mailbox"

@@ -40,7 +40,8 @@ ROUTES: tuple[tuple[str, str, re.Pattern[str], str], ...] = (
     ),
     ("GET", "graph", re.compile(r"^/v1\.0/users/(?P<u>[^/]+)$", re.I), "getUser"),
 )
-READ_ROLES = frozenset({"Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.Read"})
+READ_ROLES = frozenset({"Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
+FULL_READ_ROLES = frozenset({"Mail.Read", "Mail.ReadWrite"})  # extended properties too
 USER_ROLES = frozenset({"User.Read.All", "User.ReadBasic.All", "Directory.Read.All"})
 
 
@@ -120,7 +121,8 @@ class MicrosoftApp:
             if not roles & READ_ROLES:
                 raise access_denied()
             url = f"{GRAPH_HOST}{request.path}"
-            return _json(200, self.mailboxes.list_sent(user, request.query, url))
+            full = bool(roles & FULL_READ_ROLES)
+            return _json(200, self.mailboxes.list_sent(user, request.query, url, full_read=full))
         if not roles & USER_ROLES:
             raise GraphApiError(
                 403,

@@ -3,10 +3,16 @@
 sendMail (learn.microsoft.com/graph/api/user-sendmail) takes ``{"message": {...},
 "saveToSentItems": bool}`` and answers 202 with no body and no id. ``saveToSentItems`` defaults to
 true (Graph's docs; their own example sends the string ``"false"``, accepted here too). Custom
-``internetMessageHeaders`` must be named ``x-...`` (message resource docs). Sent Items lists only
-mails saved there; ``internetMessageHeaders`` comes back only when ``$select`` names it, and Graph
-does not filter on it, so ``$filter`` here understands ``sentDateTime ge|gt <ISO 8601>`` and
-clients match the header themselves.
+``internetMessageHeaders`` must be named ``x-...`` (message resource docs); they travel with the
+mail but the copy saved in Sent Items has none (Microsoft's Graph team: "internet headers just do
+not exist on the copy in Sent Items", microsoft-graph-docs#2716), so they never come back here.
+What does come back is a ``singleValueExtendedProperties`` entry set on the message: the way the
+Graph team gives to find a sent mail again (microsoft-graph-docs#3766), with
+``$filter=singleValueExtendedProperties/Any(ep: ep/id eq '<id>' and ep/value eq '<value>')``
+(singlevaluelegacyextendedproperty-get: the name in the id is case-sensitive, the value is not),
+which needs ``Mail.Read``: ``Mail.ReadBasic`` excludes extended properties (permissions
+reference), and this simulator answers such a filter without ``Mail.Read`` with 403. ``$filter``
+also understands ``sentDateTime ge|gt <ISO 8601>``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,15 @@ from sandbox.microsoft.errors import GraphApiError
 
 ADDRESS = re.compile(r"^[^@\s\"<>,;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 FILTER = re.compile(r"^\s*sentDateTime\s+(ge|gt)\s+(\S+)\s*$", re.IGNORECASE)
+PROPERTY_FILTER = re.compile(
+    r"^\s*singleValueExtendedProperties/any\((\w+):\s*\1/id eq '((?:[^']|'')*)' and "
+    r"\1/value eq '((?:[^']|'')*)'\)\s*$",
+    re.IGNORECASE,
+)
+PROPERTY_ID = re.compile(
+    r"^(String|Integer|Boolean|SystemTime|Binary|Double|Long|Short) "
+    r"(\{[0-9A-Fa-f-]{36}\} (Name \S.*|Id 0x[0-9A-Fa-f]{1,4})|0x[0-9A-Fa-f]{1,4})$"
+)
 CONTENT_TYPES = {"text": "text", "html": "html"}
 PAGE_MAX = 1000
 PAGE_DEFAULT = 10
@@ -46,6 +61,7 @@ class SentMail:
     saved: bool
     sent_at: datetime
     internet_message_id: str
+    properties: dict[str, str] = field(default_factory=dict)  # singleValueExtendedProperties
 
 
 @dataclass
@@ -102,10 +118,24 @@ class Mailboxes:
         with self._lock:
             return list(self._log)
 
-    def list_sent(self, user: str, query: dict[str, list[str]], self_url: str) -> dict[str, object]:
-        """One page of Sent Items, newest first, shaped by ``$filter``/``$select``/``$top``."""
+    def list_sent(
+        self,
+        user: str,
+        query: dict[str, list[str]],
+        self_url: str,
+        *,
+        full_read: bool = True,
+    ) -> dict[str, object]:
+        """One page of Sent Items, newest first, shaped by ``$filter``/``$select``/``$top``.
+        ``full_read``: the token has Mail.Read (extended properties may be filtered on)."""
         sender = self.resolve(user)
-        since, strict = _parse_filter(_one(query, "$filter"))
+        raw_filter = _one(query, "$filter")
+        wanted = _property_filter(raw_filter)
+        if wanted is not None and not full_read:
+            raise GraphApiError(
+                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+            )
+        since, strict = _parse_filter(raw_filter) if wanted is None else (None, False)
         fields = _parse_select(_one(query, "$select"))
         top = _int(query, "$top", PAGE_DEFAULT, 1, PAGE_MAX)
         skip = _int(query, "$skip", 0, 0, 10**9)
@@ -115,6 +145,7 @@ class Mailboxes:
             if m.sender == sender
             and m.saved
             and (since is None or (m.sent_at > since if strict else m.sent_at >= since))
+            and (wanted is None or _has_property(m, *wanted))
         ]
         page = mails[skip : skip + top]
         body: dict[str, object] = {
@@ -185,6 +216,14 @@ def _parse(sender: str, payload: Any, now: datetime) -> SentMail:
             )
         headers[name] = str(header.get("value", ""))
     mail_id = "AAMkAD" + uuid.uuid4().hex
+    properties: dict[str, str] = {}
+    for prop in message.get("singleValueExtendedProperties") or []:
+        prop_id = str((prop or {}).get("id", ""))
+        if not PROPERTY_ID.match(prop_id):
+            raise _bad(
+                "ErrorInvalidProperty", f"The extended property id '{prop_id}' is not valid."
+            )
+        properties[prop_id] = str(prop.get("value", ""))
     return SentMail(
         id=mail_id,
         sender=sender,
@@ -198,6 +237,7 @@ def _parse(sender: str, payload: Any, now: datetime) -> SentMail:
         saved=save,
         sent_at=now,
         internet_message_id=f"<{uuid.uuid4().hex}@sandbox.outlook.com>",
+        properties=properties,
     )
 
 
@@ -236,6 +276,31 @@ def _parse_filter(raw: str) -> tuple[datetime | None, bool]:
     return since, match.group(1).lower() == "gt"
 
 
+def _property_filter(raw: str) -> tuple[str, str] | None:
+    """(property id, value) of an extended-property filter; None for another filter."""
+    match = PROPERTY_FILTER.match(raw)
+    if match is None:
+        return None
+    return match.group(2).replace("''", "'"), match.group(3).replace("''", "'")
+
+
+def _has_property(mail: SentMail, prop_id: str, value: str) -> bool:
+    # The namespace GUID and type compare as GUIDs and names do in MAPI; the string name is
+    # case-sensitive and the value is not (singlevaluelegacyextendedproperty-get).
+    for stored, stored_value in mail.properties.items():
+        if (
+            _property_key(stored) == _property_key(prop_id)
+            and stored_value.lower() == value.lower()
+        ):
+            return True
+    return False
+
+
+def _property_key(prop_id: str) -> tuple[str, str]:
+    kind_and_guid, _, name = prop_id.partition(" Name ")
+    return kind_and_guid.lower(), name
+
+
 def _parse_select(raw: str) -> tuple[str, ...]:
     if not raw:
         return DEFAULT_FIELDS
@@ -256,7 +321,7 @@ def _message_json(mail: SentMail, fields: tuple[str, ...]) -> dict[str, object]:
         "bccRecipients": people(mail.bcc),
         "from": {"emailAddress": {"name": mail.sender, "address": mail.sender}},
         "internetMessageId": mail.internet_message_id,
-        "internetMessageHeaders": [{"name": k, "value": v} for k, v in mail.headers.items()],
+        # No internetMessageHeaders: the Sent Items copy has none (module docstring).
     }
     out: dict[str, object] = {"@odata.etag": f'W/"{mail.id[-12:]}"', "id": mail.id}
     for name in fields:

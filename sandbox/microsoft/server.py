@@ -23,7 +23,8 @@ from sandbox.microsoft.errors import GraphApiError
 from sandbox.microsoft.identity import Directory
 from sandbox.microsoft.mailbox import Mailboxes, SentMail
 
-DEFAULT_ROLES = ("Mail.Send", "Mail.ReadBasic", "User.Read.All")
+# Application permissions as the portal names them; Mail.Read lets Sent Items be searched.
+DEFAULT_ROLES = ("Mail.Send", "Mail.Read", "User.Read.All")
 
 
 class MicrosoftSim:
