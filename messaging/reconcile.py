@@ -135,8 +135,9 @@ def _settle_mail(
             "whether the e-mail went is unknown: Graph gives no message id and Sent Items "
             "cannot be read (GRAPH_CAN_READ_SENT=0)",
             out,
-            fix=f"search the sender mailbox's Sent Items for the header {MESSAGE_ID_HEADER}: "
-            f"{ref}; if it is there set the status to sent_email by hand, else run admin requeue",
+            fix="look in the sender mailbox's Sent Items for a mail to this record's address sent "
+            f"around its claim time (its {MESSAGE_ID_HEADER} is {ref}); if it is there set the "
+            "status to sent_email by hand, else run admin requeue",
         )
     try:
         found = ctx.mail.find_sent(ref, since - CLOCK_SKEW)
