@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 labels, measure(args.records, args.due, can_read, print), strict=True
             ):
                 cost = r.cost
-                redcap = f"{cost.requests} requests, {size_text(cost.bytes_out)}"
+                plural = "" if cost.requests == 1 else "s"
+                redcap = f"{cost.requests} request{plural}, {size_text(cost.bytes_out)}"
                 table.append(
                     f"| {int(can_read)} | {label} | {redcap}, {duration(cost.seconds)} | "
                     f"{microsoft(r.graph)} | {r.summary} |"
