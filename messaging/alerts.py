@@ -251,7 +251,7 @@ def _send(ctx: Context, rows: Sequence[RuleRow], when: datetime, *, unclaim: boo
                 if blank:
                     write(ctx, rule, blank, overwrite=True)
         raise RelayError(f"{mail_id}: {exc}; the next cycle tries again") from None
-    ctx.log.info("alert digest %s sent: %d records", mail_id, len(rows))
+    ctx.log.info("alert digest %s sent records=%d", mail_id, len(rows))
     return True
 
 
