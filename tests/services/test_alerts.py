@@ -5,9 +5,6 @@ and the mail, and an idle cycle that stays one REDCap request."""
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +14,13 @@ from common.graph_client import MESSAGE_ID_HEADER
 from messaging.alerts import MAX_LINES, digest
 from messaging.rows import RuleRow
 from messaging.rules import load_rules
-from sandbox.httpserver import wait_until
 from sandbox.microsoft.mailbox import SentMail
 from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from services import delivery_checker, registration_detector
 from services.admin import command_requeue
 from services.sms_sender import Sender
-from tests.services.conftest import ROOT, Rig, clean_env, start_rig
+from tests.services.conftest import Rig, start_rig
+from tests.services.killing import kill_at
 
 RULES = """
 [[rule]]
@@ -238,25 +235,8 @@ def test_kill_9_between_claim_and_digest_then_restarts_send_exactly_one(
     look the digest up in Sent Items and send it only if it is not there. Exactly one."""
     alerts.register("1", "(617) 555-0100")
     alerts.set("1", welcome_status="failed", welcome_error_code="21211")
-    fault = alerts.microsoft.hang_next(after_apply=after_apply, seconds=30)
-    env = alerts.env_file(HTTP_TIMEOUT_SECONDS="60")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
-        cwd=ROOT,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: fault.times == 0 or proc.poll() is not None, timeout=30)
-        assert fault.times == 0, "the sender never sent the digest"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        alerts.microsoft.server.faults.clear()
+    step = ("digest sendMail", "microsoft", {"service": "graph", "op": "sendMail"}, after_apply, 0)
+    assert kill_at(alerts, step), "the sender never sent the digest"
     claimed = alerts.values("1")["welcome_alerted_at"]
     assert claimed
     assert len(digests(alerts)) == (1 if after_apply else 0)
