@@ -15,6 +15,8 @@ from common import field_types
 from common.checks import Check
 from common.errors import RedcapRejected
 from common.redcap_client import RedcapClient
+from messaging.answers import expanded
+from messaging.replies import OPT_OUT_KINDS
 from messaging.rules import Rule
 
 BUILTIN_FIX = (
@@ -36,7 +38,7 @@ def rule_checks(
 ) -> list[Check]:
     """Every rule's checks; ``forms_by_event`` is None on classic projects."""
     checks: list[Check] = []
-    for rule in rules:
+    for rule in expanded(rules):
         title = "pipeline fields" if rule.builtin else f"rule {rule.name}"
         problems = _field_problems(rule, meta, forms_by_event)
         if problems:
@@ -52,7 +54,23 @@ def rule_checks(
             checks.append(Check(title, False, *logic))
             continue
         checks.append(Check(title, True, f"{len(rule.fields.kinds())} fields"))
+    if any(rule.replies for rule in rules):
+        checks.append(_opt_out_check(meta))
     return checks
+
+
+def _opt_out_check(meta: Mapping[str, Mapping[str, str]]) -> Check:
+    """A rule takes replies: the record's opt-out fields must be there to record STOP."""
+    problems = []
+    for name, kind in OPT_OUT_KINDS.items():
+        row = meta.get(name)
+        if row is None:
+            problems.append(f"{name} missing")
+        elif problem := field_types.problem(name, kind, row, ()):
+            problems.append(problem)
+    if problems:
+        return Check("opt-out fields", False, "; ".join(problems), RULES_FIX)
+    return Check("opt-out fields", True, ", ".join(OPT_OUT_KINDS))
 
 
 def _field_problems(
@@ -85,7 +103,12 @@ def _field_problems(
 def _read_problems(rule: Rule, meta: Mapping[str, Mapping[str, str]]) -> list[tuple[str, str]]:
     where = "SMS_TEMPLATE" if rule.builtin else f"rule {rule.name}: template"
     problems: list[tuple[str, str]] = []
-    missing = [name for name in rule.templates.fields if name not in meta]
+    used = [
+        *(rule.templates.fields if rule.sends_sms and not rule.answer_of else ()),
+        *(rule.mail.fields if rule.mail else ()),
+        *(name for templates in rule.answers.values() for name in templates.fields),
+    ]
+    missing = [name for name in dict.fromkeys(used) if name not in meta]
     if missing:
         problems.append(
             (

@@ -10,7 +10,9 @@ from collections.abc import Iterable
 
 from common.field_types import Kind
 from common.pipeline import Status
-from messaging.rules import Rule
+from messaging.answers import expanded
+from messaging.replies import OPT_OUT, OPT_OUT_AT, OPT_OUT_KINDS, OPT_SID
+from messaging.rules import RULES_FORM, Rule
 
 HEADER = (
     "Variable / Field Name",
@@ -73,6 +75,18 @@ LABELS = {
     "channel": ("Channel of the last message", "sms or email"),
     "email_to": ("Address e-mailed", ""),
     "alerted_at": ("Staff alerted about this record's problem at", TIME_NOTE),
+    "reply": (
+        "Meaning of the last reply",
+        "one of the rule's answers, unclear, opted_out, opted_in",
+    ),
+    "reply_at": ("Last reply received at", TIME_NOTE),
+    "reply_sid": ("Twilio SID of the last reply", "what makes the reply recorded"),
+    "reply_text": ("Text of the last reply", "as the participant wrote it"),
+}
+OPT_OUT_LABELS = {
+    OPT_OUT: ("Opted out of messages (1 = yes)", "Set by a STOP reply; cleared by START"),
+    OPT_OUT_AT: ("Opted out at", TIME_NOTE),
+    OPT_SID: ("Twilio SID of the last STOP or START", ""),
 }
 # Rules that send e-mail: the fields the two channels share say so.
 EMAIL_LABELS = {
@@ -92,10 +106,28 @@ RULE_LABELS = {
 
 
 def instrument_csv(rules: Iterable[Rule]) -> str:
+    """Every rule's fields (auto-answer companions included) and, when a rule takes replies, the
+    record's opt-out fields."""
+    chosen = list(rules)
     lines = [_csv_line(HEADER)]
-    for rule in rules:
+    for rule in expanded(chosen):
         lines += [_csv_line(row) for row in _rows(rule)]
+    if any(rule.replies for rule in chosen):
+        lines += [_csv_line(row) for row in _opt_out_rows()]
     return "".join(lines)
+
+
+def _opt_out_rows() -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for number, (name, kind) in enumerate(OPT_OUT_KINDS.items()):
+        label, note = OPT_OUT_LABELS[name]
+        header = "Opt-out (set by the reply poller; honoured by every rule)" if number == 0 else ""
+        validation = "datetime_seconds_ymd" if kind is Kind.TIME else ""
+        rows.append(
+            (name, RULES_FORM, header, "text", label, "", note, validation,
+             "", "", "", "", "", "", "", "", "", "")
+        )  # fmt: skip
+    return rows
 
 
 def _rows(rule: Rule) -> list[tuple[str, ...]]:
@@ -124,9 +156,9 @@ def _rows(rule: Rule) -> list[tuple[str, ...]]:
             validation = "datetime_seconds_ymd"
         elif kind is Kind.COUNT:
             validation, minimum = "integer", "0"
-        elif suffix == "error_message":
+        elif suffix in ("error_message", "reply_text"):
             field_type = "notes"
-        identifier = "y" if suffix in ("sms_to", "email_to") else ""
+        identifier = "y" if suffix in ("sms_to", "email_to", "reply_text") else ""
         rows.append(
             (name, rule.fields.form, header, field_type, label, choices, note, validation,
              minimum, "", identifier, "", "", "", "", "", "", "")

@@ -32,11 +32,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from common.errors import ConfigError
 from common.field_types import Kind
 from common.pipeline import Status
+from messaging.replies import UNCLEAR, Replies
 from messaging.templates import MAX_BODY, MAX_EMAIL, MAX_SUBJECT, LocalizedTemplates
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -61,6 +63,8 @@ KEYS = (
     "subject",
     "email_template",
     "email_html",
+    "replies",
+    "answer_<answer>",
 )
 SMS, EMAIL = "sms", "email"
 CHANNELS = {"sms": (SMS,), "email": (EMAIL,), "sms,email": (SMS, EMAIL), "email,sms": (EMAIL, SMS)}
@@ -94,6 +98,7 @@ class RuleFields:
     extended: bool = True
     email: bool = False
     alerts: bool = False
+    replies: bool = False
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}_{suffix}"
@@ -166,6 +171,23 @@ class RuleFields:
     def alerted_at(self) -> str | None:
         return self.name("alerted_at") if self.alerts else None
 
+    # A rule that takes replies: the last reply's meaning, time, inbound SID and text.
+    @property
+    def reply(self) -> str:
+        return self.name("reply")
+
+    @property
+    def reply_at(self) -> str:
+        return self.name("reply_at")
+
+    @property
+    def reply_sid(self) -> str:
+        return self.name("reply_sid")
+
+    @property
+    def reply_text(self) -> str:
+        return self.name("reply_text")
+
     @property
     def codes(self) -> tuple[str, ...]:
         if not self.extended:
@@ -196,6 +218,11 @@ class RuleFields:
             kinds[self.email_to] = Kind.TEXT
         if self.alerted_at:
             kinds[self.alerted_at] = Kind.TIME
+        if self.replies:
+            kinds[self.reply] = Kind.TEXT
+            kinds[self.reply_at] = Kind.TIME
+            kinds[self.reply_sid] = Kind.TEXT
+            kinds[self.reply_text] = Kind.TEXT
         return kinds
 
 
@@ -219,6 +246,13 @@ class Rule:
     read: tuple[str, ...] = field(default=())  # REDCap fields the rule's templates and timing read
     channels: tuple[str, ...] = (SMS,)  # in the order tried: the first usable address wins
     mail: MailTemplates | None = None  # when EMAIL is among the channels
+    replies: Replies | None = None  # the rule takes replies (messaging.replies)
+    answers: Mapping[str, LocalizedTemplates] = field(default_factory=dict)  # auto-answers
+    # An auto-answer rule (messaging.answers): the rule it answers for, the field holding the
+    # reply's meaning (which picks the template) and the number the reply came from.
+    answer_of: str = ""
+    reply_field: str = ""
+    to_field: str = ""
 
     @property
     def messages(self) -> int:
@@ -307,6 +341,13 @@ def load_rules(path: Path, default_event: str, alerts: bool = False) -> tuple[Ru
                 f"{where}: rule {rule.name!r} is defined twice; give each rule its own name"
             )
         rules.append(rule)
+    names = {rule.name for rule in rules}
+    for rule in rules:
+        if rule.answers and f"{rule.name}_answer" in names:
+            raise ConfigError(
+                f"{where}: rule {rule.name + '_answer'!r} has the name of rule {rule.name!r}'s "
+                "auto-answers (their fields are {rule}_answer_*); rename it"
+            )
     return tuple(rules)
 
 
@@ -319,7 +360,7 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         )
     where = f"{where.rsplit(': rule', 1)[0]}: rule {name!r}"
     for key in table:
-        if key not in KEYS:
+        if key not in KEYS and not key.startswith("answer_"):
             raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(KEYS)}")
     read = _Reader(table, where)
     when = read.text("when", required=True)
@@ -339,6 +380,7 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         raise ConfigError(f"{where}: every_minutes needs repeat = <how many more sends>")
     survey = read.field_name("survey")
     channels = _channels(table, where)
+    _answer_keys(table, where, SMS in channels)
     languages = table.get("languages", {})
     if not isinstance(languages, dict) or not all(isinstance(v, str) for v in languages.values()):
         raise ConfigError(f'{where}: languages must map codes to locales, e.g. {{ 1 = "en" }}')
@@ -352,6 +394,15 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         else _NO_SMS
     )
     mail = _mail(table, where, bool(survey), choice) if EMAIL in channels else None
+    try:
+        replies = Replies.parse(table["replies"], where) if "replies" in table else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    answers = {
+        key.removeprefix("answer_"): choice.templates(f"{where}: {key}", spec, link=False)
+        for key, spec in table.items()
+        if key.startswith("answer_")
+    }
     reads = [
         *templates.fields,
         *(mail.fields if mail else ()),
@@ -364,11 +415,14 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         templates=templates,
         channels=channels,
         mail=mail,
+        replies=replies,
+        answers=MappingProxyType(answers),
         fields=RuleFields(
             name,
             BUILTIN if name == BUILTIN else RULES_FORM,
             email=EMAIL in channels,
             alerts=alerts,
+            replies=replies is not None,
         ),
         delay_minutes=read.number("delay_minutes", minimum=0) if has_delay else 0.0,
         anchor=anchor,
@@ -385,6 +439,24 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
 MAX_MINUTES = 366 * 24 * 60
 # An e-mail-only rule has no SMS template; this stands in for it and is never rendered.
 _NO_SMS = LocalizedTemplates.build("(e-mail only)", link=False)
+
+
+def _answer_keys(table: Mapping[str, Any], where: str, texts: bool) -> None:
+    """``replies`` needs a rule that texts; each ``answer_<answer>`` needs that answer (or
+    ``unclear``) in ``replies``."""
+    if "replies" in table and not texts:
+        raise ConfigError(f'{where}: replies come by SMS; add "sms" to channel or remove replies')
+    given = table.get("replies")
+    listed: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    for key in table:
+        if not key.startswith("answer_"):
+            continue
+        answer = key.removeprefix("answer_")
+        if "replies" not in table:
+            raise ConfigError(f"{where}: {key} needs replies (the answers it responds to)")
+        if answer != UNCLEAR and answer not in listed:
+            known = ", ".join([*(f"answer_{a}" for a in listed), f"answer_{UNCLEAR}"])
+            raise ConfigError(f"{where}: {key} answers no reply in replies; use one of: {known}")
 
 
 def _channels(table: Mapping[str, Any], where: str) -> tuple[str, ...]:

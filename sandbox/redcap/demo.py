@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from messaging.answers import expanded
 from messaging.instrument import instrument_csv
 from messaging.rules import Rule
 from sandbox.redcap.dictionary import forms_of, load_dictionary, synthetic_id
@@ -108,13 +109,14 @@ def find_report(project: Project, title: str) -> Report:
 def add_rule_fields(project: Project, rules: Sequence[Rule]) -> Project:
     """Give ``project`` the fields of ``rules`` it lacks, as uploading ``admin instrument``'s CSV
     in REDCap's Data Dictionary page would (their instrument designated in each rule's event)."""
-    missing = [rule for rule in rules if project.field(rule.fields.status) is None]
-    if not missing:
-        return project
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rules.csv"
-        path.write_text(instrument_csv(missing), encoding="utf-8")
-        fields = load_dictionary(path)
+        path.write_text(instrument_csv(rules), encoding="utf-8")
+        fields = [f for f in load_dictionary(path) if project.field(f.name) is None]
+    if not fields:
+        return project
+    added = {f.name for f in fields}
+    missing = [rule for rule in expanded(rules) if rule.fields.status in added]
     project.fields.extend(fields)
     for form in forms_of(fields):
         if project.form(form.name) is None:
