@@ -4,5 +4,6 @@ Modules: ``numbers`` (magic numbers and outcomes), ``segments`` (num_segments), 
 (status steps over simulated time), ``validation`` (create checks), ``message`` (JSON and webhook
 shapes), ``messages`` (the store), ``listing`` (filters and paging), ``callbacks`` (signed
 webhooks), ``app`` (HTTP, auth, errors), ``arrivals`` (real arrival times of creates),
-``server`` (TwilioSim), ``client`` (SDK helper).
+``server`` (TwilioSim), ``control`` (the endpoint that makes a participant text us),
+``client`` (SDK helper).
 """

@@ -3,7 +3,8 @@
 Serves the Messages resource of API 2010-04-01 as the twilio SDK calls it (TWILIO_API.md §1.1,
 §8): create (201), fetch, list, update (redact/cancel) and delete (204). Anything else is a 404
 with code 20404; a wrong method is a 405 with code 20004. Wrong or missing credentials get 401 with
-code 20003 before anything else is looked at.
+code 20003 before anything else is looked at. ``/sandbox/inbound.json`` is the simulator's own
+control endpoint (:mod:`sandbox.twilio.control`), behind the same credentials.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import secrets
 
 from sandbox.httpserver import Request, Response
 from sandbox.twilio.arrivals import ArrivalLog
+from sandbox.twilio.control import CONTROL_PATH, Inject, receive_inbound
 from sandbox.twilio.errors import TwilioApiError
 from sandbox.twilio.listing import envelope, parse_query, select_page
 from sandbox.twilio.message import to_json
@@ -35,11 +37,18 @@ JSON = "application/json"
 class TwilioApp:
     """The :class:`sandbox.httpserver.App` serving one account's Messages."""
 
-    def __init__(self, store: MessageStore, account_sid: str, auth_token: str) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        account_sid: str,
+        auth_token: str,
+        inject: Inject | None = None,
+    ) -> None:
         self.store = store
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.arrivals = ArrivalLog()
+        self.inject = inject  # what the control endpoint calls; None: no control endpoint
 
     def describe(self, request: Request) -> dict[str, str]:
         """``{"resource": "messages", "method": ..., "op": create|fetch|list|update|delete}``.
@@ -47,6 +56,8 @@ class TwilioApp:
         Also notes each create's arrival: the server asks this once per request, as soon as the
         request is read and before any injected fault, so a create answered 429 still counts.
         """
+        if request.path == CONTROL_PATH:
+            return {"resource": "control", "method": request.method, "op": "inbound"}
         route = ROUTE.match(request.path)
         if route is None:
             return {"resource": "other", "method": request.method, "op": ""}
@@ -63,6 +74,9 @@ class TwilioApp:
 
     def _handle(self, request: Request) -> Response:
         self._authenticate(request)
+        if request.path == CONTROL_PATH and self.inject is not None:
+            sid = receive_inbound(request, self.inject, self.store.from_number)
+            return _json(201, to_json(self.store.get(sid), self.account_sid))
         route = ROUTE.match(request.path)
         if route is None:
             raise _not_found(request.path)

@@ -7,6 +7,7 @@ reported to ``on_transition`` (the status-callback sender) in order.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -21,6 +22,8 @@ from sandbox.twilio.segments import count_segments
 from sandbox.twilio.validation import check_create, first
 
 Transition = Callable[[Message], None]
+MAX_MEDIA = 10  # media items in one MMS
+ONE_WAY_SENDER = re.compile(r"[A-Za-z]")  # an alphanumeric sender ID cannot be answered
 
 
 def new_sid(prefix: str) -> str:
@@ -174,19 +177,29 @@ class MessageStore:
 
     # -- inbound and opt-out ---------------------------------------------------------------
 
-    def receive(self, from_: str, to: str, body: str) -> tuple[Message, Message | None]:
-        """Store an inbound message; STOP/START/HELP also change the opt-out set and reply."""
+    def receive(
+        self, from_: str, to: str, body: str, media: int = 0
+    ) -> tuple[Message, Message | None]:
+        """Store an inbound message; STOP/START/HELP also change the opt-out set and reply.
+
+        ``from_`` is taken as the carrier delivers it: E.164, a short code (``72345``) or an
+        alphanumeric sender ID (``MyBank``); the last is one-way, so it gets no keyword reply.
+        ``media`` > 0 makes it an MMS (an ``MM`` SID and ``num_media``); its body may be empty.
+        """
+        if media < 0 or media > MAX_MEDIA:
+            raise ValueError(f"media must be 0-{MAX_MEDIA} (Twilio delivers at most 10 per MMS)")
         self.tick()
         with self._lock:
             message = self._add(
-                prefix="SM",
+                prefix="MM" if media else "SM",
                 direction="inbound",
                 to=to,
                 sender=from_,
                 body=body,
-                num_media=0,
+                num_media=media,
                 status="received",
             )
+            # Received is final, and date_sent is the moment Twilio received it.
             message.sent = message.created
             message.bill()
             kind = keyword_kind(body)
@@ -195,7 +208,7 @@ class MessageStore:
             elif kind == "opt-in":
                 self._opted_out.discard((from_, to))
             reply = None
-            if kind is not None:
+            if kind is not None and not ONE_WAY_SENDER.search(from_):
                 reply = self._add(
                     prefix="SM",
                     direction="outbound-reply",

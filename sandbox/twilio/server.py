@@ -5,7 +5,9 @@ production reads it from ``TWILIO_API_BASE_URL``), and look at what was sent wit
 :meth:`TwilioSim.sent` (and when each create arrived, in real time, with
 :meth:`TwilioSim.arrivals`). Time is the :class:`SimClock`'s: ``sim.clock.advance(5)`` moves every
 message along its lifecycle, and a background ticker notices the changes and fires the signed
-status callbacks within a fraction of a real second. Faults go through ``sim.server.faults``
+status callbacks within a fraction of a real second. Another process makes a participant reply
+through ``POST /sandbox/inbound.json`` (:mod:`sandbox.twilio.control`, used by
+``python -m sandbox reply``). Faults go through ``sim.server.faults``
 (``describe()`` gives ``{"resource": "messages", "method": ..., "op": ...}``).
 
 Magic numbers and outcomes: see :mod:`sandbox.twilio.numbers` (``TwilioSim.OUTCOME_NUMBERS``).
@@ -63,7 +65,9 @@ class TwilioSim:
             timings=timings,
             on_transition=self._transition,
         )
-        self.app = TwilioApp(self.store, self.account_sid, self.auth_token)
+        self.app = TwilioApp(
+            self.store, self.account_sid, self.auth_token, inject=self.inject_inbound
+        )
         self.server = SimServer(self.app, port)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -127,13 +131,15 @@ class TwilioSim:
 
     # -- driving ---------------------------------------------------------------------------
 
-    def inject_inbound(self, from_: str, to: str, body: str) -> str:
+    def inject_inbound(self, from_: str, to: str, body: str, media: int = 0) -> str:
         """A participant texts ``body`` to our number ``to``; returns the inbound message SID.
 
         STOP-type keywords block the pair (later sends get 21610), START-type ones lift the block,
-        and each keyword gets Twilio's automatic reply (direction ``outbound-reply``).
+        and each keyword gets Twilio's automatic reply (direction ``outbound-reply``). ``media``
+        > 0 makes it an MMS with that many attachments (``body`` may then be empty); ``from_``
+        may be E.164, a short code or an alphanumeric sender ID.
         """
-        message, _reply = self.store.receive(from_, to, body)
+        message, _reply = self.store.receive(from_, to, body, media)
         if self.inbound_url:
             self.webhooks.send(self.inbound_url, inbound_params(message, self.account_sid))
         return message.sid
