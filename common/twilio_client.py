@@ -7,8 +7,10 @@ reconciles by listing messages instead (§2.2 "Retry guidance").
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +28,12 @@ from common.errors import (
 )
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
+INBOUND_PAGE_SIZE = 50
+# 20 pages of 50: the 1,000 newest messages of the lookback window's GMT days. Past that the
+# oldest are not read (a warning says so); a study with more replies than that needs a shorter
+# lookback or a larger bound.
+INBOUND_MAX_PAGES = 20
+log = logging.getLogger(__name__)
 # Twilio's error codes as a coordinator reads them (twilio.com/docs/api/errors; TWILIO_API.md §2.2).
 ERROR_TEXT = {
     21211: "invalid 'To' phone number",
@@ -61,7 +69,8 @@ FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "canceled", "r
 
 @dataclass(frozen=True)
 class MessageInfo:
-    """What we keep of a Twilio message. ``body`` is PHI: compare it, never log it."""
+    """What we keep of a Twilio message. ``body`` (and ``from_``) are PHI: compare them, never
+    log them. ``body`` is empty for an MMS that carries only media (``num_media`` > 0)."""
 
     sid: str
     status: str
@@ -71,6 +80,9 @@ class MessageInfo:
     date_created: datetime | None
     error_code: int | None
     error_message: str
+    from_: str = ""
+    num_media: int = 0
+    date_sent: datetime | None = None
 
     @classmethod
     def from_instance(cls, message: Any) -> MessageInfo:
@@ -83,6 +95,9 @@ class MessageInfo:
             date_created=message.date_created,
             error_code=int(message.error_code) if message.error_code else None,
             error_message=str(message.error_message or ""),
+            from_=str(message.from_ or ""),
+            num_media=_count(message.num_media),
+            date_sent=message.date_sent,
         )
 
 
@@ -169,6 +184,57 @@ class SmsGateway:
             and (m.date_created is None or m.date_created >= since)
         ]
 
+    def inbound_since(
+        self, since: datetime, *, max_pages: int = INBOUND_MAX_PAGES
+    ) -> list[MessageInfo]:
+        """Inbound messages to our number (any number of the account with a Messaging Service)
+        whose ``date_sent`` is at or after ``since`` (aware), oldest first.
+
+        Twilio filters ``DateSent>`` by GMT day only (TWILIO_API.md §1.5), so the request asks
+        for ``since``'s whole day and the exact time is checked here. Pages of
+        INBOUND_PAGE_SIZE, at most ``max_pages`` requests (one when the result fits a page).
+        Raises ConfigError (credentials) or TwilioUnavailable.
+        """
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        filters: dict[str, Any] = {"date_sent_after": day, "page_size": INBOUND_PAGE_SIZE}
+        if not self._service:
+            filters["to"] = self._from
+        newest_first: list[MessageInfo] = []
+        try:
+            page = self._client.messages.page(**filters)
+            pages = 1
+            while True:
+                newest_first.extend(MessageInfo.from_instance(m) for m in page)
+                if not page.next_page_url:
+                    break
+                if pages >= max_pages:
+                    log.warning(
+                        "inbound list stopped after %d pages (%d messages): older replies of "
+                        "the lookback window were not read",
+                        pages,
+                        len(newest_first),
+                    )
+                    break
+                page = page.next_page()
+                pages += 1
+        except TwilioRestException as exc:
+            raise _translate_rest(exc, creating=False) from None
+        except TwilioException as exc:
+            raise _translate_page(exc) from None
+        except json.JSONDecodeError:  # a 200 that is not JSON (a proxy's error page)
+            raise TwilioUnavailable("Twilio's answer to a list was not JSON") from None
+        except requests.RequestException:
+            raise TwilioUnavailable("Twilio could not be asked for inbound messages") from None
+        found = [
+            m
+            for m in reversed(newest_first)
+            if m.direction == "inbound" and (m.date_sent or m.date_created or day) >= since
+        ]
+        # Stable: messages of the same second keep Twilio's order (reversed newest-first).
+        return sorted(found, key=lambda m: m.date_sent or m.date_created or day)
+
     def check_credentials(self) -> None:
         """One cheap authenticated call; raises ConfigError or TwilioUnavailable."""
         try:
@@ -195,6 +261,30 @@ def _translate_rest(exc: TwilioRestException, creating: bool) -> Exception:
         return TwilioUnavailable(f"Twilio answered HTTP {status}")
     # 4xx: Twilio's own message may quote the number: keep only the code and a generic text.
     return TwilioRejected(str(code), f"Twilio refused the message: {describe_error(code)}")
+
+
+def _translate_page(exc: TwilioException) -> Exception:
+    """A list page answered non-200: the SDK raises a bare TwilioException with the response."""
+    response = exc.args[1] if len(exc.args) > 1 else None
+    status = int(getattr(response, "status_code", 0) or 0)
+    if status in (401, 403):
+        return ConfigError(
+            f"Twilio refused the credentials (HTTP {status}); check TWILIO_ACCOUNT_SID and "
+            "TWILIO_AUTH_TOKEN"
+        )
+    if status == 429:
+        return TwilioUnavailable("Twilio is rate limiting (429)")
+    if status:
+        return TwilioUnavailable(f"Twilio answered HTTP {status} to a list")
+    return TwilioUnavailable("Twilio's answer to a list could not be read")
+
+
+def _count(value: object) -> int:
+    """Twilio sends counts such as ``num_media`` as strings; anything odd counts as 0."""
+    try:
+        return max(int(str(value)), 0)
+    except ValueError:
+        return 0
 
 
 def _never_connected(exc: requests.RequestException) -> bool:
