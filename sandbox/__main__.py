@@ -10,6 +10,9 @@ which point at the simulators. The project is checked against those settings as 
 does; what it lacks is one line naming the setting and the fix, before anything is simulated.
 Settings naming a RULES_FILE get the rules' fields added to the copy, as uploading
 ``admin instrument``'s CSV would (:func:`sandbox.rehearsal.add_rules`).
+
+``python -m sandbox reply ...`` (:mod:`sandbox.reply`), from another terminal while it runs, makes
+a simulated participant text the study number.
 """
 
 from __future__ import annotations
@@ -40,10 +43,13 @@ from sandbox.rehearsal import (
     rehearsal_env,
     rehearse_registrations,
 )
+from sandbox.reply import main as reply_main
 from sandbox.session import Sandbox
 
 EXAMPLES = """examples:
   python -m sandbox                          the demo project, with the demo's settings
+  python -m sandbox reply --record 3 YES     (another terminal, while it runs) record 3's
+      phone texts YES to the study number; see python -m sandbox reply --help
   python -m sandbox --project-xml MyProject.xml --env-file .env --simulate 3
       a copy of your project with your own settings: .env is read, never written; every
       setting is kept except REDCAP_API_URL, REDCAP_API_TOKEN, REDCAP_PROJECT_ID, TWILIO_*
@@ -134,7 +140,10 @@ def add_pipeline(project: Project, event: str = "") -> Project:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["reply"]:
+        return reply_main(given[1:])
+    args = parser().parse_args(given)
     try:
         study = read_study_env(args.env_file) if args.env_file else None
         if args.env_file and args.env_out.resolve() == args.env_file.resolve():

@@ -138,3 +138,76 @@ def test_the_settings_file_is_private_and_whole(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     assert dotenv_values(path) == {"REDCAP_API_TOKEN": "0" * 32, "TWILIO_AUTH_TOKEN": 'se"cret'}
     assert list(tmp_path.iterdir()) == [path]
+
+
+def reply(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox", "reply", "--env-file", str(env_file), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_reply_makes_a_participant_text_the_running_sandbox(tmp_path: Path) -> None:
+    """python -m sandbox reply, from another process while the sandbox runs: a number or a
+    record's phone texts the study number, listed as Twilio lists an inbound SMS; the output
+    masks the numbers; once the sandbox has stopped it fails with one line, exit 1."""
+    from datetime import UTC, datetime
+
+    from common.phones import normalize_phone
+    from common.twilio_client import SmsGateway
+
+    env_file = tmp_path / ".env.sandbox"
+    proc = start(tmp_path, "--simulate", "2", "--simulate-interval", "0.2")
+    try:
+        assert wait_until(env_file.exists, timeout=30)
+        settings = {k: v or "" for k, v in dotenv_values(env_file).items()}
+        project = PyCapProject(settings["REDCAP_API_URL"], settings["REDCAP_API_TOKEN"])
+
+        def registered() -> list[dict[str, str]]:
+            fields = ["record_id", "registration_complete", "phone_number"]
+            rows = project.export_records(fields=fields)
+            return [r for r in rows if r["registration_complete"] == "2" and r["phone_number"]]
+
+        assert wait_until(lambda: len(registered()) == 2, timeout=20)
+        record = registered()[0]
+        by_number = reply(env_file, "--from", "+16175550101", "YES")
+        by_record = reply(env_file, "--record", record["record_id"], "no, sorry 👎")
+        photo = reply(env_file, "--from", "72345", "--media", "1", "")
+        for done in (by_number, by_record, photo):
+            assert done.returncode == 0, done.stderr
+        assert by_number.stdout.startswith("+1******0101 texted +1******")
+        assert "6175550101" not in by_number.stdout + by_record.stdout
+        sms = SmsGateway(
+            settings["TWILIO_ACCOUNT_SID"],
+            settings["TWILIO_AUTH_TOKEN"],
+            from_number=settings["TWILIO_FROM_NUMBER"],
+            base_url=settings["TWILIO_API_BASE_URL"],
+        )
+        found = sms.inbound_since(datetime(2000, 1, 1, tzinfo=UTC))
+        assert [(m.from_, m.body, m.num_media) for m in found] == [
+            ("+16175550101", "YES", 0),
+            (normalize_phone(record["phone_number"], "US"), "no, sorry 👎", 0),
+            ("72345", "", 1),
+        ]
+        assert found[0].sid in by_number.stdout
+    finally:
+        code, _ = stop(proc)
+    assert code == 0
+    gone = reply(env_file, "--from", "+16175550101", "YES")
+    assert gone.returncode == 1
+    assert "did not answer" in gone.stderr and "Traceback" not in gone.stderr
+
+
+def test_reply_without_the_sandbox_settings_is_exit_2(tmp_path: Path) -> None:
+    """No .env.sandbox, or one pointing at real Twilio: one line naming the fix, exit 2."""
+    missing = reply(tmp_path / ".env.sandbox", "--from", "+16175550101", "YES")
+    assert missing.returncode == 2 and "start python -m sandbox first" in missing.stderr
+    real = tmp_path / ".env"
+    real.write_text(
+        "TWILIO_API_BASE_URL=https://api.twilio.com\nTWILIO_ACCOUNT_SID=AC1\nTWILIO_AUTH_TOKEN=t\n"
+    )
+    refused = reply(real, "--from", "+16175550101", "YES")
+    assert refused.returncode == 2 and "not a local simulator" in refused.stderr
