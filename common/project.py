@@ -18,6 +18,7 @@ from common.errors import ProjectCheckError, RedcapRejected
 from common.redcap_client import RedcapClient
 from common.settings import Settings
 from messaging.checks import rule_checks
+from messaging.replies import OPT_OUT_KINDS
 from messaging.rules import survey_setting
 
 PIPELINE_FORM = "pipeline"
@@ -37,6 +38,7 @@ class Layout:
     surveys_enabled: bool = True
     event_forms: Mapping[str, frozenset[str]] = field(default_factory=dict)
     email_fields: tuple[str, ...] = ()  # EMAIL_FIELDS that exist, when a rule sends e-mail
+    opt_out: bool = False  # the record's opt-out fields exist (messaging.replies): honour them
 
     def row(self, record_id: str, values: Mapping[str, str], event: str = "") -> dict[str, str]:
         """An import row for one record: its id, its event if any (``event``, else
@@ -153,6 +155,7 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
         surveys_enabled=str(info.get("surveys_enabled", "1")) not in ("0", ""),
         event_forms={e: frozenset(f) for e, f in (forms_by_event or {}).items()},
         email_fields=emails,
+        opt_out=all(name in meta for name in OPT_OUT_KINDS),
     )
     return layout, checks
 

@@ -38,7 +38,7 @@ from common.errors import (
     TwilioOutcomeUnknown,
     TwilioUnavailable,
 )
-from common.phones import pick_phone
+from common.phones import normalize_phone, pick_phone
 from common.pipeline import SETTLED, Status
 from common.redcap_client import chunked
 from common.runner import Context
@@ -46,6 +46,7 @@ from common.twilio_client import MessageInfo
 from common.writes import write_rows
 from messaging.links import survey_links
 from messaging.pacing import Pacers
+from messaging.replies import OPT_OUT, OPT_OUT_AT, OPTED_OUT
 from messaging.rows import RuleRow
 from messaging.rules import EMAIL, SMS, Rule
 from messaging.templates import MAX_BODY, MAX_EMAIL
@@ -56,8 +57,17 @@ OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no
 
 # Why a record is not messaged at all: ``skipped`` (nothing to send to), not ``failed``.
 SKIP_CODES = frozenset(
-    {"no_phone", "invalid_phone", "not_allowed", "no_email", "invalid_email", "no_contact"}
+    {
+        "no_phone",
+        "invalid_phone",
+        "not_allowed",
+        "no_email",
+        "invalid_email",
+        "no_contact",
+        OPTED_OUT,
+    }
 )
+UNSUBSCRIBED = "21610"  # Twilio: the recipient has replied STOP to this number
 
 
 @dataclass(frozen=True)
@@ -101,11 +111,14 @@ def export_fields(ctx: Context, rules: Iterable[Rule] | None = None) -> list[str
 
 
 def address_fields(ctx: Context, rules: Iterable[Rule]) -> list[str]:
-    """The phone fields and (when a rule sends e-mail) the e-mail fields these rules read."""
+    """The phone fields and (when a rule sends e-mail) the e-mail fields these rules read, and
+    the record's opt-out flag where the project has it."""
     chosen = list(rules)
     names = list(ctx.layout.phone_fields) if any(r.sends_sms for r in chosen) else []
     if any(r.sends_email for r in chosen):
         names += ctx.layout.email_fields
+    if ctx.layout.opt_out:
+        names.append(OPT_OUT)
     return names
 
 
@@ -198,6 +211,13 @@ def choose_contact(ctx: Context, row: RuleRow) -> tuple[str, str] | PermanentErr
     stops there (``not_allowed``): a rehearsal's safety net never falls through to the next
     channel."""
     settings = ctx.settings
+    if ctx.layout.opt_out and row.get(OPT_OUT).strip() == "1":
+        return PermanentError(OPTED_OUT, "the participant opted out (replied STOP); START lifts it")
+    if row.rule.to_field:  # an auto-answer goes back to the number the reply came from
+        try:
+            return SMS, normalize_phone(row.get(row.rule.to_field), settings.phone_region)
+        except ValueError as exc:
+            return PermanentError("invalid_phone", f"the reply's number is not usable ({exc})")
     problems: list[PermanentError] = []
     for channel in row.rule.channels:
         try:
@@ -228,8 +248,14 @@ def _render(
     ctx: Context, row: RuleRow, channel: str, to: str, link: str
 ) -> Prepared | PermanentError:
     rule, tz = row.rule, ctx.settings.timezone
+    templates = rule.templates
+    if rule.answer_of:
+        chosen = rule.answers.get(row.get(rule.reply_field))
+        if chosen is None:
+            return PermanentError("no_answer", "the rule has no auto-answer for this reply")
+        templates = chosen
     if channel == SMS:
-        locale, template = rule.templates.choose(row.values)
+        locale, template = templates.choose(row.values)
         body = template.render(link, row.record_id, row.values, locale, tz)
         if len(body) > MAX_BODY:
             return PermanentError("too_long", "message over 1600 characters")
@@ -373,6 +399,7 @@ def send_batch(
     rows: list[dict[str, str]] = []
     pending = list(claimed)
     auth_error: ConfigError | None = None
+    opted_out: list[str] = []
     while pending:
         p = pending.pop(0)
         row, rid = p.row, p.row.record_id
@@ -380,12 +407,17 @@ def send_batch(
             with pacers.for_channel(p.channel).paced():
                 done = _deliver(ctx, p)
         except PermanentError as exc:  # Twilio or Graph refused this one message
-            rows.append(failed_row(ctx, row, exc.code, str(exc)))
+            if exc.code == UNSUBSCRIBED and ctx.layout.opt_out:
+                rows.append(_opted_out_row(ctx, row, str(exc)))
+                opted_out.append(rid)
+                new = Status.SKIPPED
+            else:
+                rows.append(failed_row(ctx, row, exc.code, str(exc)))
+                new = Status.FAILED
             logs.transition(
-                ctx.log, rid, Status.SENDING, Status.FAILED, to=p.to, reason=exc.code,
-                rule=rule.name,
-            )  # fmt: skip
-            counts["failed"] = counts.get("failed", 0) + 1
+                ctx.log, rid, Status.SENDING, new, to=p.to, reason=exc.code, rule=rule.name
+            )
+            counts[str(new)] = counts.get(str(new), 0) + 1
         except (TwilioOutcomeUnknown, GraphOutcomeUnknown) as exc:
             ctx.log.warning("record=%s rule=%s outcome unknown (%s); will reconcile", rid,
                             rule.name, exc)  # fmt: skip
@@ -408,9 +440,29 @@ def send_batch(
         if pending and should_stop():
             pending = _release(ctx, pending, rows)
     write(ctx, rule, rows)
+    if opted_out:
+        record_opt_out(ctx, opted_out)
     if auth_error is not None:
         raise auth_error
     return counts
+
+
+def _opted_out_row(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
+    f = row.rule.fields
+    return values_row(
+        ctx,
+        row,
+        {f.status: Status.SKIPPED, f.error_code: UNSUBSCRIBED, f.error_message: reason[:1000]},
+    )
+
+
+def record_opt_out(ctx: Context, records: Sequence[str]) -> None:
+    """Twilio refused with 21610 (the participant replied STOP, perhaps before the reply poller
+    saw it): the record is opted out of every rule, from now on."""
+    now = ctx.stamp(OPT_OUT_AT)
+    rows = [ctx.layout.row(rid, {OPT_OUT: "1", OPT_OUT_AT: now}) for rid in records]
+    for start in range(0, len(rows), CHUNK):
+        ctx.redcap.import_rows(rows[start : start + CHUNK])
 
 
 def _deliver(ctx: Context, p: Prepared) -> dict[str, str]:

@@ -45,9 +45,10 @@ class RuleWork:
     expired: list[RuleRow] = field(default_factory=list)
 
 
-def work_logic(ctx: Context, now: datetime) -> str:
-    """The one filter selecting every rule's work (see the module docstring)."""
-    parts = [_rule_logic(ctx, rule, now) for rule in ctx.rules]
+def work_logic(ctx: Context, now: datetime, rules: Sequence[Rule] | None = None) -> str:
+    """The one filter selecting the work of ``rules`` (every rule, auto-answers included, for
+    the sender) and the records to alert about (see the module docstring)."""
+    parts = [_rule_logic(ctx, rule, now) for rule in (ctx.rules if rules is None else rules)]
     if ctx.settings.alert_email_to:
         parts += [_alert_logic(ctx, rule, now) for rule in ctx.rules]
     return any_of(parts)

@@ -18,9 +18,11 @@ from common.lock import ProcessLock
 from common.logs import mask_contact
 from common.runner import Context, CycleResult, run_service
 from messaging.alerts import Digests
+from messaging.answers import expanded
 from messaging.pacing import Pacers
 from messaging.reconcile import reconcile
 from messaging.rows import RuleRow
+from messaging.rules import Rule
 from messaging.send import (
     batches,
     claim,
@@ -50,21 +52,27 @@ class Sender:
         if self.pacers is None:
             self.pacers = pacers_for(ctx)
         now = ctx.clock.now()
+        rules = expanded(ctx.rules)
         raw = ctx.redcap.export(
-            export_fields(ctx), work_logic(ctx, now), events=export_events(ctx, ctx.rules)
+            export_fields(ctx, rules), work_logic(ctx, now, rules), events=export_events(ctx, rules)
         )
-        self._messages(ctx, raw, now, result)
+        self._messages(ctx, rules, raw, now, result)
         if not self.dry_run and not ctx.stop.is_set():
             for key, n in self.digests.run(ctx, raw, now).items():
                 result.add(key, n)
         return result
 
     def _messages(
-        self, ctx: Context, raw: list[dict[str, str]], now: datetime, result: CycleResult
+        self,
+        ctx: Context,
+        rules: Sequence[Rule],
+        raw: list[dict[str, str]],
+        now: datetime,
+        result: CycleResult,
     ) -> None:
         """Every rule's participant messages this cycle (see the module docstring)."""
         work: list[RuleWork] = []
-        for rule in ctx.rules:
+        for rule in rules:
             rows = rows_for(ctx, rule, raw)
             if rows:
                 work.append(sort_rows(ctx, rows, now))
@@ -83,8 +91,11 @@ class Sender:
             return
         quiet = ctx.settings.quiet_hours
         if quiet and quiet.contains(now.astimezone(ctx.settings.timezone).time()):
-            result.add("waiting_quiet_hours", sum(len(item.due) for item in due))
-            return
+            # Quiet hours hold what we start; an auto-answer answers the participant's own text.
+            held = [item for item in due if not item.rule.answer_of]
+            if held:
+                result.add("waiting_quiet_hours", sum(len(item.due) for item in held))
+            due = [item for item in due if item.rule.answer_of]
         for item in due:
             if ctx.stop.is_set():
                 break
