@@ -1,4 +1,4 @@
-"""One sender per project: an exclusive, non-blocking OS lock (flock) held while sending.
+"""One sender (and one reply poller) per project: an exclusive, non-blocking OS lock (flock).
 
 The kernel drops the lock when the process dies, even on kill -9, so no stale lock survives.
 """
@@ -17,8 +17,9 @@ class AlreadyRunning(RelayError):
 
 
 class ProcessLock:
-    def __init__(self, directory: Path, name: str) -> None:
+    def __init__(self, directory: Path, name: str, holder: str = "sender") -> None:
         self.path = directory / f"{name}.lock"
+        self.holder = holder  # who holds it, for the message: "sender", "reply poller"
         self._fd: int | None = None
 
     def acquire(self) -> ProcessLock:
@@ -32,8 +33,8 @@ class ProcessLock:
         except BlockingIOError:
             os.close(fd)
             raise AlreadyRunning(
-                f"another sender is already running for this project (lock {self.path}); "
-                "stop it first (systemctl --user stop redcap-relay-sender)"
+                f"another {self.holder} is already running for this project (lock {self.path}); "
+                "stop it first (systemctl --user list-units 'redcap-relay*' shows what runs)"
             ) from None
         self._fd = fd
         return self

@@ -107,6 +107,7 @@ class Settings:
     email_max_per_minute: float
     alert_email_to: tuple[str, ...]
     alert_min_interval_minutes: float
+    reply_lookback_hours: float
     dry_run: bool
     delivery_check_max_hours: float
     sms_claim_timeout_seconds: float
@@ -202,6 +203,9 @@ class Settings:
             ),
             alert_min_interval_minutes=r.number(
                 "ALERT_MIN_INTERVAL_MINUTES", 60, minimum=1, maximum=MINUTES_A_YEAR
+            ),
+            reply_lookback_hours=r.number(
+                "REPLY_LOOKBACK_HOURS", 72, minimum=1, maximum=HOURS_A_YEAR
             ),
             dry_run=r.boolean("DRY_RUN"),
             delivery_check_max_hours=r.number(

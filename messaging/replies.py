@@ -14,7 +14,7 @@ ignored ("Yes!", " yes. ", "SÍ 👍" are "yes"; "yes please" is not). Twilio's 
 (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) opt the participant out of every
 rule; START and UNSTOP, and YES from someone opted out, opt them back in, as Twilio's own
 handling does. Twilio answers those words itself, so no auto-answer ever follows them; HELP and
-INFO are Twilio's too and are recorded as unclear without an auto-answer.
+INFO are Twilio's too and are recorded as ``help``, without an auto-answer.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ RESERVED = OPT_OUT_WORDS | OPT_IN_WORDS | HELP_WORDS
 UNCLEAR = "unclear"
 OPTED_OUT = "opted_out"
 OPTED_IN = "opted_in"
+HELP = "help"  # Twilio answers HELP / INFO itself
+KEYWORD_MEANINGS = frozenset({OPTED_OUT, OPTED_IN, HELP})  # never auto-answered by us
 # The record's opt-out, in REDCAP_EVENT (form "relay"): "1" while opted out, when, and the SID
 # of the inbound message that last opted the participant out or in.
 OPT_OUT, OPT_OUT_AT, OPT_SID = "relay_opted_out", "relay_opted_out_at", "relay_opt_sid"
@@ -70,6 +72,8 @@ class Replies:
             return OPTED_OUT
         if said in OPT_IN_WORDS or (opted_out and said == "yes"):
             return OPTED_IN
+        if said in HELP_WORDS:
+            return HELP
         return self.words.get(said, UNCLEAR)
 
     @staticmethod
@@ -81,10 +85,10 @@ class Replies:
             )
         words: dict[str, str] = {}
         for answer, listed in table.items():
-            if not ANSWER_NAME.match(str(answer)) or answer in (UNCLEAR, OPTED_OUT, OPTED_IN):
+            if not ANSWER_NAME.match(str(answer)) or answer in (UNCLEAR, *KEYWORD_MEANINGS):
                 raise ValueError(
                     f"{where}: replies.{answer}: an answer is a lower-case name (not unclear, "
-                    "opted_out or opted_in), e.g. replies.confirmed"
+                    "opted_out, opted_in or help), e.g. replies.confirmed"
                 )
             if not isinstance(listed, list) or not listed:
                 raise ValueError(

@@ -142,8 +142,13 @@ def clean_env() -> dict[str, str]:
     return keep
 
 
-def start_rig(project: Project, tmp: Path, **overrides: str) -> Iterator[Rig]:
-    with Sandbox(project) as box:
+def start_rig(
+    project: Project, tmp: Path, *, sim_clock: SimClock | None = None, **overrides: str
+) -> Iterator[Rig]:
+    """The sandbox serving ``project``. The simulators keep real time unless ``sim_clock`` is
+    given (tests comparing Twilio's times with the services' ManualClock pass one at START;
+    tests running real service processes keep real time)."""
+    with Sandbox(project, clock=sim_clock) as box:
         env = box.settings(
             LOCK_DIR=str(tmp),
             SMS_DELAY_MINUTES="1",
@@ -156,12 +161,14 @@ def start_rig(project: Project, tmp: Path, **overrides: str) -> Iterator[Rig]:
         yield Rig(box.redcap, box.twilio, box.microsoft, project, box.clock, env, tmp)
 
 
-def start_rules_rig(tmp: Path, text: str, **overrides: str) -> Iterator[Rig]:
+def start_rules_rig(
+    tmp: Path, text: str, *, sim_clock: SimClock | None = None, **overrides: str
+) -> Iterator[Rig]:
     """A rig whose RULES_FILE holds ``text``, on the demo project with those rules' fields."""
     path = tmp / "rules.toml"
     path.write_text(text, encoding="utf-8")
     project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
-    yield from start_rig(project, tmp, RULES_FILE=str(path), **overrides)
+    yield from start_rig(project, tmp, sim_clock=sim_clock, RULES_FILE=str(path), **overrides)
 
 
 @pytest.fixture

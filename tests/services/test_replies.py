@@ -1,0 +1,222 @@
+"""Replies and opt-out end to end: the Twilio simulator's inbound log, the reply poller, REDCap,
+and the sender's auto-answers; each reply recorded once, each auto-answer sent once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from sandbox.clock import SimClock
+from services import registration_detector, reply_poller
+from services.sms_sender import Sender
+from tests.services.conftest import START, Rig, start_rules_rig
+
+VISIT = """
+[[rule]]
+name = "visit"
+when = "[registration_complete] = '2'"
+delay_minutes = 0
+template = "Your visit is tomorrow. Reply YES to confirm or NO to cancel."
+replies.confirmed = ["yes", "y", "si", "sí"]
+replies.cancelled = ["no", "n"]
+answer_confirmed = "Thank you, your visit is confirmed."
+answer_cancelled = "Thank you. We will call you to find another time."
+answer_unclear = "Sorry, please reply YES or NO."
+"""
+NEWS = """
+[[rule]]
+name = "news"
+when = "[registration_complete] = '2'"
+delay_minutes = 0
+template = "Study news: thank you for taking part."
+"""
+PHONE = "+16175550100"
+
+
+@pytest.fixture
+def replies(tmp_path: Path) -> Iterator[Rig]:
+    # Twilio's times and the services' are compared: one clock for both, at START.
+    yield from start_rules_rig(tmp_path, VISIT + NEWS, sim_clock=SimClock(UTC, START))
+
+
+def join(rig: Rig, record_id: str, phone: str = "(617) 555-0100") -> None:
+    rig.register(record_id, phone)
+    registration_detector.run_once(rig.ctx(needs_twilio=False))
+
+
+def send(rig: Rig) -> dict[str, int]:
+    return dict(Sender(dry_run=False).run_once(rig.ctx()).counts)
+
+
+def poll(rig: Rig) -> dict[str, int]:
+    return dict(reply_poller.run_once(rig.ctx()).counts)
+
+
+def text_back(rig: Rig, body: str, phone: str = PHONE, media: int = 0) -> str:
+    rig.sim_clock.advance(30)
+    rig.clock.advance(30)
+    return rig.twilio.inject_inbound(phone, rig.twilio.from_number, body, media=media)
+
+
+def bodies(rig: Rig, phone: str = PHONE) -> list[str]:
+    return [str(m["body"]) for m in rig.sent_to(phone)]
+
+
+def test_yes_is_recorded_once_and_answered_once(replies: Rig) -> None:
+    """ "Yes!" is confirmed, with its time, SID and text in REDCap; the auto-answer goes once,
+    to the number that replied; polling again changes nothing."""
+    join(replies, "1")
+    assert send(replies)["sent"] == 2
+    sid = text_back(replies, "Yes!")
+    assert poll(replies) == {"recorded": 1}
+    values = replies.values("1")
+    assert (values["visit_reply"], values["visit_reply_sid"]) == ("confirmed", sid)
+    assert values["visit_reply_text"] == "Yes!" and values["visit_reply_at"]
+    assert values["visit_answer_status"] == "registered"
+    assert send(replies)["sent"] == 1
+    assert bodies(replies)[-1] == "Thank you, your visit is confirmed."
+    assert replies.values("1")["visit_answer_status"] == "sms_sent"
+    assert poll(replies) == {"already_recorded": 1}
+    assert send(replies).get("sent", 0) == 0
+    assert len(bodies(replies)) == 3
+
+
+@pytest.mark.parametrize(
+    ("said", "meaning", "answer"),
+    [
+        ("no.", "cancelled", "Thank you. We will call you to find another time."),
+        ("  SÍ 👍 ", "confirmed", "Thank you, your visit is confirmed."),
+        ("yes please", "unclear", "Sorry, please reply YES or NO."),
+        ("", "unclear", "Sorry, please reply YES or NO."),
+        ("🙂", "unclear", "Sorry, please reply YES or NO."),
+        ("x" * 1600, "unclear", "Sorry, please reply YES or NO."),
+        ("HELP", "help", None),
+    ],
+)
+def test_what_a_reply_means_and_what_answers_it(
+    replies: Rig, said: str, meaning: str, answer: str | None
+) -> None:
+    """Case, accents, punctuation and emoji are ignored; anything else is unclear; HELP is
+    Twilio's to answer. The text is kept whole in REDCap."""
+    join(replies, "1")
+    send(replies)
+    text_back(replies, said)
+    assert poll(replies) == {"recorded": 1}
+    values = replies.values("1")
+    assert values["visit_reply"] == meaning and values.get("visit_reply_text", "") == said
+    send(replies)
+    sent = bodies(replies)
+    assert sent[2:] == ([answer] if answer else [])  # after the two rules' messages
+
+
+def test_an_mms_without_text_is_recorded_as_unclear(replies: Rig) -> None:
+    """A photo with no text: unclear, its text field says so."""
+    join(replies, "1")
+    send(replies)
+    text_back(replies, "", media=1)
+    poll(replies)
+    values = replies.values("1")
+    assert values["visit_reply"] == "unclear"
+    assert values["visit_reply_text"] == "(MMS: 1 media, no text)"
+
+
+def test_stop_opts_out_of_every_rule_and_start_opts_back_in(replies: Rig) -> None:
+    """STOP: relay_opted_out, no answer of ours (Twilio sends its own), and every rule skips
+    the record (opted_out); START lifts it."""
+    join(replies, "1")
+    send(replies)
+    stop = text_back(replies, "stop")
+    poll(replies)
+    values = replies.values("1")
+    assert (values["relay_opted_out"], values["relay_opt_sid"]) == ("1", stop)
+    assert values["visit_reply"] == "opted_out" and values.get("visit_answer_status", "") == ""
+    assert send(replies).get("sent", 0) == 0
+    replies.set("1", news_status="registered")  # staff requeue the news to them
+    counts = send(replies)
+    assert counts["not_sent_opted_out"] == 1 and replies.values("1")["news_status"] == "skipped"
+    text_back(replies, "START")
+    poll(replies)
+    assert replies.values("1").get("relay_opted_out", "") == ""
+    replies.set("1", news_status="registered")
+    assert send(replies)["sent"] == 1
+
+
+def test_yes_after_stop_opts_back_in_rather_than_confirming(replies: Rig) -> None:
+    """YES from someone opted out is Twilio's opt-in word: opted back in, not a confirmation,
+    and no auto-answer."""
+    join(replies, "1")
+    send(replies)
+    text_back(replies, "STOP")
+    poll(replies)
+    text_back(replies, "yes")
+    poll(replies)
+    values = replies.values("1")
+    assert values["visit_reply"] == "opted_in" and values.get("relay_opted_out", "") == ""
+    assert values.get("visit_answer_status", "") == ""
+
+
+def test_a_21610_from_twilio_opts_the_record_out(replies: Rig) -> None:
+    """A STOP the poller has not seen yet: Twilio refuses the next send with 21610; the record
+    is opted out and the message skipped, not failed as if the number were wrong."""
+    join(replies, "1")
+    replies.twilio.inject_inbound(PHONE, replies.twilio.from_number, "STOP")
+    counts = send(replies)
+    assert counts["skipped"] == 2
+    values = replies.values("1")
+    assert values["relay_opted_out"] == "1" and values["visit_status"] == "skipped"
+    assert values["visit_error_code"] == "21610"
+
+
+def test_a_shared_phone_goes_to_the_most_recent_message(replies: Rig) -> None:
+    """Two records on one family phone: the reply belongs to the record texted last."""
+    join(replies, "1")
+    send(replies)
+    replies.clock.advance(60)
+    replies.sim_clock.advance(60)
+    join(replies, "2")
+    send(replies)
+    text_back(replies, "no")
+    poll(replies)
+    assert replies.values("2")["visit_reply"] == "cancelled"
+    assert "visit_reply" not in replies.values("1")
+
+
+def test_unknown_numbers_and_odd_senders_are_counted_and_ignored(replies: Rig) -> None:
+    """A number we never texted, a short code, an alphanumeric sender: ignored with a reason,
+    nothing written."""
+    join(replies, "1")
+    send(replies)
+    text_back(replies, "yes", phone="+16175550199")
+    text_back(replies, "yes", phone="12345")
+    text_back(replies, "yes", phone="ACMEBANK")
+    counts = poll(replies)
+    assert counts == {"ignored_unknown_number": 1, "ignored_odd_number": 2}
+    assert "visit_reply" not in replies.values("1")
+
+
+def test_a_reply_older_than_the_message_is_not_attributed_to_it(replies: Rig) -> None:
+    """A text that arrived before we ever texted that number answers nothing of ours."""
+    replies.twilio.inject_inbound(PHONE, replies.twilio.from_number, "yes")
+    replies.clock.advance(600)
+    replies.sim_clock.advance(600)
+    join(replies, "1")
+    send(replies)
+    assert poll(replies) == {"ignored_older_than_messages": 1}
+
+
+def test_the_idle_poller_costs_one_twilio_request_and_at_most_one_redcap(replies: Rig) -> None:
+    """No inbound: one list request and nothing at REDCap; inbound all recorded: one export."""
+    ctx = replies.ctx()
+    replies.redcap.server.reset_stats()
+    reply_poller.run_once(ctx)
+    assert dict(replies.redcap.server.stats.requests) == {}
+    join(replies, "1")
+    send(replies)
+    text_back(replies, "yes")
+    poll(replies)
+    replies.redcap.server.reset_stats()
+    reply_poller.run_once(ctx)
+    assert dict(replies.redcap.server.stats.requests) == {"record/export": 1}
