@@ -48,6 +48,7 @@ from common.runner import Context
 from common.settings import Settings
 from common.twilio_client import ERROR_TEXT, describe_error
 from messaging.reconcile import CLOCK_SKEW
+from messaging.replies import OPTED_OUT
 from messaging.rows import RuleRow
 from messaging.rules import Rule
 from messaging.send import rows_for, values_row, write
@@ -99,9 +100,20 @@ def window(settings: Settings) -> timedelta:
     return max(interval, timedelta(seconds=settings.sms_claim_timeout_seconds)) + MARGIN
 
 
+def needs_alert(row: RuleRow) -> bool:
+    """A problem status, or a STOP recorded as the reply to the rule's message."""
+    return row.status in ALERT_STATUSES or opted_out(row)
+
+
+def opted_out(row: RuleRow) -> bool:
+    return row.rule.replies is not None and row.get(row.rule.fields.reply) == OPTED_OUT
+
+
 def reason(row: RuleRow) -> str:
     """Why ``row`` needs a person, in plain words, from its error code and message."""
     f = row.rule.fields
+    if opted_out(row) and row.status not in ALERT_STATUSES:
+        return "the participant replied STOP: no rule messages them until they send START"
     code, message = row.get(f.error_code).strip(), scrub(row.get(f.error_message))
     if code in REASONS:
         return REASONS[code]
@@ -129,7 +141,8 @@ def digest(ctx: Context, rows: Sequence[RuleRow]) -> tuple[str, str]:
             lines += ["", f"Rule {rule.name} ({len(mine)}):"]
         for row in mine:
             if listed < MAX_LINES:
-                lines.append(f"  record {row.record_id}: {row.status}: {reason(row)}")
+                what = row.status if row.status in ALERT_STATUSES else OPTED_OUT
+                lines.append(f"  record {row.record_id}: {what}: {reason(row)}")
             listed += 1
     if listed > MAX_LINES:
         lines += ["", f"and {listed - MAX_LINES} more; see admin status."]
@@ -175,7 +188,7 @@ class Digests:
             if when is not None:
                 alerted.setdefault(when, []).append(row)
                 recent = recent or when + _rounding(text) > now - interval
-            elif not text.strip() and row.status in ALERT_STATUSES:
+            elif not text.strip() and needs_alert(row):
                 fresh.append(row)
         self.verified &= alerted.keys()  # what left the window needs no memory
         if ctx.settings.graph_can_read_sent and self._recover(ctx, alerted, now):

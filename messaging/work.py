@@ -24,6 +24,7 @@ from common.field_types import WITH_SECONDS
 from common.pipeline import SETTLED, Status
 from common.runner import Context
 from messaging.alerts import ALERT_STATUSES, window
+from messaging.replies import OPTED_OUT
 from messaging.rows import RuleRow
 from messaging.rules import Rule
 from messaging.send import values_row, write
@@ -87,7 +88,10 @@ def _alert_logic(ctx: Context, rule: Rule, now: datetime) -> str:
     """A problem not yet alerted, or a record alerted within the window (times as text)."""
     assert rule.fields.alerted_at is not None  # ALERT_EMAIL_TO gives every rule the field
     status, alerted = ref(ctx, rule, rule.fields.status), ref(ctx, rule, rule.fields.alerted_at)
-    problem = " or ".join(f"{status} = '{code}'" for code in sorted(ALERT_STATUSES))
+    problems = [f"{status} = '{code}'" for code in sorted(ALERT_STATUSES)]
+    if rule.replies is not None:  # a STOP is news for the coordinators too
+        problems.append(f"{ref(ctx, rule, rule.fields.reply)} = '{OPTED_OUT}'")
+    problem = " or ".join(problems)
     since = _text(now - window(ctx.settings), ctx)
     return f"(({problem}) and {alerted} = '') or {alerted} >= '{since}'"
 

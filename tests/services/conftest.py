@@ -167,7 +167,9 @@ def start_rules_rig(
     """A rig whose RULES_FILE holds ``text``, on the demo project with those rules' fields."""
     path = tmp / "rules.toml"
     path.write_text(text, encoding="utf-8")
-    project = add_rule_fields(build_demo_project(), load_rules(path, default_event=""))
+    alerts = bool(overrides.get("ALERT_EMAIL_TO"))  # then every rule has R_alerted_at
+    rules = load_rules(path, default_event="", alerts=alerts)
+    project = add_rule_fields(build_demo_project(), rules)
     yield from start_rig(project, tmp, sim_clock=sim_clock, RULES_FILE=str(path), **overrides)
 
 

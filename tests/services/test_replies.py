@@ -220,3 +220,32 @@ def test_the_idle_poller_costs_one_twilio_request_and_at_most_one_redcap(replies
     replies.redcap.server.reset_stats()
     reply_poller.run_once(ctx)
     assert dict(replies.redcap.server.stats.requests) == {"record/export": 1}
+
+
+def test_a_stop_is_in_the_next_staff_digest_once(tmp_path: Path) -> None:
+    """With ALERT_EMAIL_TO, a STOP recorded as a reply is listed in a digest (opted_out, in
+    plain words, no number), once."""
+    rig_iter = start_rules_rig(
+        tmp_path,
+        VISIT,
+        sim_clock=SimClock(UTC, START),
+        ALERT_EMAIL_TO="coordinator@example.org",
+        ALERT_MIN_INTERVAL_MINUTES="1",
+    )
+    for rig in rig_iter:
+        join(rig, "1")
+        sender = Sender(dry_run=False)
+        sender.run_once(rig.ctx())
+        text_back(rig, "STOP")
+        poll(rig)
+        for _ in range(3):
+            rig.clock.advance(120)
+            rig.sim_clock.advance(120)
+            sender.run_once(rig.ctx())
+        [mail] = rig.microsoft.sent(to="coordinator@example.org")
+        lines = [line.strip() for line in mail.content.splitlines() if "record 1" in line]
+        assert lines == [
+            "record 1: opted_out: the participant replied STOP: no rule messages them until "
+            "they send START"
+        ]
+        assert "555" not in mail.content
