@@ -169,15 +169,22 @@ def _attribute(
         return "ignored_no_time"
     before = [c for c in candidates if c.sent_at <= when + SKEW]
     if not before:
+        if any(_holds(states[c.row.record_id], message.sid, when) for c in candidates):
+            return "already_recorded"  # recorded before a newer message went to the number
         return "ignored_older_than_messages" if candidates else "ignored_unknown_number"
     chosen = max(before, key=lambda c: c.sent_at)
     state = states[chosen.row.record_id]
-    if message.sid in state.seen or (state.latest is not None and when <= state.latest):
+    if _holds(state, message.sid, when):
         return "already_recorded"
     if state.busy:
         return "waiting_answer_in_flight"
     _record(ctx, message, when, chosen.row, state)
     return "recorded"
+
+
+def _holds(state: RecordState, sid: str, when: datetime) -> bool:
+    """The record holds this reply: its SID, or a reply recorded at or after it."""
+    return sid in state.seen or (state.latest is not None and when <= state.latest)
 
 
 def _record(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.clock import SimClock
-from services import registration_detector, reply_poller
+from services import delivery_checker, registration_detector, reply_poller
 from services.sms_sender import Sender
 from tests.services.conftest import START, Rig, start_rules_rig
 
@@ -249,3 +249,48 @@ def test_a_stop_is_in_the_next_staff_digest_once(tmp_path: Path) -> None:
             "they send START"
         ]
         assert "555" not in mail.content
+
+
+REMIND = """
+[[rule]]
+name = "remind"
+when = "[registration_complete] = '2'"
+delay_minutes = 0
+repeat = 1
+every_minutes = 60
+template = "Are you coming on Friday? Reply YES or NO."
+replies.confirmed = ["yes"]
+replies.cancelled = ["no"]
+answer_confirmed = "Thank you, see you Friday."
+answer_cancelled = "Thank you for letting us know."
+"""
+
+
+def test_each_reply_to_a_repeated_message_is_answered_once(tmp_path: Path) -> None:
+    """A series: the reply after the second message belongs to it, and gets its own answer;
+    each inbound message is answered exactly once."""
+    for rig in start_rules_rig(tmp_path, REMIND, sim_clock=SimClock(UTC, START)):
+        join(rig, "1")
+        send(rig)
+        text_back(rig, "no")
+        poll(rig)
+        send(rig)
+        rig.clock.advance(3600)
+        rig.sim_clock.advance(3600)
+        delivery_checker.run_once(rig.ctx())
+        rig.clock.advance(62 * 60)
+        rig.sim_clock.advance(62 * 60)
+        assert send(rig)["sent"] == 1  # the repeat
+        text_back(rig, "YES")
+        assert poll(rig) == {"already_recorded": 1, "recorded": 1}
+        send(rig)
+        assert poll(rig) == {"already_recorded": 2}
+        send(rig)
+        assert bodies(rig) == [
+            "Are you coming on Friday? Reply YES or NO.",
+            "Thank you for letting us know.",
+            "Are you coming on Friday? Reply YES or NO.",
+            "Thank you, see you Friday.",
+        ]
+        values = rig.values("1")
+        assert (values["remind_reply"], values["remind_answer_sms_count"]) == ("confirmed", "2")
