@@ -1,9 +1,9 @@
 """Delivery checker: asks Twilio how each sent message ended and records it in REDCap.
 
-One cycle: one filtered export of every rule's ``sms_sent`` records, one Twilio fetch per
-message, and one batched import of what changed. A record is written only when its Twilio
-status changed (so REDCap's log is not flooded); ``R_delivery_checked_at`` is when that
-status was seen.
+One cycle: one filtered export of every rule's ``sms_sent`` records (auto-answers' too), one
+Twilio fetch per message, and one batched import of what changed. A record is written only
+when its Twilio status changed (so REDCap's log is not flooded); ``R_delivery_checked_at`` is
+when that status was seen.
 Final outcomes set ``delivered``, ``undelivered`` or ``failed`` with Twilio's error code; a message
 still unconfirmed after ``DELIVERY_CHECK_MAX_HOURS`` becomes ``unconfirmed``. Nothing is resent.
 """
@@ -18,6 +18,7 @@ from common.errors import TwilioRejected
 from common.pipeline import Status
 from common.runner import Context, CycleResult, run_service
 from common.twilio_client import describe_error
+from messaging.answers import expanded
 from messaging.rows import RuleRow
 from messaging.rules import Rule
 from messaging.send import rows_for, values_row, write
@@ -39,7 +40,7 @@ OUTCOME = {
 
 def run_once(ctx: Context) -> CycleResult:
     result = CycleResult()
-    rules = [rule for rule in ctx.rules if rule.sends_sms]
+    rules = [rule for rule in expanded(ctx.rules) if rule.sends_sms]  # auto-answers too
     if not rules:
         return result  # e-mail only: Graph gives no delivery report to wait for
     assert ctx.sms is not None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from pathlib import Path
+
 import pytest
 
-from services import delivery_checker, registration_detector
+from sandbox.clock import SimClock
+from services import delivery_checker, registration_detector, reply_poller
 from services.sms_sender import Sender
-from tests.services.conftest import Rig
+from tests.services.conftest import START, Rig, start_rules_rig
 
 
 def sent(rig: Rig, phone: str) -> None:
@@ -60,3 +64,34 @@ def test_unchanged_status_writes_nothing(rig: Rig) -> None:
     rig.redcap.server.reset_stats()
     delivery_checker.run_once(ctx)
     assert rig.redcap.server.stats.total_requests() == 1
+
+
+ANSWERING = """
+[[rule]]
+name = "visit"
+when = "[registration_complete] = '2'"
+delay_minutes = 0
+template = "Your visit is tomorrow. Reply YES to confirm or NO to cancel."
+replies.confirmed = ["yes"]
+answer_confirmed = "Thank you, your visit is confirmed."
+"""
+
+
+def test_an_auto_answer_gets_its_delivery_outcome_too(tmp_path: Path) -> None:
+    """The auto-answer rule (visit_answer) is checked like any rule: delivered, not left at
+    sms_sent for ever."""
+    for rig in start_rules_rig(tmp_path, ANSWERING, sim_clock=SimClock(UTC, START)):
+        rig.register("1", "+16175550100")
+        registration_detector.run_once(rig.ctx(needs_twilio=False))
+        Sender(dry_run=False).run_once(rig.ctx())
+        rig.clock.advance(30)
+        rig.sim_clock.advance(30)
+        rig.twilio.inject_inbound("+16175550100", rig.twilio.from_number, "yes")
+        reply_poller.run_once(rig.ctx())
+        Sender(dry_run=False).run_once(rig.ctx())
+        assert rig.values("1")["visit_answer_status"] == "sms_sent"
+        rig.clock.advance(60)
+        rig.sim_clock.advance(60)
+        delivery_checker.run_once(rig.ctx())
+        values = rig.values("1")
+        assert (values["visit_status"], values["visit_answer_status"]) == ("delivered", "delivered")
