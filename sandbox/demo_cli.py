@@ -2,13 +2,16 @@
 
 Starts the simulators (REDCap, Twilio, Microsoft) with the demo project and the rules of
 ``sandbox/demo_rules.toml`` (a welcome with the survey link, by SMS or else by e-mail; a reminder
-that ``stop_when`` cancels for whoever answered; a visit reminder 24 hours before a visit), their
-fields added as uploading ``admin instrument``'s CSV would, and staff alerts on
-(``ALERT_EMAIL_TO``). Shows a PyCap export, baselines three pre-go-live registrations, runs the
-detector, sender and checker as real processes in loop mode while participants register (some
-answer the survey once their welcome arrives; staff book two visits just over a day ahead), then
-stops them with SIGTERM, lists what the Microsoft mailbox sent (recipients masked) and prints
-``admin status``. Only the settings make it fast: no code here moves a clock.
+that ``stop_when`` cancels for whoever answered; a visit reminder 24 hours before a visit that
+takes YES / NO replies, with auto-answers), their fields added as uploading ``admin
+instrument``'s CSV would, and staff alerts on (``ALERT_EMAIL_TO``). Shows a PyCap export,
+baselines three pre-go-live registrations, runs the detector, sender, checker and reply poller as
+real processes in loop mode while participants register (some answer the survey once their
+welcome arrives; staff book three visits just over a day ahead; once all their messages have
+settled, the three with a visit text back NO, SÍ and STOP through the Twilio simulator), then
+stops them with SIGTERM, shows what REDCap holds for the replies (meanings, never the numbers or
+the texts) and the auto-answers, lists what the Microsoft mailbox sent (recipients masked) and
+prints ``admin status``. Only the settings make it fast: no code here moves a clock.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from redcap.project import Project as PyCapProject
 
 from common.addresses import mask_email, same_address
+from messaging.answers import expanded
 from messaging.rules import Rule, load_rules
 from messaging.triggers import any_of
 from sandbox.clock import SimClock
@@ -37,9 +42,10 @@ from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from sandbox.redcap.importer import import_rows
 from sandbox.redcap.model import Project
 from sandbox.session import Sandbox
+from sandbox.twilio.server import TwilioSim
 
 RULES_FILE = Path(__file__).with_name("demo_rules.toml")
-SERVICES = ("registration_detector", "sms_sender", "delivery_checker")
+SERVICES = ("registration_detector", "sms_sender", "delivery_checker", "reply_poller")
 # Statuses the services will not move on their own: a record of a rule there is done.
 SETTLED = (
     "delivered",
@@ -56,7 +62,10 @@ SETTLED = (
 MAX_SECONDS = 90.0  # from the services' start until every rule of every record has settled
 REGISTER_EVERY = 1.5  # seconds between registrations
 ANSWERS = ("5", "7", "8", "12")  # answer the survey once the welcome arrives: reminder cancelled
-VISITS = {"4": "1", "5": "2"}  # booked at registration, language 1 English / 2 Español
+VISITS = {"4": "1", "5": "2", "6": "1"}  # booked at registration, language 1 English / 2 Español
+# What each participant with a visit texts back once their messages have settled, and how the
+# demo says it (the text itself, like the number, is PHI: only REDCap keeps it).
+REPLIES = {"4": ("NO", "a NO"), "5": ("Sí", "a YES, in Spanish"), "6": ("STOP", "STOP")}
 LANGUAGES = {"1": "English", "2": "Español"}
 NO_ADDRESS = ("10",)  # registered without an e-mail address
 # Staff digests of what needs a person (messaging.alerts): as often as the setting allows.
@@ -109,13 +118,13 @@ def run(python: str = sys.executable) -> int:
         subprocess.run([*admin, "check", "--env-file", str(env_file)], check=False, timeout=60)
         subprocess.run([*admin, "baseline", "--env-file", str(env_file)], check=True, timeout=60)
 
-        print("== starting the three services (loop mode)")
+        print(f"== starting the {len(SERVICES)} services (loop mode): {', '.join(SERVICES)}")
         procs = [
             subprocess.Popen([python, "-m", f"services.{name}", "--env-file", str(env_file)])
             for name in SERVICES
         ]
         try:
-            done = play(project, clock, tz, pycap, rules)
+            done = play(project, clock, twilio, tz, pycap, rules)
             if done:
                 wait_for_digest(box.microsoft.sent)
         finally:
@@ -130,24 +139,35 @@ def run(python: str = sys.executable) -> int:
         print(f"== services stopped; Twilio accepted {len(twilio.sent())} message(s)")
         for record_id, sid in field_values(project, "visit_sms_sid").items():
             print(f"== visit reminder to participant {record_id}: {twilio.message(sid)['body']}")
+        show_replies(pycap, twilio)
         show_mailbox(box.microsoft.sent())
         if not done:
-            left = ", ".join(unsettled(pycap, rules)) or "none"
+            left = ", ".join(unsettled(pycap, expanded(rules))) or "none"
             print(f"== not settled within {MAX_SECONDS:g} s (records {left})")
         print("== python -m services.admin status")
         status = subprocess.run(
             [*admin, "status", "--env-file", str(env_file)], check=False, timeout=60
         )
-        return 0 if done and not unsettled(pycap, rules) and status.returncode == 0 else 1
+        settled = not unsettled(pycap, expanded(rules))
+        return 0 if done and settled and status.returncode == 0 else 1
 
 
 def play(
-    project: Project, clock: SimClock, tz: ZoneInfo, pycap: PyCapProject, rules: Sequence[Rule]
+    project: Project,
+    clock: SimClock,
+    twilio: TwilioSim,
+    tz: ZoneInfo,
+    pycap: PyCapProject,
+    rules: Sequence[Rule],
 ) -> bool:
     """Participants register one by one (staff book the visits as they do), answer the survey
-    once their welcome text arrives; True once every rule has settled for every record."""
+    once their welcome text arrives, text back once their visit reminder and everything else
+    has settled; True once every rule (auto-answers included) has settled for every record and
+    REDCap holds the three replies."""
     waiting = cohort()
     answering = set(ANSWERS)
+    replying = dict(REPLIES)
+    visit = visit_time(clock, tz)
     deadline = time.monotonic() + MAX_SECONDS
     next_registration = time.monotonic() + REGISTER_EVERY
     while time.monotonic() < deadline:
@@ -156,7 +176,7 @@ def play(
             enroll(project, clock, person)
             note = ""
             if person.record_id in VISITS:
-                note = book_visit(project, clock, tz, person.record_id, VISITS[person.record_id])
+                note = book_visit(project, clock, visit, person.record_id, VISITS[person.record_id])
             print(f"== participant {person.record_id} completed registration{note}")
             next_registration += REGISTER_EVERY
         texted = set(field_values(project, "welcome_status", "delivered"))
@@ -166,7 +186,15 @@ def play(
             answering.discard(record_id)
             how = "text" if record_id in texted else "e-mail"
             print(f"== participant {record_id} got the welcome {how} and completed the survey")
-        if not waiting and not answering and not unsettled(pycap, rules):
+        open_ = unsettled(pycap, expanded(rules))
+        reminded = field_values(project, "visit_status", "delivered")
+        for record_id in sorted(set(replying) & (set(reminded) - set(open_))):
+            body, said = replying.pop(record_id)
+            to = field_values(project, "visit_sms_to")[record_id]
+            twilio.inject_inbound(to, twilio.from_number, body)
+            print(f"== participant {record_id} texts back to the visit reminder: {said}")
+        replied = set(field_values(project, "visit_reply")) >= set(REPLIES)
+        if not waiting and not answering and not replying and replied and not open_:
             return True
         time.sleep(0.5)
     return False
@@ -196,11 +224,50 @@ def show_mailbox(mails: Sequence[SentMail]) -> None:
         print(f"==   no staff digest to {ALERTS['ALERT_EMAIL_TO']} arrived")
 
 
-def book_visit(project: Project, clock: SimClock, tz: ZoneInfo, record_id: str, code: str) -> str:
-    """Staff enter a visit just over 24 hours ahead (``visit_datetime`` has minutes only, so the
-    next whole minute): its reminder falls due within the minute."""
+def show_replies(pycap: PyCapProject, twilio: TwilioSim) -> None:
+    """What REDCap holds for the participants who texted back (a PyCap export of the meaning,
+    its time, the opt-out and the auto-answer's state: never the number or the text), and
+    what we answered each, as Twilio took it."""
+    fields = ["record_id", "visit_reply", "visit_reply_at", "visit_reply_sid", "visit_sms_to"]
+    fields += ["relay_opted_out", "visit_answer_status", "visit_answer_sms_sid"]
+    rows = pycap.export_records(records=list(REPLIES), fields=fields)
+    print("== replies in REDCap (PyCap export; the numbers and texts stay in REDCap):")
+    for row in rows:
+        record_id, meaning = row["record_id"], row["visit_reply"] or "(none)"
+        line = f"==   participant {record_id} rule visit: {meaning} at {row['visit_reply_at']}"
+        if row["relay_opted_out"] == "1":
+            line += ", relay_opted_out = 1"
+        print(line)
+        if row["visit_answer_sms_sid"]:
+            body = twilio.message(row["visit_answer_sms_sid"])["body"]
+            print(f"==     auto-answer {row['visit_answer_status']}: {body}")
+        elif row["visit_reply_sid"]:
+            since = sent_since(twilio, row["visit_sms_to"], row["visit_reply_sid"])
+            print(
+                f"==     no auto-answer from us (Twilio answers STOP itself): Twilio took "
+                f"{since} message(s) of ours for them since"
+            )
+
+
+def sent_since(twilio: TwilioSim, to: str, inbound_sid: str) -> int:
+    """How many of our messages to ``to`` Twilio took since the inbound ``inbound_sid`` (to the
+    second, as Twilio dates them)."""
+    received = parsedate_to_datetime(str(twilio.message(inbound_sid)["date_created"]))
+    created = [parsedate_to_datetime(str(m["date_created"])) for m in twilio.sent(to=to)]
+    return sum(when >= received for when in created)
+
+
+def visit_time(clock: SimClock, tz: ZoneInfo) -> datetime:
+    """Just over 24 hours ahead, in TIMEZONE (``visit_datetime`` has minutes only, so the next
+    whole minute): the reminders of the visits booked at it fall due within the minute."""
     now = clock.now().astimezone(tz).replace(tzinfo=None)
-    visit = (now + timedelta(days=1, minutes=1)).replace(second=0, microsecond=0)
+    return (now + timedelta(days=1, minutes=1)).replace(second=0, microsecond=0)
+
+
+def book_visit(
+    project: Project, clock: SimClock, visit: datetime, record_id: str, code: str
+) -> str:
+    """Staff enter a visit at ``visit`` (its reminder is due 24 hours before)."""
     store(project, clock, record_id, visit_datetime=f"{visit:%Y-%m-%d %H:%M}", language=code)
     return (
         f"; visit booked for {visit:%Y-%m-%d %H:%M} ({LANGUAGES[code]}): "
@@ -236,7 +303,9 @@ def unsettled(pycap: PyCapProject, rules: Sequence[Rule]) -> list[str]:
     for rule in rules:
         status = f"[{rule.fields.status}]"
         open_ = " and ".join(f"{status} <> '{code}'" for code in SETTLED)
-        parts.append(f"(({rule.when}) or {status} <> '') and {open_}")
+        # An auto-answer rule has no `when`: it applies once the poller gives it a status.
+        applies = f"({rule.when}) or {status} <> ''" if rule.when else f"{status} <> ''"
+        parts.append(f"({applies}) and {open_}")
     rows = pycap.export_records(fields=["record_id"], filter_logic=any_of(parts))
     return sorted({str(row["record_id"]) for row in rows}, key=lambda r: (len(r), r))
 

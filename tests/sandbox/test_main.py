@@ -69,9 +69,12 @@ def test_bad_project_file_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     """The demo's three rules end as a user reads them in admin status (README): welcome
     delivered but for one undelivered, one skipped and one sent by e-mail; the reminder
-    cancelled for the four who answered and delivered to the rest; both visit reminders
+    cancelled for the four who answered and delivered to the rest; the three visit reminders
     delivered, one in Spanish; the mailbox holds the welcome mail and a staff digest, listed
-    with masked recipients (no address in full anywhere)."""
+    with masked recipients (no address in full anywhere). Four services run, the reply poller
+    among them: a NO and a Spanish YES land in REDCap as cancelled and confirmed, each with its
+    auto-answer in the participant's language, delivered; a STOP opts its sender out and gets
+    nothing from us; the output names meanings, never the numbers or the reply texts."""
     done = subprocess.run(
         [sys.executable, "-m", "sandbox.demo_cli"],
         cwd=ROOT,
@@ -88,12 +91,38 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     assert "sent: 8 (SMS 7, e-mail 1)" in done.stdout
     assert (reminder["cancelled"], reminder["delivered"], reminder["baseline"]) == ("4", "3", "3")
     assert (reminder["undelivered"], reminder["skipped"]) == ("1", "1")
-    assert (visit["delivered"], visit["(none)"]) == ("2", "10")
+    assert (visit["delivered"], visit["(none)"]) == ("3", "9")
     assert "Recordatorio: su visita es el" in done.stdout
     assert "participant mail to p***@e***.org: 'Your study survey'" in done.stdout
     assert "staff digest     to c***@s***.org" in done.stdout
     output = done.stdout + done.stderr
     assert "participant12@example.org" not in output and "coordinator@" not in output
+    services = "registration_detector, sms_sender, delivery_checker, reply_poller"
+    assert f"== starting the 4 services (loop mode): {services}" in done.stdout
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    said = {line.split()[2]: line for line in lines if line.startswith("==   participant ")}
+    assert said["4"].startswith("==   participant 4 rule visit: cancelled at ")
+    assert said["5"].startswith("==   participant 5 rule visit: confirmed at ")
+    assert said["6"].startswith("==   participant 6 rule visit: opted_out at ")
+    assert said["6"].endswith("relay_opted_out = 1")
+    answers = [line for line in lines if line.startswith("==     ")]
+    assert answers == [
+        "==     auto-answer delivered: Thank you for letting us know. The study team will call "
+        "you to find another time.",
+        "==     auto-answer delivered: Gracias, su visita queda confirmada. ¡Hasta pronto!",
+        "==     no auto-answer from us (Twilio answers STOP itself): Twilio took 0 message(s) "
+        "of ours for them since",
+    ]
+    assert "Twilio accepted 16 message(s)" in done.stdout  # 13, a third visit, two answers
+    assert "opted out (replied STOP, or Twilio refused with 21610): 1" in lines
+    assert (
+        "latest reply per participant: confirmed 1, cancelled 1, unclear 0, help 0, "
+        "opted_out 1, opted_in 0" in lines
+    )
+    assert "auto-answers sent: 2" in lines
+    # The numbers (demo phones are 617-555-01xx, masked as +1******01xx) and the texts sent
+    # back stay in REDCap.
+    assert "555-01" not in output and "55501" not in output and "Sí" not in output
 
 
 def funnels(out: str) -> dict[str, dict[str, str]]:
