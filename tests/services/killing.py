@@ -1,9 +1,10 @@
-"""kill -9 of a real sender process at a chosen request of its send path, for the crash tests.
+"""kill -9 of a real service process at a chosen request, for the crash tests.
 
 A step names the simulator (``redcap``, ``twilio`` or ``microsoft``), the requests it matches
 (its ``describe`` values), whether the server applies the request before withholding the answer,
 and how many matching requests go through first. :func:`kill_at` hangs that request, waits until
-a ``services.sms_sender --once`` process is stuck in it and SIGKILLs it there.
+a ``python -m <module> --once`` process (the sender unless told otherwise) is stuck in it and
+SIGKILLs it there.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def server_of(rig: Rig, where: str) -> SimServer:
     return servers[where]
 
 
-def kill_at(rig: Rig, step: Step, **overrides: str) -> bool:
-    """Start a sender (settings: KILL_SETTINGS and ``overrides``), let it reach ``step`` and
-    SIGKILL it there (or let it finish if it has nothing left that reaches the step); whether it
-    was killed at the step."""
+def kill_at(rig: Rig, step: Step, module: str = "services.sms_sender", **overrides: str) -> bool:
+    """Start ``module --once`` (settings: KILL_SETTINGS and ``overrides``), let it reach ``step``
+    and SIGKILL it there (or let it finish if it has nothing left that reaches the step); whether
+    it was killed at the step."""
     _, where, match, after_apply, skip = step
     server = server_of(rig, where)
     fault = server.faults.add(
@@ -49,7 +50,7 @@ def kill_at(rig: Rig, step: Step, **overrides: str) -> bool:
     )
     env = rig.env_file(**{**KILL_SETTINGS, **overrides}, HTTP_TIMEOUT_SECONDS="60")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
+        [sys.executable, "-m", module, "--once", "--env-file", str(env)],
         cwd=ROOT,
         env=clean_env(),
         stdout=subprocess.DEVNULL,
