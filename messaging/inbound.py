@@ -6,12 +6,12 @@ reply-taking rule went to one of their numbers. Each message is then **attribute
 record and rule whose most recent message to that number was sent before it (a family phone:
 the latest; a repeat: its newest message; a reply older than every message it could answer, or
 from a number we never texted, is counted and ignored), and is **done** when that record already
-holds it: its SID in a rule's ``R_reply_sid`` or ``relay_opt_sid``, or a reply recorded at or
-after it (``R_reply_at``, Twilio's time). Not done: it is recorded, oldest first, record by
-record:
+holds it: its SID in a rule's ``R_reply_sid``, or a reply recorded at or after it (``R_reply_at``,
+Twilio's time). Not done: it is recorded, oldest first, record by record:
 
-1. an opt-out or opt-in word sets or clears ``relay_opted_out`` (one import of those rows first,
-   so a crash before step 2 only makes the next cycle do it again);
+1. an opt-out or opt-in word sets or clears ``relay_opted_out`` (one import of those rows first;
+   a crash before step 2 leaves its SID in ``relay_opt_sid`` only, and the next cycle records the
+   reply with the meaning the record already holds);
 2. the rule's ``R_reply`` (meaning), ``R_reply_at``, ``R_reply_sid``, ``R_reply_text``, and when
    the rule has an auto-answer for that meaning, its companion ``R_answer_status = registered``
    in the same import, so the reply and its answer are recorded together or not at all. The
@@ -63,6 +63,7 @@ class RecordState:
     record_id: str
     opted_out: bool = False
     seen: set[str] = field(default_factory=set)  # inbound SIDs recorded on the record
+    opt_sid: str = ""  # the message whose opt-out or opt-in the record holds (relay_opt_sid)
     latest: datetime | None = None  # the newest reply recorded (Twilio's time)
     opt_row: dict[str, str] = field(default_factory=dict)
     rule_rows: dict[str, dict[str, str]] = field(default_factory=dict)  # rule -> values to write
@@ -134,8 +135,9 @@ def _load(
         state = states.setdefault(rid, RecordState(rid))
         if home is None or values.get("redcap_event_name") == home:
             state.opted_out = values.get(OPT_OUT, "").strip() == "1"
-            if values.get(OPT_SID):
-                state.seen.add(values[OPT_SID])
+            # Not "done" by itself: its opt-out may have landed without its reply (a crash
+            # between the two imports); the reply SID is what makes it done.
+            state.opt_sid = values.get(OPT_SID, "")
     tz = ctx.settings.timezone
     candidates: dict[str, list[Candidate]] = {}
     for rule in rules:
@@ -192,10 +194,15 @@ def _record(
 ) -> None:
     rule = row.rule
     assert rule.replies is not None
-    meaning = rule.replies.interpret(message.body, opted_out=state.opted_out)
+    if message.sid == state.opt_sid:
+        # Its opt-out or opt-in is on the record already: read it as it was read then (a YES
+        # that opted in must not become a confirmation now that the record is opted in).
+        meaning = OPTED_OUT if state.opted_out else OPTED_IN
+    else:
+        meaning = rule.replies.interpret(message.body, opted_out=state.opted_out)
     f = rule.fields
     at = ctx.stamp(f.reply_at, when)
-    if meaning in (OPTED_OUT, OPTED_IN):
+    if meaning in (OPTED_OUT, OPTED_IN) and message.sid != state.opt_sid:
         state.opted_out = meaning == OPTED_OUT
         state.opt_row = {
             OPT_OUT: "1" if state.opted_out else "",
