@@ -64,7 +64,10 @@ class RecordState:
     opted_out: bool = False
     seen: set[str] = field(default_factory=set)  # inbound SIDs recorded on the record
     opt_sid: str = ""  # the message whose opt-out or opt-in the record holds (relay_opt_sid)
-    latest: datetime | None = None  # the newest reply recorded (Twilio's time)
+    # The newest reply REDCap held when the cycle began (Twilio's time). Not moved by this
+    # cycle's replies: they come oldest first, and one in the same second as the one before it
+    # is later, not already recorded.
+    latest: datetime | None = None
     opt_row: dict[str, str] = field(default_factory=dict)
     rule_rows: dict[str, dict[str, str]] = field(default_factory=dict)  # rule -> values to write
     busy: bool = False  # an auto-answer is being sent: leave the record to the next cycle
@@ -234,7 +237,6 @@ def _record(
         earlier = {k: v for k, v in earlier.items() if not k.startswith(companion.prefix + "_")}
     state.rule_rows[rule.name] = {**earlier, **values}
     state.seen.add(message.sid)
-    state.latest = when
     ctx.log.info(
         "record=%s rule=%s reply recorded: %s%s",
         row.record_id,
