@@ -1,12 +1,14 @@
 """Replies from Twilio's message log to REDCap, each exactly once, with no cursor of our own.
 
 One cycle: list the inbound messages of the last REPLY_LOOKBACK_HOURS (one Twilio request while
-they fit a page); if there are any, one REDCap export of the records whose last message of a
-reply-taking rule went to one of their numbers. Each message is then **attributed** to the
-record and rule whose most recent message to that number was sent before it (a family phone:
-the latest; a repeat: its newest message; a reply older than every message it could answer, or
-from a number we never texted, is counted and ignored), and is **done** when that record already
-holds it: its SID in a rule's ``R_reply_sid``, or a reply recorded at or after it (``R_reply_at``,
+they fit a page); if there are any, one REDCap export of the records that replied within the
+window (a filter of one clause per rule, whatever the window holds), which shows most messages
+to be recorded already; only if some are not, a second export of every record whose last
+message of a reply-taking rule went to one of their numbers. Each new message is
+**attributed** to the record and rule whose most recent message to that number was sent before
+it (a family phone: the latest; a repeat: its newest message; a reply older than every message
+it could answer, or from a number we never texted, is counted and ignored), and is **done** when
+that record already holds it: its SID in a rule's ``R_reply_sid``, or a reply recorded at or after it (``R_reply_at``,
 Twilio's time). Not done: it is recorded, oldest first, record by record:
 
 1. an opt-out or opt-in word sets or clears ``relay_opted_out`` (one import of those rows first;
@@ -28,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from common.field_types import WITH_SECONDS
 from common.phones import normalize_phone
 from common.pipeline import Status
 from common.runner import Context
@@ -41,6 +44,9 @@ from messaging.triggers import any_of, ref
 
 # A message counts as sent before a reply if Twilio's clock and ours disagree by less than this.
 SKEW = timedelta(seconds=60)
+# Replies recorded this long before the window began are looked at too (a daylight-saving hour,
+# a minute-only field).
+MARGIN = timedelta(minutes=61)
 # The statuses of a rule whose message went out (a reply may answer it).
 WENT = frozenset(
     {Status.SMS_SENT, Status.DELIVERED, Status.UNDELIVERED, Status.UNCONFIRMED, Status.FAILED}
@@ -95,12 +101,50 @@ def poll(ctx: Context, now: datetime) -> dict[str, int]:
     if not numbers:
         return counts
     rules = reply_rules(ctx)
-    candidates, states = _load(ctx, rules, sorted(numbers))
+    # 1. The records that replied within the window: what most messages turn out to be.
+    candidates, states = _load(ctx, rules, _replied_since(ctx, rules, since - MARGIN))
+    pending: dict[str, list[MessageInfo]] = {}
     for number, messages in numbers.items():
+        for message in messages:
+            if _known(message, candidates.get(number, []), states):
+                _count(counts, "already_recorded")
+            else:
+                pending.setdefault(number, []).append(message)
+    if not pending:
+        return counts
+    # 2. Only for what is new: every record whose message went to one of those numbers.
+    candidates, more = _load(ctx, rules, _sent_to(ctx, rules, sorted(pending)))
+    states.update(more)
+    for number, messages in pending.items():
         for message in messages:
             _count(counts, _attribute(ctx, message, candidates.get(number, []), states))
     _write(ctx, rules, states)
     return counts
+
+
+def _replied_since(ctx: Context, rules: Sequence[Rule], since: datetime) -> str:
+    stamp = since.astimezone(ctx.settings.timezone).strftime(WITH_SECONDS)
+    return any_of([f"{ref(ctx, rule, rule.fields.reply_at)} >= '{stamp}'" for rule in rules])
+
+
+def _sent_to(ctx: Context, rules: Sequence[Rule], numbers: Sequence[str]) -> str:
+    return any_of(
+        [f"{ref(ctx, rule, rule.fields.to)} = '{number}'" for rule in rules for number in numbers]
+    )
+
+
+def _known(
+    message: MessageInfo, candidates: Sequence[Candidate], states: Mapping[str, RecordState]
+) -> bool:
+    """Recorded already, as far as the records that replied within the window show: its SID
+    is on one of them, or one it could answer holds a reply at or after it."""
+    when = message.date_sent or message.date_created
+    if any(message.sid in state.seen for state in states.values()):
+        return True
+    return when is not None and any(
+        c.sent_at <= when + SKEW and _holds(states[c.row.record_id], message.sid, when)
+        for c in candidates
+    )
 
 
 def _number(raw: str, region: str) -> str | None:
@@ -112,25 +156,22 @@ def _number(raw: str, region: str) -> str | None:
 
 
 def _load(
-    ctx: Context, rules: Sequence[Rule], numbers: Sequence[str]
+    ctx: Context, rules: Sequence[Rule], logic: str
 ) -> tuple[dict[str, list[Candidate]], dict[str, RecordState]]:
-    """One export: every reply rule's rows whose last message went to one of ``numbers``, with
-    their auto-answer's state and the record's opt-out."""
+    """One export of the records ``logic`` selects: every reply rule's message, reply and
+    auto-answer state, and the record's opt-out."""
     key = ctx.layout.record_id_field
     fields = [key, OPT_OUT, OPT_SID]
-    logic = []
     companions = {rule.name: answer_rule(rule) for rule in rules if rule.answers}
     for rule in rules:
         f = rule.fields
         fields += [f.status, f.to, f.sent_at, f.reply, f.reply_at, f.reply_sid]
         if rule.name in companions:
             fields.append(companions[rule.name].fields.status)
-        to = ref(ctx, rule, f.to)
-        logic += [f"{to} = '{number}'" for number in numbers]
     events = sorted({e for rule in rules if (e := ctx.layout.event_for(rule.event))})
     if ctx.layout.event and ctx.layout.event not in events:
         events.append(ctx.layout.event)
-    raw = ctx.redcap.export(list(dict.fromkeys(fields)), any_of(logic), events=events or None)
+    raw = ctx.redcap.export(list(dict.fromkeys(fields)), logic, events=events or None)
     states: dict[str, RecordState] = {}
     home = ctx.layout.event
     for values in raw:
