@@ -8,8 +8,8 @@ message of a reply-taking rule went to one of their numbers. Each new message is
 **attributed** to the record and rule whose most recent message to that number was sent before
 it (a family phone: the latest; a repeat: its newest message; a reply older than every message
 it could answer, or from a number we never texted, is counted and ignored), and is **done** when
-that record already holds it: its SID in a rule's ``R_reply_sid``, or a reply recorded at or after it (``R_reply_at``,
-Twilio's time). Not done: it is recorded, oldest first, record by record:
+that record already holds it: its SID in a rule's ``R_reply_sid``, or a reply recorded at or
+after it (``R_reply_at``, Twilio's time). Not done: it is recorded, oldest first, record by record:
 
 1. an opt-out or opt-in word sets or clears ``relay_opted_out`` (one import of those rows first;
    a crash before step 2 leaves its SID in ``relay_opt_sid`` only, and the next cycle records the
