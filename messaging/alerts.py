@@ -47,6 +47,7 @@ from common.pipeline import Status, parse_time
 from common.runner import Context
 from common.settings import Settings
 from common.twilio_client import ERROR_TEXT, describe_error
+from messaging.answers import expanded
 from messaging.reconcile import CLOCK_SKEW
 from messaging.replies import OPTED_OUT
 from messaging.rows import RuleRow
@@ -135,7 +136,7 @@ def digest(ctx: Context, rows: Sequence[RuleRow]) -> tuple[str, str]:
     subject = f"redcap-relay: {many} attention (project {pid})"
     lines = [f"{many} attention in REDCap project {pid} (new since the last digest)."]
     listed = 0
-    for rule in ctx.rules:
+    for rule in expanded(ctx.rules):
         mine = [row for row in rows if row.rule.name == rule.name]
         if mine and listed < MAX_LINES:
             lines += ["", f"Rule {rule.name} ({len(mine)}):"]
@@ -166,7 +167,7 @@ class Digests:
         cycle line. Never raises but for a banned REDCap IP."""
         if ctx.mail is None or not ctx.settings.alert_email_to:
             return {}
-        rows = [row for rule in ctx.rules for row in rows_for(ctx, rule, raw)]
+        rows = [row for rule in expanded(ctx.rules) for row in rows_for(ctx, rule, raw)]
         try:
             return self._run(ctx, rows, now)
         except RedcapBanned:
@@ -229,7 +230,7 @@ def _claim(ctx: Context, fresh: Sequence[RuleRow], now: datetime) -> tuple[datet
     if any(_rounding(ctx.stamp(_field(row.rule), when)) for row in fresh):
         when = when.replace(second=0)  # one T for every rule, whatever its field stores
     claimed: list[RuleRow] = []
-    for rule in ctx.rules:
+    for rule in expanded(ctx.rules):
         mine = [row for row in fresh if row.rule.name == rule.name]
         if not mine:
             continue
@@ -258,7 +259,7 @@ def _send(ctx: Context, rows: Sequence[RuleRow], when: datetime, *, unclaim: boo
         return False
     except (GraphUnavailable, ConfigError, PermanentError) as exc:
         if unclaim:
-            for rule in ctx.rules:
+            for rule in expanded(ctx.rules):
                 name = _field(rule)
                 blank = [values_row(ctx, r, {name: ""}) for r in rows if r.rule.name == rule.name]
                 if blank:

@@ -28,7 +28,8 @@ def answer_rule(rule: Rule) -> Rule:
         name=rule.name + SUFFIX,
         when="",
         templates=next(iter(rule.answers.values())),
-        fields=RuleFields(rule.name + SUFFIX, RULES_FORM),
+        # A failed auto-answer is a problem for the staff digests too.
+        fields=RuleFields(rule.name + SUFFIX, RULES_FORM, alerts=rule.fields.alerts),
         event=rule.event,
         read=tuple(dict.fromkeys(fields)),
         answers=rule.answers,

@@ -24,6 +24,7 @@ from common.field_types import WITH_SECONDS
 from common.pipeline import SETTLED, Status
 from common.runner import Context
 from messaging.alerts import ALERT_STATUSES, window
+from messaging.answers import expanded
 from messaging.replies import OPTED_OUT
 from messaging.rows import RuleRow
 from messaging.rules import Rule
@@ -49,9 +50,10 @@ class RuleWork:
 def work_logic(ctx: Context, now: datetime, rules: Sequence[Rule] | None = None) -> str:
     """The one filter selecting the work of ``rules`` (every rule, auto-answers included, for
     the sender) and the records to alert about (see the module docstring)."""
-    parts = [_rule_logic(ctx, rule, now) for rule in (ctx.rules if rules is None else rules)]
+    chosen = ctx.rules if rules is None else rules
+    parts = [_rule_logic(ctx, rule, now) for rule in chosen]
     if ctx.settings.alert_email_to:
-        parts += [_alert_logic(ctx, rule, now) for rule in ctx.rules]
+        parts += [_alert_logic(ctx, rule, now) for rule in expanded(ctx.rules)]
     return any_of(parts)
 
 

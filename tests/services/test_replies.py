@@ -294,3 +294,25 @@ def test_each_reply_to_a_repeated_message_is_answered_once(tmp_path: Path) -> No
         ]
         values = rig.values("1")
         assert (values["remind_reply"], values["remind_answer_sms_count"]) == ("confirmed", "2")
+
+
+def test_a_failed_auto_answer_is_in_the_staff_digest(tmp_path: Path) -> None:
+    """Auto-answers are messages like any other: one that fails is listed under its rule."""
+    for rig in start_rules_rig(
+        tmp_path,
+        VISIT,
+        sim_clock=SimClock(UTC, START),
+        ALERT_EMAIL_TO="coordinator@example.org",
+        ALERT_MIN_INTERVAL_MINUTES="1",
+    ):
+        join(rig, "1")
+        sender = Sender(dry_run=False)
+        sender.run_once(rig.ctx())
+        rig.set("1", visit_answer_status="failed", visit_answer_error_code="30007")
+        for _ in range(2):
+            rig.clock.advance(120)
+            rig.sim_clock.advance(120)
+            sender.run_once(rig.ctx())
+        [mail] = rig.microsoft.sent(to="coordinator@example.org")
+        assert "Rule visit_answer (1):" in mail.content
+        assert "record 1: failed:" in mail.content
