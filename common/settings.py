@@ -26,6 +26,7 @@ from common.setting_values import (
     parse_quiet_hours,
     parse_zone,
 )
+from messaging.answers import expanded
 from messaging.rules import Rule, builtin_rule, load_rules
 
 DEFAULT_PHONE_FIELDS = (
@@ -378,12 +379,14 @@ class Settings:
         return bool(self.alert_email_to) or any(rule.sends_email for rule in self.rules)
 
     def rule(self, name: str) -> Rule:
-        """The rule called ``name`` (``--rule``); ConfigError listing the rules there are."""
-        for rule in self.rules:
+        """The rule called ``name`` (``--rule``; a rule's auto-answers are ``<rule>_answer``);
+        ConfigError listing the rules there are."""
+        every = expanded(self.rules)
+        for rule in every:
             if rule.name == name:
                 return rule
         raise ConfigError(
-            f"--rule {name}: no such rule; the rules are: {', '.join(r.name for r in self.rules)}"
+            f"--rule {name}: no such rule; the rules are: {', '.join(r.name for r in every)}"
         )
 
     def require_survey(self) -> None:

@@ -124,6 +124,11 @@ def command_baseline(ctx: Context, rule_name: str | None) -> int:
     """Mark every record a rule already applies to (status blank) ``baseline``; idempotent.
     Every rule, or only ``--rule`` (a rule added to a live study)."""
     rules = [ctx.settings.rule(rule_name)] if rule_name else list(ctx.rules)
+    if rules[0].answer_of:
+        raise ConfigError(
+            f"--rule {rule_name}: auto-answers follow replies, they have no when to baseline; "
+            f"baseline rule {rules[0].answer_of} instead"
+        )
     failed = False
     found = newly_true(ctx, rules)
     for rule in rules:

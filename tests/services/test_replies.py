@@ -316,3 +316,18 @@ def test_a_failed_auto_answer_is_in_the_staff_digest(tmp_path: Path) -> None:
         [mail] = rig.microsoft.sent(to="coordinator@example.org")
         assert "Rule visit_answer (1):" in mail.content
         assert "record 1: failed:" in mail.content
+
+
+def test_admin_commands_name_the_auto_answer_rule(replies: Rig) -> None:
+    """A failed auto-answer can be requeued by its rule name; baseline refuses it, naming the
+    rule to baseline instead."""
+    join(replies, "1")
+    send(replies)
+    replies.set("1", visit_answer_status="failed", visit_reply="confirmed")
+    done = replies.run("services.admin", "requeue", "1", "--rule", "visit_answer")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert replies.values("1")["visit_answer_status"] == "registered"
+    assert send(replies)["sent"] == 1
+    assert bodies(replies)[-1] == "Thank you, your visit is confirmed."
+    refused = replies.run("services.admin", "baseline", "--rule", "visit_answer")
+    assert refused.returncode == 2 and "baseline rule visit instead" in refused.stderr
