@@ -272,10 +272,19 @@ def _record(
         )
     # A later reply of this cycle to the same rule supersedes an earlier one: an auto-answer
     # queued for the earlier one answers the latest text, or none if that takes no answer.
+    # One queued by an earlier cycle and not sent yet is cancelled the same way.
     earlier = state.rule_rows.get(rule.name, {})
     if not answered and rule.answers:
         companion = answer_rule(rule).fields
         earlier = {k: v for k, v in earlier.items() if not k.startswith(companion.prefix + "_")}
+        if row.get(companion.status) == Status.REGISTERED:
+            values.update(
+                {
+                    companion.status: Status.CANCELLED,
+                    companion.error_code: "superseded",
+                    companion.error_message: "a later reply takes no auto-answer",
+                }
+            )
     state.rule_rows[rule.name] = {**earlier, **values}
     state.seen.add(message.sid)
     ctx.log.info(

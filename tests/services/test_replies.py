@@ -331,3 +331,22 @@ def test_admin_commands_name_the_auto_answer_rule(replies: Rig) -> None:
     assert bodies(replies)[-1] == "Thank you, your visit is confirmed."
     refused = replies.run("services.admin", "baseline", "--rule", "visit_answer")
     assert refused.returncode == 2 and "baseline rule visit instead" in refused.stderr
+
+
+def test_a_queued_answer_superseded_by_help_is_cancelled_not_failed(replies: Rig) -> None:
+    """YES queues its answer; HELP arrives (a later cycle) before the sender ran: the queued
+    answer is cancelled (superseded), never sent, never a failure for the digests."""
+    join(replies, "1")
+    send(replies)
+    text_back(replies, "yes")
+    poll(replies)
+    text_back(replies, "HELP")
+    poll(replies)
+    values = replies.values("1")
+    assert values["visit_reply"] == "help"
+    assert (values["visit_answer_status"], values["visit_answer_error_code"]) == (
+        "cancelled",
+        "superseded",
+    )
+    send(replies)
+    assert len(bodies(replies)) == 2
