@@ -4,11 +4,18 @@ as a checklist.
 Twilio is checked only when a rule sends SMS, Graph only when a rule sends e-mail or staff alerts
 are on (``Settings.uses_sms`` / ``uses_email``): an e-mail-only study needs no Twilio account.
 
-Each line is ``[ok  ]`` or ``[FAIL]`` with what was found and, for a failure, the fix. Exit 0 when
-everything passed, 1 otherwise. Nothing is written anywhere.
+Each line is ``[ok  ]``, ``[warn]`` or ``[FAIL]`` with what was found and, for a failure, the fix.
+Exit 0 when everything passed (warnings pass), 1 otherwise. Nothing is written anywhere.
+
+The REDCap budget line adds up the studies polling the same REDCap from this host (the installed
+instances and these settings, :mod:`services.capacity`) and warns past half of REDCap's limit.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
 
 from common.checks import Check
 from common.errors import ConfigError, RelayError
@@ -20,16 +27,19 @@ from common.settings import Settings
 from common.twilio_client import SmsGateway
 from messaging.rules import Rule
 from messaging.samples import mail_samples, samples
+from services import capacity
 
 
-def command_check(env_file: str | None) -> int:
+def command_check(env_file: str | None, environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
     checks: list[Check] = []
     try:
-        settings = load_settings(env_file)
+        settings = load_settings(env_file, environ)
         checks.append(Check("settings", True, "all settings parse"))
     except ConfigError as exc:
         checks.append(Check("settings", False, str(exc), "see .env.example"))
         return _print_checks(checks)
+    checks += budget_checks(settings, env_file, environ)
     checks += _redcap_checks(settings)
     if settings.uses_sms:
         checks += _twilio_checks(settings)
@@ -39,6 +49,19 @@ def command_check(env_file: str | None) -> int:
         checks += graph_checks(settings)
     checks += template_checks(settings)
     return _print_checks(checks)
+
+
+def budget_checks(
+    settings: Settings, env_file: str | None, environ: Mapping[str, str]
+) -> list[Check]:
+    """The requests a minute of every study polling this REDCap from this host; a warning (not
+    a failure: nothing is wrong yet) past half of REDCAP_MAX_PER_MINUTE, and a note for each
+    installed instance whose settings do not parse."""
+    path = Path(env_file or ".env")
+    load, notes = capacity.host_load(settings, path if path.exists() else None, environ)
+    checks = [Check("REDCap budget", True, capacity.describe(load), warning=load.over)]
+    checks += [Check("REDCap budget", True, note, warning=True) for note in notes]
+    return checks
 
 
 def template_checks(settings: Settings) -> list[Check]:
