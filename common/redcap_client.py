@@ -114,6 +114,11 @@ class RedcapClient:
         )
         return [{k: str(v) for k, v in row.items()} for row in self._rows(rows)]
 
+    def report(self, report_id: str) -> list[dict[str, str]]:
+        """The rows of a saved report (its columns and filter, as the team set it up), raw."""
+        rows = self._call(self._project.export_report, report_id=str(report_id), raw_or_label="raw")
+        return [{k: str(v) for k, v in row.items()} for row in self._rows(rows)]
+
     def import_rows(self, rows: Sequence[Mapping[str, str]], overwrite: bool = False) -> int:
         """Write only the fields given; ``overwrite`` lets a blank erase a stored value.
 

@@ -9,6 +9,7 @@ record another go. Output goes to stdout; logs to stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,6 +41,8 @@ from messaging.send import (
 from messaging.triggers import export_events, newly_true
 from services.admin_check import command_check
 from services.admin_status import command_status
+from services.admin_systemd import add_parsers as add_systemd_parsers
+from services.admin_systemd import command_systemd
 from services.sms_sender import sender_lock
 
 ALREADY_MESSAGED = frozenset(
@@ -66,8 +69,14 @@ def parser() -> argparse.ArgumentParser:
     )
     baseline.add_argument("--rule", help="only this rule (one added to a live study)")
     sub.add_parser("instrument", help="print the data dictionary rows (CSV) of every rule's fields")
-    status = sub.add_parser("status", help="print each rule's funnel")
+    status = sub.add_parser(
+        "status", help="print each rule's funnel and the health findings (exit 1 if unhealthy)"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--html", metavar="FILE", help="also write the status page to FILE")
+    status.add_argument(
+        "--report-id", metavar="N", help="read this REDCap report's rows instead of our export"
+    )
     force = sub.add_parser("force", help="send to one record now (ignores delay, quiet hours)")
     force.add_argument("record")
     force.add_argument(
@@ -79,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     requeue.add_argument("record")
     for command in (force, requeue):
         command.add_argument("--rule", default=BUILTIN, help="the rule (default pipeline)")
+    add_systemd_parsers(sub)  # install-systemd, uninstall-systemd
     for command in (sub.choices[name] for name in sub.choices):
         # Accept --env-file after the command too (admin status --env-file x): what people type.
         command.add_argument("--env-file", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -89,6 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "check":
         return command_check(args.env_file)  # reports bad settings as a checklist line
+    if args.command in ("install-systemd", "uninstall-systemd"):
+        try:  # writes a study's settings file rather than reading one
+            return command_systemd(args, os.environ)
+        except ConfigError as exc:
+            return report_failure(exc, say)
     try:
         settings = load_settings(args.env_file)
         if args.command == "instrument":
@@ -108,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "baseline":
             return command_baseline(ctx, args.rule)
         if args.command == "status":
-            return command_status(ctx, as_json=args.json)
+            return command_status(ctx, args.json, args.html, args.report_id)
         return command_requeue(ctx, settings.rule(args.rule), args.record)
     except RelayError as exc:
         return report_failure(exc, say)

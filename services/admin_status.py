@@ -1,21 +1,34 @@
 """``admin status``: the funnel of every rule, records per status, how many were sent (by SMS
 and by e-mail), oldest waiting, problems; for a rule that takes replies, its participants' latest
-reply by meaning and its auto-answers sent; how many participants opted out (STOP)."""
+reply by meaning and its auto-answers sent; how many participants opted out (STOP); the health
+findings (services.admin_health) and each service's last activity. Exit 0 healthy, 1 unhealthy.
+
+``--html FILE`` also writes the status page (services.status_page); ``--report-id N`` reads a
+saved REDCap report instead of our export: its filter picks the records (one site, one arm) and
+it must hold the rules' fields for the funnel; without any rule's status field only its size and
+columns are shown. Health checks whose fields the report lacks are listed as not checked."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError
 from common.pipeline import Status
-from common.runner import EXIT_OK, Context
-from messaging.answers import answer_rule
+from common.runner import EXIT_FAILURE, EXIT_OK, Context
+from common.twilio_client import SmsGateway
+from messaging.answers import answer_rule, expanded
 from messaging.replies import HELP, OPT_OUT, OPTED_IN, OPTED_OUT, UNCLEAR
 from messaging.rows import RuleRow
 from messaging.rules import EMAIL, SMS, Rule
 from messaging.send import rows_for
 from messaging.triggers import export_events
+from services import admin_health, status_page
+
+EXIT_UNHEALTHY = EXIT_FAILURE  # some finding: page someone (config errors stay 2, project 3)
 
 PROBLEMS = (
     Status.FAILED,
@@ -35,35 +48,67 @@ SENT = (
 )
 
 
-def funnel(ctx: Context) -> dict[str, Any]:
-    """Per rule, the funnel; the first rule's also at the top level (what scripts of the
-    single-message version read). One export: every rule's fields, its replies and its
-    auto-answers' count, and the record's opt-out."""
-    key = ctx.layout.record_id_field
-    fields = [key]
-    for rule in ctx.rules:
+WAITING_SHOWN = 50  # per rule, the longest waiting records listed (the count covers all)
+
+
+def status_fields(ctx: Context) -> list[str]:
+    """What the one export reads: per rule (auto-answers too) its state, times and counts, the
+    reply fields of rules that take replies, what due times need (an anchor), the opt-out."""
+    fields = [ctx.layout.record_id_field]
+    for rule in expanded(ctx.rules):
         f = rule.fields
-        fields += [f.status, f.registered_at, f.error_code, f.interrupted]
-        fields += [f.channel] if f.channel else []
+        fields += [f.status, f.registered_at, f.claimed_at, f.sent_at, f.checked_at]
+        fields += [f.error_code, f.interrupted]
+        fields += [name for name in (f.channel, f.count, rule.anchor) if name]
         if rule.replies is not None:
-            fields.append(f.reply)
-        if rule.answers and (count := answer_rule(rule).fields.count):
-            fields.append(count)  # auto-answers sent so far, over every reply
-    events = export_events(ctx, ctx.rules)
+            fields += [f.reply, f.reply_at, f.reply_sid, f.to]
     if ctx.layout.opt_out:
         fields.append(OPT_OUT)
-        if events is not None and ctx.layout.event and ctx.layout.event not in events:
-            events.append(ctx.layout.event)  # the opt-out lives in REDCAP_EVENT
-    raw = ctx.redcap.export(list(dict.fromkeys(fields)), events=events)
+    return list(dict.fromkeys(fields))
+
+
+def export(ctx: Context) -> list[dict[str, str]]:
+    events = export_events(ctx, ctx.rules)
+    home = ctx.layout.event
+    if ctx.layout.opt_out and events is not None and home and home not in events:
+        events.append(home)  # the opt-out lives in REDCAP_EVENT
+    return ctx.redcap.export(status_fields(ctx), events=events)
+
+
+def funnel(
+    ctx: Context,
+    raw: list[dict[str, str]] | None = None,
+    sms: SmsGateway | None = None,
+    columns: set[str] | None = None,
+) -> dict[str, Any]:
+    """Per rule, the funnel; the first rule's also at the top level (what scripts of the
+    single-message version read); the health findings and each service's last activity. One
+    export (or the rows given, holding ``columns``), and one Twilio list where ``sms`` is given
+    and a rule takes replies."""
+    if raw is None:
+        raw, columns = export(ctx), set(status_fields(ctx))
+    columns = columns if columns is not None else set(status_fields(ctx))
+    key = ctx.layout.record_id_field
     rules: dict[str, dict[str, Any]] = {}
     for rule in ctx.rules:
+        if rule.fields.status not in columns:
+            continue  # a report without this rule's fields
         rows = rows_for(ctx, rule, raw)
         rules[rule.name] = _rule_funnel(ctx, rule, rows)
         if rule.replies is not None:
             rules[rule.name]["replies"] = _replies(ctx, rule, rows, raw)
-    first = rules[ctx.rules[0].name]
-    records = len({row[key] for row in raw})
-    return {"records": records, "opted_out": _opted_out(ctx, raw), **first, "rules": rules}
+    first = rules.get(ctx.rules[0].name, {})
+    records = len({row[key] for row in raw if key in row})
+    opted = _opted_out(ctx, raw) if OPT_OUT in columns else None
+    health = admin_health.health(ctx, raw, sms, columns)
+    return {
+        "records": records,
+        "opted_out": opted,
+        **first,
+        "rules": rules,
+        "health": health,
+        "last_activity": admin_health.last_activity(ctx, raw),
+    }
 
 
 def _opted_out(ctx: Context, raw: list[dict[str, str]]) -> int | None:
@@ -109,15 +154,19 @@ def _rule_funnel(ctx: Context, rule: Rule, rows: list[RuleRow]) -> dict[str, Any
         for row in rows
         if row.status in PROBLEMS
     )
-    tz = ctx.settings.timezone
-    waiting = [
-        row.time(rule.fields.registered_at, tz) for row in rows if row.status == Status.REGISTERED
-    ]
-    oldest = min((w for w in waiting if w is not None), default=None)
-    age = (ctx.clock.now() - oldest).total_seconds() / 60 if oldest else None
+    tz, now = ctx.settings.timezone, ctx.clock.now()
+    registered = [row for row in rows if row.status == Status.REGISTERED]
+    times = [row.time(rule.fields.registered_at, tz) for row in registered]
+    oldest = min((w for w in times if w is not None), default=None)
+    age = (now - oldest).total_seconds() / 60 if oldest else None
     codes = [code for code in rule.fields.codes]
     # R_channel is what the last claim used; rules without it (SMS only) send SMS only.
     sent = Counter(row.get(rule.fields.channel) or SMS for row in rows if row.status in SENT)
+    waiting = _waiting(ctx, rows, now)
+    not_due = sum(w.get("minutes") is None for w in waiting)  # registered, due later
+    waiting = [w for w in waiting if w.get("minutes") is not None or w["status"] != "registered"]
+    started = sum(n for status, n in counts.items() if status not in ("(none)", Status.BASELINE))
+    replied = sum(bool(row.get(rule.fields.reply)) for row in rows)
     return {
         "by_status": {s: counts.get(s, 0) for s in [*codes, "(none)"]},
         "sent": sum(sent.values()),
@@ -126,22 +175,123 @@ def _rule_funnel(ctx: Context, rule: Rule, rows: list[RuleRow]) -> dict[str, Any
         "problems_by_code": dict(sorted(errors.items())),
         # Records whose send a stopped sender (crash, kill -9) interrupted at least once.
         "interrupted_records": sum(row.interrupted > 0 for row in rows),
+        # due: the rule's time came (all but blank, baseline and registered for later).
+        "funnel": {
+            "due": started - not_due,
+            "sent": sum(sent.values()),
+            "delivered": counts.get(Status.DELIVERED, 0),
+            "replied": replied if rule.replies is not None else None,
+        },
+        "waiting_total": len(waiting),
+        "waiting": waiting[:WAITING_SHOWN],
     }
 
 
-def command_status(ctx: Context, as_json: bool) -> int:
-    data = funnel(ctx)
+def _waiting(ctx: Context, rows: list[RuleRow], now: datetime) -> list[dict[str, Any]]:
+    """Records the pipeline has still to move, longest first: registered and due (minutes since
+    due; None when due later), sending (since the claim), sms_sent (since it went)."""
+    tz, out = ctx.settings.timezone, list[dict[str, Any]]()
+    since = {Status.SENDING: "claimed_at", Status.SMS_SENT: "sent_at"}
+    for row in rows:
+        if row.status == Status.REGISTERED:
+            at = admin_health.due_time(ctx, row)
+            at = at if at is None or at <= now else None
+            if at is None:
+                out.append({"record": row.record_id, "status": row.status, "minutes": None})
+                continue
+        elif row.status in since:
+            at = row.time(getattr(row.rule.fields, since[Status(row.status)]), tz)
+        else:
+            continue
+        minutes = round((now - at).total_seconds() / 60, 1) if at else None
+        out.append({"record": row.record_id, "status": row.status, "minutes": minutes})
+    return sorted(out, key=lambda w: -(w["minutes"] if w["minutes"] is not None else 1e12))
+
+
+def command_status(
+    ctx: Context,
+    as_json: bool,
+    html: str | None = None,
+    report_id: str | None = None,
+    sms: SmsGateway | None = None,
+) -> int:
+    """Print the funnel and the health findings (text or JSON), write the page if asked; exit
+    EXIT_UNHEALTHY when there are findings. ``report_id``: the rows of that REDCap report."""
+    sms = sms or ctx.sms or gateway(ctx)
+    data = funnel(ctx, sms=sms) if report_id is None else _from_report(ctx, report_id, sms)
+    if html:
+        status_page.write(Path(html), status_page.render(ctx, data))
     if as_json:
         print(json.dumps(data, indent=2))
-        return EXIT_OK
-    print(f"project {ctx.layout.project_id} ({ctx.layout.title}): {data['records']} records")
+    else:
+        _print(ctx, data)
+    healthy = data["health"]["healthy"] if "health" in data else True
+    return EXIT_OK if healthy else EXIT_UNHEALTHY
+
+
+def _from_report(ctx: Context, report_id: str, sms: SmsGateway | None) -> dict[str, Any]:
+    """The funnel and health of a REDCap report's rows, for the rules whose status field it
+    holds (its filter picks the records: a site, an arm); otherwise only its size."""
+    rows = ctx.redcap.report(report_id)
+    columns = sorted({name for row in rows for name in row})
+    covered = [rule.name for rule in ctx.rules if rule.fields.status in columns]
+    about = {"id": report_id, "rows": len(rows), "columns": columns, "rules": covered}
+    if not covered:
+        return {"report": about}
+    return {"report": about, **funnel(ctx, rows, sms, set(columns))}
+
+
+def gateway(ctx: Context) -> SmsGateway | None:
+    """Twilio, for the replies check: only when a rule takes replies and the settings are there."""
+    settings = ctx.settings
+    if not any(rule.replies is not None for rule in ctx.rules):
+        return None
+    try:
+        settings.require_twilio()
+    except ConfigError:
+        return None
+    return SmsGateway(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        from_number=settings.twilio_from_number,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+        base_url=settings.twilio_api_base_url,
+        timeout=min(settings.http_timeout_seconds, 15.0),
+    )
+
+
+def _print(ctx: Context, data: dict[str, Any]) -> None:
+    print(f"project {ctx.layout.project_id} ({ctx.layout.title}): {data.get('records', 0)} records")
+    if "report" in data:
+        report = data["report"]
+        columns = ", ".join(report["columns"])
+        print(f"report {report['id']}: {report['rows']} row(s); columns: {columns}")
+        if not report["rules"]:
+            fields = ", ".join(rule.fields.status for rule in ctx.rules)
+            print(f"it holds no rule's status field ({fields}): add them to see the funnel here")
+            return
+    _print_health(data["health"], data["last_activity"])
     if data["opted_out"] is not None:
         print(f"opted out (replied STOP, or Twilio refused with 21610): {data['opted_out']}")
     for name, rule in data["rules"].items():
         if len(data["rules"]) > 1 or name != "pipeline":
             print(f"rule {name}:")
         _print_rule(rule, ctx.settings.rule(name).sends_email)
-    return EXIT_OK
+
+
+def _print_health(health: dict[str, Any], activity: dict[str, Any]) -> None:
+    findings = health["findings"]
+    print(f"health: {'ok' if health['healthy'] else f'UNHEALTHY ({len(findings)} finding(s))'}")
+    for finding in findings:
+        print(f"  [{finding['check']}] {finding['what']}")
+        print(f"    what to do: {finding['fix']}")
+    for note in health["not_checked"]:
+        print(f"  not checked: {note}")
+    seen = [
+        f"{service} {admin_health.human(last['minutes_ago'])} ago" if last else f"{service} never"
+        for service, last in activity.items()
+    ]
+    print(f"last activity: {', '.join(seen)}")
 
 
 def _print_rule(data: dict[str, Any], sends_email: bool) -> None:

@@ -16,6 +16,10 @@ from services.admin_status import funnel
 from services.sms_sender import Sender
 from tests.services.conftest import START, Rig, start_rules_rig
 
+# The rig's messages went at START, long before the real clock the admin process reads: the
+# health may be unhealthy (1) here; test_admin_health.py pins it.
+HEALTH_EXITS = (0, 1)
+
 RULES = """
 [[rule]]
 name = "visit"
@@ -75,7 +79,7 @@ def test_status_json_counts_replies_answers_and_opt_outs(answered: Rig) -> None:
     Twilio took (every answer, 1's two included); the rule without replies has none; opted out
     counts who is opted out now (6 opted back in)."""
     done = answered.run("services.admin", "status", "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode in HEALTH_EXITS, done.stderr
     data = json.loads(done.stdout)
     visit = data["rules"]["visit"]
     assert visit["replies"] == {
@@ -97,7 +101,7 @@ def test_status_text_says_it_in_words_without_numbers_or_texts(answered: Rig) ->
     """The text report: one opted-out line for the project, the replies and answers under
     the rule that takes them; no phone number and no reply text."""
     done = answered.run("services.admin", "status")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode in HEALTH_EXITS, done.stderr
     lines = done.stdout.splitlines()
     assert "opted out (replied STOP, or Twilio refused with 21610): 1" in lines
     visit = lines.index("rule visit:")
