@@ -11,7 +11,7 @@
     │   │   └── TwilioOutcomeUnknown  timeout / 5xx / reset: it may exist; reconcile, never resend
     │   └── GraphUnavailable        Graph 429/503 or unreachable: the mail was not sent
     │       └── GraphOutcomeUnknown   sendMail timeout / 5xx / reset: it may have gone; never resend
-    ├── RedcapBanned                REDCap answered 429: this IP is banned; stop, exit 1
+    ├── RedcapBanned                REDCap answered 429: this IP is banned; stop, exit 4
     ├── RedcapRejected              REDCap refused a request (bad field, bad value, ...)
     └── PermanentError              record-level: written on that record, never retried
         ├── InvalidPhone            no usable phone number

@@ -2,8 +2,21 @@
 
 ``main(argv)`` of each service calls :func:`run_service` with its ``run_once(ctx)``. This module
 parses the shared flags, builds the settings and clients, checks the project, installs signal
-handlers that only set a flag, and maps errors to exit codes: 0 ok, 1 other failure, 2 bad
-configuration, 3 REDCap project check failed. No traceback reaches a user for their own mistakes.
+handlers that only set a flag, tells systemd how it is doing (:mod:`common.notify`: READY once
+the project check and ``prepare`` passed, a watchdog ping after each cycle and at every stop check
+the cycle makes, STATUS with the cycle's counts, STOPPING on SIGTERM/SIGINT), and maps errors to
+exit codes. No traceback reaches a user for their own mistakes.
+
+Exit codes (systemd's ``RestartPreventExitStatus=2 3 4`` keeps it from restarting the ones a
+person must fix):
+
+- 0: ok (``--once`` did its cycle, or a loop stopped on SIGTERM/SIGINT)
+- 1: other failure (REDCap unreachable at start or in ``--once``, another sender holds the
+  lock, ...)
+- 2: bad configuration (a setting, the settings file, a rule; for the reply poller: no rule
+  takes replies)
+- 3: the REDCap project check failed (wrong project, pipeline fields missing)
+- 4: REDCap banned this host's IP (HTTP 429): only its administrator can lift it
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from common.errors import (
     TransientError,
 )
 from common.graph_client import GraphMailer
+from common.notify import Heartbeat, Notifier
 from common.project import Layout, load_layout, survey_checks
 from common.redcap_client import RedcapClient
 from common.settings import Settings
@@ -37,7 +51,26 @@ from common.settings import load_settings as settings_from
 from common.twilio_client import SmsGateway
 from messaging.rules import Rule
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_PROJECT = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_PROJECT, EXIT_BANNED = 0, 1, 2, 3, 4
+
+
+class StopFlag(threading.Event):
+    """Set by SIGTERM/SIGINT (the handler does nothing else). Every check a cycle makes of it is
+    also a sign the cycle is moving: the heartbeat feeds systemd's watchdog there (a cycle stuck
+    in one request checks nothing and goes silent) and says STOPPING once the flag is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heartbeat: Heartbeat | None = None
+
+    def is_set(self) -> bool:
+        stopped = super().is_set()
+        if self.heartbeat is not None:
+            if stopped:
+                self.heartbeat.stopping()
+            else:
+                self.heartbeat.progress()
+        return stopped
 
 
 @dataclass
@@ -164,7 +197,8 @@ def run_service(
         # Logging is not configured yet (its settings are what failed): write the line directly.
         return report_failure(exc, lambda line: _stderr(f"{name}: {line}"))
     logs.configure(settings.log_level, settings.log_format)
-    stop = threading.Event()
+    notifier = Notifier.from_environ(os.environ)
+    stop = StopFlag()
     _install_signals(stop)
     cleanup: Callable[[], None] | None = None
     try:
@@ -183,13 +217,19 @@ def run_service(
             ctx.layout.project_id,
             f" event={ctx.layout.event}" if ctx.layout.event else "",
         )
-        return _cycles(ctx, run_once, once=args.once, log=log)
+        stop.heartbeat = Heartbeat(notifier)
+        notifier.ready(f"started, project {ctx.layout.project_id}")
+        return _cycles(ctx, run_once, once=args.once, log=log, heartbeat=stop.heartbeat)
     except RelayError as exc:
         level = _level(exc)
-        return report_failure(exc, lambda line: log.log(level, "%s", line))
+        code = report_failure(exc, lambda line: log.log(level, "%s", line))
+        # The reason is in the journal; the status names only the kind (no setting values).
+        notifier.status(f"exiting with code {code}: {type(exc).__name__}")
+        return code
     finally:
         if cleanup:
             cleanup()
+        notifier.close()
 
 
 def report_failure(exc: RelayError, say: Callable[[str], None]) -> int:
@@ -200,6 +240,9 @@ def report_failure(exc: RelayError, say: Callable[[str], None]) -> int:
     if isinstance(exc, ProjectCheckError):
         say(f"REDCap project check failed: {exc}")
         return EXIT_PROJECT
+    if isinstance(exc, RedcapBanned):
+        say(str(exc))
+        return EXIT_BANNED
     say(str(exc))
     return EXIT_FAILURE
 
@@ -214,24 +257,43 @@ def _level(exc: RelayError) -> int:
 
 
 def _cycles(
-    ctx: Context, run_once: Callable[[Context], CycleResult], *, once: bool, log: logging.Logger
+    ctx: Context,
+    run_once: Callable[[Context], CycleResult],
+    *,
+    once: bool,
+    log: logging.Logger,
+    heartbeat: Heartbeat | None = None,
 ) -> int:
+    beat = heartbeat or Heartbeat(Notifier(None))
     while not ctx.stop.is_set():
         try:
             result = run_once(ctx)
         except TransientError as exc:
             log.warning("cycle incomplete, will retry: %s", exc)
+            # Alive and retrying: the ping says so, the status names only the kind of trouble.
+            beat.beat(f"last cycle incomplete ({type(exc).__name__}), retrying")
             if once:
                 return EXIT_FAILURE
         else:
             if result.problem:
                 log.error("%s", result.problem)
             log.info("cycle done: %s", result.summary())
+            refused = ", refused to act (see the log)" if result.problem else ""
+            beat.beat(f"last cycle: {result.summary()}{refused}")
             if once:
                 return EXIT_FAILURE if result.problem else EXIT_OK
-        ctx.clock.sleep(ctx.settings.poll_interval_seconds, ctx.stop)
+        _sleep(ctx, ctx.settings.poll_interval_seconds, beat)
     log.info("stopping (signal received)")
     return EXIT_OK
+
+
+def _sleep(ctx: Context, seconds: float, beat: Heartbeat) -> None:
+    """The wait between cycles, in pieces short enough for the watchdog (each stop check pings)."""
+    piece = beat.every or seconds
+    left = seconds
+    while left > 0 and not ctx.stop.is_set():
+        ctx.clock.sleep(min(piece, left), ctx.stop)
+        left -= piece
 
 
 def _install_signals(stop: threading.Event) -> None:
