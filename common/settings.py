@@ -59,10 +59,22 @@ def read_env_file(env_file: str | None) -> dict[str, str]:
     file named explicitly must exist."""
     path = Path(env_file or ".env")
     if path.exists():
+        check_private(path)
         return {k: v for k, v in dotenv_values(path).items() if v is not None}
     if env_file is not None:
         raise ConfigError(f"--env-file {env_file}: no such file; create it from .env.example")
     return {}
+
+
+def check_private(path: Path) -> None:
+    """The settings file holds the REDCap token and Twilio's secret: refuse it while others can
+    read it (or write it), as ssh does a private key."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path}: group or others can access it (mode {mode:03o}) and it holds tokens; "
+            f"make it private: chmod 600 {path}"
+        )
 
 
 def load_environment(env_file: str | None, environ: Mapping[str, str]) -> dict[str, str]:

@@ -138,6 +138,7 @@ def test_an_unknown_name_in_the_settings_file_is_refused_with_a_suggestion(
     """A typo'd setting in .env would silently do nothing: it is an error with the likely fix."""
     env = tmp_path / ".env"
     env.write_text("".join(f"{k}={v}\n" for k, v in GOOD.items()) + "SMS_DELAY_MINUTE=30\n")
+    env.chmod(0o600)  # private, as the services require
     with pytest.raises(ConfigError, match=r"SMS_DELAY_MINUTE in .* did you mean SMS_DELAY_MINUTES"):
         load_settings(str(env), {})
     env.write_text("".join(f"{k}={v}\n" for k, v in GOOD.items()))
@@ -153,6 +154,7 @@ def test_services_end_in_one_line_and_exit_2(tmp_path: Path, line: str, named: s
     """As a user runs it: exit 2 and one line on stderr naming the setting, no traceback."""
     env = tmp_path / ".env"
     env.write_text("".join(f"{k}={v}\n" for k, v in GOOD.items()) + line + "\n")
+    env.chmod(0o600)  # private, as the services require
     done = subprocess.run(
         [sys.executable, "-m", "services.sms_sender", "--once", "--env-file", str(env)],
         cwd=ROOT,

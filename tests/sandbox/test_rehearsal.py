@@ -121,6 +121,7 @@ STUDIES = {
 
 def write_env(path: Path, values: Mapping[str, str]) -> Path:
     path.write_text("".join(f'{key}="{value}"\n' for key, value in values.items()))
+    path.chmod(0o600)  # a study's settings file is private, or the services refuse it
     return path
 
 
