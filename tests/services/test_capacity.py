@@ -3,9 +3,11 @@ docs/SCALING.md's tables and its Kubernetes example."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -217,3 +219,59 @@ def test_a_once_run_asks_what_the_cron_table_assumes(tmp_path: Path) -> None:
             expected = 3 + 2 + 1 + 1 + (2 if module == "sms_sender" else 0)
             assert asked == (expected - 1 if module == "reply_poller" else expected), module
         assert capacity.run_requests(2, stop_whens=1) == 30
+
+
+def test_the_scaling_doc_shows_the_tables_this_module_computes() -> None:
+    """docs/SCALING.md's two tables are the ones capacity renders (numbers never drift)."""
+    text = (ROOT / "docs" / "SCALING.md").read_text(encoding="utf-8")
+    assert capacity.loop_table() in text
+    assert capacity.cron_table() in text
+
+
+MANIFEST = ROOT / "docs" / "k8s" / "redcap-relay-cronjobs.yaml"
+SERVICES = {"registration_detector", "sms_sender", "delivery_checker", "reply_poller"}
+
+
+def cronjobs() -> list[dict[str, Any]]:
+    # PyYAML is no dependency of the services; it arrives with openapi-core (requirements-dev).
+    yaml = pytest.importorskip("yaml", reason="PyYAML comes with openapi-core in requirements-dev")
+    documents = list(yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8")))
+    return [doc for doc in documents if doc is not None]
+
+
+def test_the_example_manifest_runs_each_service_once_never_two_at_a_time() -> None:
+    """One CronJob per service of the study, each running that real module with --once and the
+    settings file from the mounted secret (mode 0400), concurrencyPolicy Forbid, no retry in
+    the Job, a deadline longer than a start-up at full HTTP timeouts, resources set."""
+    jobs = cronjobs()
+    assert [job["kind"] for job in jobs] == ["CronJob"] * 4
+    modules = set()
+    for job in jobs:
+        spec = job["spec"]
+        assert job["apiVersion"] == "batch/v1" and spec["concurrencyPolicy"] == "Forbid"
+        assert (
+            spec["successfulJobsHistoryLimit"] >= 1
+            and spec["jobTemplate"]["spec"]["backoffLimit"] == 0
+        )
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        assert pod["restartPolicy"] == "Never" and pod["activeDeadlineSeconds"] >= 10 * 30
+        (container,) = pod["containers"]
+        command = container["command"]
+        assert command[:2] == ["python", "-m"] and command[3:5] == ["--once", "--env-file"]
+        module = command[2].removeprefix("services.")
+        assert importlib.util.find_spec(f"services.{module}") is not None
+        modules.add(module)
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        secret = next(v["secret"] for v in pod["volumes"] if v["name"] == "settings")
+        assert secret["defaultMode"] == 0o400 and command[5].startswith(mounts["settings"] + "/")
+        assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] and mounts["tmp"] == "/tmp"  # noqa: S108 - the pod's emptyDir, not this machine's /tmp
+    assert modules == SERVICES
+
+
+def test_the_dockerfile_copies_what_the_services_import() -> None:
+    """The image holds the three packages the services run from and the pinned requirements."""
+    text = (ROOT / "docs" / "k8s" / "Dockerfile").read_text(encoding="utf-8")
+    assert "pip install --no-cache-dir --disable-pip-version-check -r requirements.txt" in text
+    for package in ("common", "messaging", "services"):
+        assert f"COPY {package}/ {package}/" in text
