@@ -264,7 +264,7 @@ def _print(ctx: Context, data: dict[str, Any]) -> None:
     print(f"project {ctx.layout.project_id} ({ctx.layout.title}): {data.get('records', 0)} records")
     if "report" in data:
         report = data["report"]
-        columns = ", ".join(report["columns"])
+        columns = ", ".join(report["columns"]) or "(none: a report of no rows shows none)"
         print(f"report {report['id']}: {report['rows']} row(s); columns: {columns}")
         if not report["rules"]:
             fields = ", ".join(rule.fields.status for rule in ctx.rules)

@@ -74,7 +74,7 @@ table{border-collapse:collapse;margin:4px 0 8px}th,td{border:1px solid #999;
  padding:4px 10px;text-align:left;vertical-align:top}th{background:#e6e6e6}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .rule{border:1px solid #bbb;padding:4px 18px 14px;margin:22px 0;border-radius:6px}
-.muted{color:#555}
+.muted{color:#555}.row{display:flex;gap:32px;align-items:flex-start;flex-wrap:wrap}
 """
 BAR_COLOURS = ("#14325c", "#2f5f9e", "#5d8fd0", "#a9c6ec")  # dark to light: greyscale-safe
 STEPS = (("due", "due"), ("sent", "sent"), ("delivered", "delivered"), ("replied", "replied"))
@@ -175,37 +175,38 @@ def _activity(activity: dict[str, Any]) -> str:
 
 
 def _rule(name: str, rule: dict[str, Any]) -> str:
-    parts = [f'<section class="rule"><h2>Rule {escape(name)}</h2>', _chart(rule["funnel"])]
-    parts.append(_failures(name, rule["problems_by_code"]))
-    parts.append(_waiting(rule))
+    statuses = "".join(
+        f"<tr><td>{escape(status)}</td><td class=n>{_n(n)}</td></tr>"
+        for status, n in rule["by_status"].items()
+        if n
+    )
+    row = [
+        f"<div>{_chart(rule['funnel'])}</div>",
+        "<div><h3>Records by status</h3>"
+        f"<table><tr><th>Status</th><th>Records</th></tr>{statuses}</table></div>",
+    ]
     if "replies" in rule:
         said = rule["replies"]["by_meaning"]
         cells = "".join(
             f"<tr><td>{escape(meaning)}</td><td class=n>{_n(n)}</td></tr>"
             for meaning, n in said.items()
         )
-        parts.append(
-            "<h3>Latest reply per participant</h3>"
+        row.append(
+            "<div><h3>Latest reply per participant</h3>"
             f"<table><tr><th>Meaning</th><th>Participants</th></tr>{cells}</table>"
-            f"<p>Auto-answers sent: {_n(rule['replies']['auto_answers_sent'])}</p>"
+            f"<p>Auto-answers sent: {_n(rule['replies']['auto_answers_sent'])}</p></div>"
         )
-    statuses = "".join(
-        f"<tr><td>{escape(status)}</td><td class=n>{_n(n)}</td></tr>"
-        for status, n in rule["by_status"].items()
-        if n
+    return (
+        f'<section class="rule"><h2>Rule {escape(name)}</h2><div class="row">{"".join(row)}'
+        f"</div>{_failures(name, rule['problems_by_code'])}{_waiting(rule)}</section>"
     )
-    parts.append(
-        "<h3>Records by status</h3>"
-        f"<table><tr><th>Status</th><th>Records</th></tr>{statuses}</table></section>"
-    )
-    return "\n".join(parts)
 
 
 def _chart(funnel: dict[str, int | None]) -> str:
     """Horizontal bars, each labelled with its step and its count."""
     steps = [(label, funnel[key]) for key, label in STEPS if funnel.get(key) is not None]
     top = max([n or 0 for _, n in steps] + [1])
-    height, bar_max = 40, 520
+    height, bar_max = 40, 310
     rows = []
     for i, (label, n) in enumerate(steps):
         y, width = i * height + 6, round(bar_max * (n or 0) / top)
@@ -219,8 +220,8 @@ def _chart(funnel: dict[str, int | None]) -> str:
     total = len(steps) * height + 8
     return (
         "<h3>Funnel</h3>"
-        f'<svg role="img" aria-label="funnel" width="720" height="{total}" '
-        f'viewBox="0 0 720 {total}" font-family="system-ui,sans-serif">{"".join(rows)}</svg>'
+        f'<svg role="img" aria-label="funnel" width="480" height="{total}" '
+        f'viewBox="0 0 480 {total}" font-family="system-ui,sans-serif">{"".join(rows)}</svg>'
     )
 
 
