@@ -82,11 +82,15 @@ def demo_page(html: Path, python: str = sys.executable) -> int:
         for person in demo_cohort(3):
             register(project, box.clock, person)
         admin = [python, "-m", "services.admin"]
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
-        subprocess.run([*admin, "baseline", "--env-file", str(env_file)], timeout=60, **quiet)
+        quiet = subprocess.DEVNULL
+        baseline = [*admin, "baseline", "--env-file", str(env_file)]
+        subprocess.run(baseline, timeout=60, stdout=quiet, stderr=quiet, cwd=ROOT)
         procs = [
             subprocess.Popen(
-                [python, "-m", f"services.{name}", "--env-file", str(env_file)], **quiet
+                [python, "-m", f"services.{name}", "--env-file", str(env_file)],
+                stdout=quiet,
+                stderr=quiet,
+                cwd=ROOT,
             )
             for name in SERVICES
         ]
