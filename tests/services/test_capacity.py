@@ -240,9 +240,10 @@ def cronjobs() -> list[dict[str, Any]]:
 
 
 def test_the_example_manifest_runs_each_service_once_never_two_at_a_time() -> None:
-    """One CronJob per service of the study, each running that real module with --once and the
-    settings file from the mounted secret (mode 0400), concurrencyPolicy Forbid, no retry in
-    the Job, a deadline longer than a start-up at full HTTP timeouts, resources set."""
+    """One CronJob per service of the study, each running that real module with --once and a
+    private copy of the settings from the mounted secret (mode 0400), concurrencyPolicy
+    Forbid, no retry in the Job, a deadline longer than a start-up at full HTTP timeouts,
+    resources set."""
     jobs = cronjobs()
     assert [job["kind"] for job in jobs] == ["CronJob"] * 4
     modules = set()
@@ -263,7 +264,16 @@ def test_the_example_manifest_runs_each_service_once_never_two_at_a_time() -> No
         modules.add(module)
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         secret = next(v["secret"] for v in pod["volumes"] if v["name"] == "settings")
-        assert secret["defaultMode"] == 0o400 and command[5].startswith(mounts["settings"] + "/")
+        assert secret["defaultMode"] == 0o400
+        # The services refuse a group-readable file (fsGroup makes the secret 0440): the init
+        # container copies it, mode 0600, to where the command reads it.
+        (init,) = pod["initContainers"]
+        source, target = init["command"][-2:]
+        assert init["command"][:3] == ["install", "-m", "600"] and target == command[5]
+        init_mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+        assert source.startswith(init_mounts["settings"] + "/")
+        assert target.startswith(init_mounts["private"] + "/")
+        assert target.startswith(mounts["private"] + "/")
         assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]
         assert container["securityContext"]["readOnlyRootFilesystem"] and mounts["tmp"] == "/tmp"  # noqa: S108 - the pod's emptyDir, not this machine's /tmp
     assert modules == SERVICES
