@@ -73,6 +73,19 @@ ALERTS = {"ALERT_EMAIL_TO": "coordinator@sandbox.example.org", "ALERT_MIN_INTERV
 DIGEST_WAIT = 10.0  # seconds to wait, once all has settled, for a digest still to come
 
 
+def stop_all(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every service (each finishes its record in hand), then wait, bounded; kill what
+    does not stop."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def cohort() -> list[Participant]:
     """Nine new participants: six ordinary, one reached by e-mail only, and the problems a study
     meets in real life."""
@@ -128,14 +141,7 @@ def run(python: str = sys.executable) -> int:
             if done:
                 wait_for_digest(box.microsoft.sent)
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            stop_all(procs)
         print(f"== services stopped; Twilio accepted {len(twilio.sent())} message(s)")
         for record_id, sid in field_values(project, "visit_sms_sid").items():
             print(f"== visit reminder to participant {record_id}: {twilio.message(sid)['body']}")

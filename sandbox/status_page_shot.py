@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from redcap.project import Project as PyCapProject
 
 from messaging.rules import load_rules
-from sandbox.demo_cli import ALERTS, RULES_FILE, SERVICES, play
+from sandbox.demo_cli import ALERTS, RULES_FILE, SERVICES, play, stop_all
 from sandbox.envfile import write_env
 from sandbox.participants import demo_cohort, register
 from sandbox.redcap.demo import add_rule_fields, build_demo_project
@@ -98,14 +98,7 @@ def demo_page(html: Path, python: str = sys.executable) -> int:
             pycap = PyCapProject(box.redcap.url, box.redcap.token, timeout=10)
             play(project, box.clock, box.twilio, ZoneInfo(env["TIMEZONE"]), pycap, rules)
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            stop_all(procs)
         done = subprocess.run(
             [*admin, "status", "--html", str(html), "--env-file", str(env_file)],
             timeout=60,
