@@ -39,7 +39,7 @@ from bench.measure import (
 from common.clock import ManualClock
 from common.runner import Context, CycleResult, build_context
 from common.settings import Settings
-from messaging.send import export_fields
+from messaging.records import export_fields
 from sandbox.participants import add_records
 from sandbox.redcap.demo import build_demo_project
 from sandbox.session import Sandbox

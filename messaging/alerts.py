@@ -49,10 +49,10 @@ from common.settings import Settings
 from common.twilio_client import ERROR_TEXT, describe_error
 from messaging.answers import expanded
 from messaging.reconcile import CLOCK_SKEW
+from messaging.records import rows_for, values_row, write
 from messaging.replies import OPTED_OUT
 from messaging.rows import RuleRow
 from messaging.rules import Rule
-from messaging.send import rows_for, values_row, write
 
 # What a coordinator must look at. Issue 9 adds opt-outs here.
 ALERT_STATUSES = frozenset({Status.FAILED, Status.SKIPPED, Status.UNDELIVERED, Status.NEEDS_REVIEW})

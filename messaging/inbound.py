@@ -36,10 +36,10 @@ from common.pipeline import Status
 from common.runner import Context
 from common.twilio_client import MessageInfo
 from messaging.answers import answer_rule
+from messaging.records import rows_for, write
 from messaging.replies import KEYWORD_MEANINGS, OPT_OUT, OPT_OUT_AT, OPT_SID, OPTED_IN, OPTED_OUT
 from messaging.rows import RuleRow
 from messaging.rules import Rule
-from messaging.send import rows_for, write
 from messaging.triggers import any_of, ref
 
 # A message counts as sent before a reply if Twilio's clock and ours disagree by less than this.

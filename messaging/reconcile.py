@@ -34,17 +34,11 @@ from common.pipeline import Status
 from common.runner import Context
 from common.twilio_client import MessageInfo
 from messaging.links import survey_links
+from messaging.prepare import fingerprint
+from messaging.records import values_row, write
 from messaging.rows import RuleRow
 from messaging.rules import EMAIL
-from messaging.send import (
-    OUTCOME_UNKNOWN,
-    failed_row,
-    fingerprint,
-    mailed_row,
-    sent_row,
-    values_row,
-    write,
-)
+from messaging.send import OUTCOME_UNKNOWN, failed_row, mailed_row, sent_row
 
 # Twilio's clock and ours may disagree a little; look this far before the claim time.
 CLOCK_SKEW = timedelta(minutes=5)

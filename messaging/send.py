@@ -2,8 +2,9 @@
 
 Order matters for "never twice, never lost" (README "Crash safety"), for every rule alike:
 
-1. **prepare**: pick the channel and its address (the rule's ``channel``: the phone, else the
-   e-mail address, or the reverse), fetch the survey link, render the text. Nothing is written.
+1. **prepare** (:mod:`messaging.prepare`): pick the channel and its address (the rule's
+   ``channel``: the phone, else the e-mail address, or the reverse), fetch the survey link,
+   render the text. Nothing is written.
 2. **claim**: one import sets the rule's ``R_status`` to ``sending``, the claim time, the number
    (``R_sms_to``) or address (``R_email_to``) and ``R_channel``, attempts + 1 and (file rules)
    ``R_sms_ref``, what reconciliation matches on: the SMS body's fingerprint, or the id the mail
@@ -20,293 +21,33 @@ reconciliation looks the message up in Twilio before anything is sent again.
 
 from __future__ import annotations
 
-import hashlib
-import html
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from common import logs
-from common.addresses import allowed, pick_email
 from common.errors import (
     ConfigError,
     GraphOutcomeUnknown,
     GraphUnavailable,
     PermanentError,
-    SurveyLinkError,
     TwilioOutcomeUnknown,
     TwilioUnavailable,
 )
-from common.phones import normalize_phone, pick_phone
 from common.pipeline import SETTLED, Status
 from common.redcap_client import chunked
 from common.runner import Context
 from common.twilio_client import MessageInfo
-from common.writes import write_rows
-from messaging.links import survey_links
 from messaging.pacing import Pacers
-from messaging.replies import OPT_OUT, OPT_OUT_AT, OPTED_OUT
+from messaging.prepare import Prepared
+from messaging.records import values_row, write
+from messaging.replies import OPT_OUT, OPT_OUT_AT
 from messaging.rows import RuleRow
-from messaging.rules import EMAIL, SMS, Rule
-from messaging.templates import MAX_BODY, MAX_EMAIL
+from messaging.rules import EMAIL, SMS
 
 CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
 OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no answer
 
-
-# Why a record is not messaged at all: ``skipped`` (nothing to send to), not ``failed``.
-SKIP_CODES = frozenset(
-    {
-        "no_phone",
-        "invalid_phone",
-        "not_allowed",
-        "no_email",
-        "invalid_email",
-        "no_contact",
-        OPTED_OUT,
-    }
-)
 UNSUBSCRIBED = "21610"  # Twilio: the recipient has replied STOP to this number
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """One message ready to claim: its channel, address and rendered text (PHI: never logged).
-    ``mail_id`` is the id an e-mail carries in its header, new for every claim."""
-
-    row: RuleRow
-    to: str
-    body: str
-    link: str
-    channel: str = SMS
-    subject: str = ""
-    html: str | None = None
-    mail_id: str = ""
-
-    @property
-    def ref(self) -> str:
-        return self.mail_id if self.channel == EMAIL else fingerprint(self.body)
-
-
-def fingerprint(body: str) -> str:
-    """What ``R_sms_ref`` holds: enough of a hash to tell one rule's message from another's to
-    the same number (a welcome and its reminder carry the same link), and never the text."""
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:20]
-
-
-def rule_fields(rules: Iterable[Rule]) -> list[str]:
-    """Every field of these rules, and every field their templates, anchors and languages read."""
-    names: list[str] = []
-    for rule in rules:
-        names += list(rule.fields.kinds()) + list(rule.read)
-    return names
-
-
-def export_fields(ctx: Context, rules: Iterable[Rule] | None = None) -> list[str]:
-    """What the sender reads: the record id, the rules' fields and reads, the address fields."""
-    chosen = list(ctx.rules if rules is None else rules)
-    names = [ctx.layout.record_id_field, *rule_fields(chosen), *address_fields(ctx, chosen)]
-    return list(dict.fromkeys(names))
-
-
-def address_fields(ctx: Context, rules: Iterable[Rule]) -> list[str]:
-    """The phone fields and (when a rule sends e-mail) the e-mail fields these rules read, and
-    the record's opt-out flag where the project has it."""
-    chosen = list(rules)
-    names = list(ctx.layout.phone_fields) if any(r.sends_sms for r in chosen) else []
-    if any(r.sends_email for r in chosen):
-        names += ctx.layout.email_fields
-    if ctx.layout.opt_out:
-        names.append(OPT_OUT)
-    return names
-
-
-def rows_for(ctx: Context, rule: Rule, raw: Iterable[Mapping[str, str]]) -> list[RuleRow]:
-    """The exported rows that hold ``rule``'s fields (its event, on longitudinal projects)."""
-    key, event = ctx.layout.record_id_field, ctx.layout.event_for(rule.event)
-    return [
-        RuleRow(rule, r[key], dict(r))
-        for r in raw
-        if event is None or r.get("redcap_event_name") == event
-    ]
-
-
-def with_home_values(ctx: Context, rows: Sequence[RuleRow]) -> list[RuleRow]:
-    """Rows of a rule in another event than REDCAP_EVENT, completed with the phone and the
-    fields the rule reads from REDCAP_EVENT (where registration lives), where its own event
-    leaves them blank: one export for the records in hand."""
-    if not rows or ctx.layout.event_for(rows[0].rule.event) == ctx.layout.event:
-        return list(rows)
-    rule, key = rows[0].rule, ctx.layout.record_id_field
-    wanted = [key, *address_fields(ctx, [rule]), *rule.read]
-    home = {
-        r[key]: r
-        for r in ctx.redcap.export(
-            list(dict.fromkeys(wanted)),
-            records=[row.record_id for row in rows],
-            events=[ctx.layout.event] if ctx.layout.event else None,
-        )
-    }
-    completed = []
-    for row in rows:
-        values = dict(row.values)
-        for name, value in home.get(row.record_id, {}).items():
-            if value and not values.get(name):
-                values[name] = value
-        completed.append(RuleRow(rule, row.record_id, values))
-    return completed
-
-
-def write(
-    ctx: Context, rule: Rule, rows: Sequence[dict[str, str]], *, overwrite: bool = False
-) -> set[str]:
-    """Batched import of one rule's rows; REDCap's refusals flag the rule's status."""
-    return write_rows(ctx.redcap, ctx.layout, rows, rule.fields, overwrite=overwrite)
-
-
-def values_row(ctx: Context, row: RuleRow, values: Mapping[str, str]) -> dict[str, str]:
-    """An import row for ``row``'s record with ``values``, in its rule's event."""
-    return ctx.layout.row(row.record_id, values, row.rule.event)
-
-
-def prepare(
-    ctx: Context, rows: Sequence[RuleRow]
-) -> tuple[list[Prepared], list[tuple[RuleRow, PermanentError]]]:
-    """Channels, addresses, links and texts for rows of one rule; those that cannot be messaged
-    come back with their error."""
-    problems: list[tuple[RuleRow, PermanentError]] = []
-    contacts: dict[str, tuple[str, str]] = {}
-    rows = with_home_values(ctx, rows)
-    for row in rows:
-        contact = choose_contact(ctx, row)
-        if isinstance(contact, PermanentError):
-            problems.append((row, contact))
-        else:
-            contacts[row.record_id] = contact
-    rule = rows[0].rule if rows else None
-    links: Mapping[str, str | PermanentError] = {}
-    if rule is not None and rule.survey and contacts:
-        links = survey_links(ctx, rule, list(contacts))
-    ready: list[Prepared] = []
-    for row in rows:
-        if row.record_id not in contacts:
-            continue
-        link = links.get(row.record_id, "") if row.rule.survey else ""
-        if isinstance(link, PermanentError) or (row.rule.survey and not link):
-            problems.append((row, link or SurveyLinkError("survey_link", "no survey link")))
-            continue
-        channel, to = contacts[row.record_id]
-        prepared = _render(ctx, row, channel, to, str(link))
-        if isinstance(prepared, PermanentError):
-            problems.append((row, prepared))
-        else:
-            ready.append(prepared)
-    return ready, problems
-
-
-def choose_contact(ctx: Context, row: RuleRow) -> tuple[str, str] | PermanentError:
-    """(channel, address) for ``row``: its rule's channels in order, the first with a usable
-    address. An address an allowlist (SMS_ALLOWED_NUMBERS, EMAIL_ALLOWED_ADDRESSES) leaves out
-    stops there (``not_allowed``): a rehearsal's safety net never falls through to the next
-    channel."""
-    settings = ctx.settings
-    if ctx.layout.opt_out and row.get(OPT_OUT).strip() == "1":
-        return PermanentError(OPTED_OUT, "the participant opted out (replied STOP); START lifts it")
-    if row.rule.to_field:  # an auto-answer goes back to the number the reply came from
-        try:
-            return SMS, normalize_phone(row.get(row.rule.to_field), settings.phone_region)
-        except ValueError as exc:
-            return PermanentError("invalid_phone", f"the reply's number is not usable ({exc})")
-    problems: list[PermanentError] = []
-    for channel in row.rule.channels:
-        try:
-            if channel == SMS:
-                _, to = pick_phone(row.values, ctx.layout.phone_fields, settings.phone_region)
-                ok = settings.sms_allowed_numbers is None or to in settings.sms_allowed_numbers
-                setting = "SMS_ALLOWED_NUMBERS"
-            else:
-                _, to = pick_email(row.values, ctx.layout.email_fields)
-                ok = allowed(to, settings.email_allowed_addresses)
-                setting = "EMAIL_ALLOWED_ADDRESSES"
-        except PermanentError as exc:
-            problems.append(exc)
-            continue
-        if not ok:
-            what = "number" if channel == SMS else "address"
-            return PermanentError("not_allowed", f"the {what} is not in {setting}")
-        return channel, to
-    if len(problems) == 1:
-        return problems[0]
-    invalid = [p for p in problems if p.code.startswith("invalid_")]
-    return PermanentError(
-        invalid[0].code if invalid else "no_contact", "; ".join(str(p) for p in problems)
-    )
-
-
-def _render(
-    ctx: Context, row: RuleRow, channel: str, to: str, link: str
-) -> Prepared | PermanentError:
-    rule, tz = row.rule, ctx.settings.timezone
-    templates = rule.templates
-    if rule.answer_of:
-        chosen = rule.answers.get(row.get(rule.reply_field))
-        if chosen is None:
-            return PermanentError("no_answer", "the rule has no auto-answer for this reply")
-        templates = chosen
-    if channel == SMS:
-        locale, template = templates.choose(row.values)
-        body = template.render(link, row.record_id, row.values, locale, tz)
-        if len(body) > MAX_BODY:
-            return PermanentError("too_long", "message over 1600 characters")
-        return Prepared(row, to, body, link)
-    assert rule.mail is not None
-    locale, text = rule.mail.text.choose(row.values)
-    body = text.render(link, row.record_id, row.values, locale, tz)
-    # The subject's languages are the text's (checked when the rules are read).
-    subject = rule.mail.subject.templates[locale].render(
-        None, row.record_id, row.values, locale, tz
-    )
-    markup = None
-    if rule.mail.html is not None:
-        markup = rule.mail.html.templates[locale].render(
-            link, row.record_id, row.values, locale, tz, escape=html.escape
-        )
-    if len(body) > MAX_EMAIL or len(markup or "") > MAX_EMAIL:
-        return PermanentError("too_long", f"e-mail over {MAX_EMAIL} characters")
-    return Prepared(
-        row,
-        to,
-        body,
-        link,
-        channel=EMAIL,
-        subject=" ".join(subject.split()),  # a value with a line break stays on one line
-        html=markup,
-        mail_id=uuid.uuid4().hex,
-    )
-
-
-def record_problems(ctx: Context, problems: Sequence[tuple[RuleRow, PermanentError]]) -> None:
-    """Write ``skipped`` (nothing usable to send to, or not allowed) or ``failed``, with the
-    reason."""
-    by_rule: dict[str, list[dict[str, str]]] = {}
-    rules: dict[str, Rule] = {}
-    for row, exc in problems:
-        status = Status.SKIPPED if exc.code in SKIP_CODES else Status.FAILED
-        f = row.rule.fields
-        rules[row.rule.name] = row.rule
-        by_rule.setdefault(row.rule.name, []).append(
-            values_row(
-                ctx,
-                row,
-                {f.status: status, f.error_code: exc.code, f.error_message: str(exc)[:1000]},
-            )
-        )
-        logs.transition(
-            ctx.log, row.record_id, row.status, status, reason=exc.code, rule=row.rule.name
-        )
-    for name, rows in by_rule.items():
-        write(ctx, rules[name], rows)
 
 
 def claimed_attempts(row: RuleRow) -> int:

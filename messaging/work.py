@@ -25,10 +25,10 @@ from common.pipeline import SETTLED, Status
 from common.runner import Context
 from messaging.alerts import ALERT_STATUSES, window
 from messaging.answers import expanded
+from messaging.records import values_row, write
 from messaging.replies import OPTED_OUT
 from messaging.rows import RuleRow
 from messaging.rules import Rule
-from messaging.send import values_row, write
 from messaging.timing import due_at, expires_at
 from messaging.triggers import any_of, ref
 

@@ -26,18 +26,11 @@ from common.runner import (
     report_failure,
 )
 from messaging.instrument import instrument_csv
+from messaging.prepare import prepare, record_problems
+from messaging.records import export_fields, rows_for, write
 from messaging.rows import RuleRow
 from messaging.rules import BUILTIN, EMAIL, Rule
-from messaging.send import (
-    claim,
-    export_fields,
-    pacers_for,
-    prepare,
-    record_problems,
-    rows_for,
-    send_batch,
-    write,
-)
+from messaging.send import claim, pacers_for, send_batch
 from messaging.triggers import export_events, newly_true
 from services.admin_check import command_check
 from services.admin_status import command_status

@@ -39,9 +39,9 @@ from common.setting_values import QuietHours
 from common.twilio_client import SmsGateway
 from messaging.answers import expanded
 from messaging.inbound import SKEW
+from messaging.records import rows_for
 from messaging.rows import RuleRow
 from messaging.rules import Rule
-from messaging.send import rows_for
 from messaging.timing import due_at
 
 STALE_CYCLES = 5  # poll intervals a healthy service may miss (a slow REDCap, a restart)

@@ -21,10 +21,10 @@ from common.pipeline import Status
 from common.runner import EXIT_FAILURE, EXIT_OK, Context
 from common.twilio_client import SmsGateway
 from messaging.answers import answer_rule, expanded
+from messaging.records import rows_for
 from messaging.replies import HELP, OPT_OUT, OPTED_IN, OPTED_OUT, UNCLEAR
 from messaging.rows import RuleRow
 from messaging.rules import EMAIL, SMS, Rule
-from messaging.send import rows_for
 from messaging.triggers import export_events
 from services import admin_health, status_page
 

@@ -19,9 +19,9 @@ from common.pipeline import Status
 from common.runner import Context, CycleResult, run_service
 from common.twilio_client import describe_error
 from messaging.answers import expanded
+from messaging.records import rows_for, values_row, write
 from messaging.rows import RuleRow
 from messaging.rules import Rule
-from messaging.send import rows_for, values_row, write
 from messaging.triggers import any_of, export_events, ref
 
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from common import logs
 from common.pipeline import Status
 from common.runner import Context, CycleResult, run_service
+from messaging.records import write
 from messaging.rules import BUILTIN, Rule
-from messaging.send import write
 from messaging.triggers import newly_true
 
 

@@ -20,20 +20,12 @@ from common.runner import Context, CycleResult, run_service
 from messaging.alerts import Digests
 from messaging.answers import expanded
 from messaging.pacing import Pacers
+from messaging.prepare import prepare, record_problems
 from messaging.reconcile import reconcile
+from messaging.records import export_fields, rows_for
 from messaging.rows import RuleRow
 from messaging.rules import Rule
-from messaging.send import (
-    batches,
-    claim,
-    claim_groups,
-    export_fields,
-    pacers_for,
-    prepare,
-    record_problems,
-    rows_for,
-    send_batch,
-)
+from messaging.send import batches, claim, claim_groups, pacers_for, send_batch
 from messaging.triggers import export_events
 from messaging.work import RuleWork, cancel_stopped, record_expired, sort_rows, work_logic
 

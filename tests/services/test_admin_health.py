@@ -13,7 +13,9 @@ import pytest
 
 from common.clock import ManualClock
 from common.runner import Context
-from messaging.send import claim, export_fields, prepare, rows_for
+from messaging.prepare import prepare
+from messaging.records import export_fields, rows_for
+from messaging.send import claim
 from sandbox.clock import SimClock
 from sandbox.redcap.demo import build_demo_project
 from services import delivery_checker, registration_detector, reply_poller

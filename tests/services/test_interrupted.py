@@ -8,7 +8,9 @@ claim and the send leaves); test_crash.py does the same with real kills.
 from __future__ import annotations
 
 from common.runner import Context
-from messaging.send import claim, export_fields, prepare, rows_for
+from messaging.prepare import prepare
+from messaging.records import export_fields, rows_for
+from messaging.send import claim
 from sandbox.faults import Fault
 from services import registration_detector
 from services.sms_sender import Sender
