@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from messaging.rules import RULES_FORM, Rule, RuleFields
+from messaging.fields import RuleFields
+from messaging.rules import RULES_FORM, Rule
 
 SUFFIX = "_answer"
 
