@@ -25,7 +25,7 @@ from sandbox.participants import demo_cohort, register
 from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from sandbox.session import Sandbox
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = "chromium"  # Debian's package; found on PATH
 ROOT = Path(__file__).resolve().parents[1]
 # Headless, offline and quiet: no first-run UI, no updates, no sync, no network of its own.
 FLAGS = (

@@ -35,30 +35,31 @@ PHONES = {"1": phone("1"), "2": phone("2"), "3": "+15005553003", "4": "+15005550
 def chromium() -> str:
     """Debian's chromium, installed with apt-get when missing (one worker at a time); skipped,
     saying why, only where it cannot be installed."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
+    if found := shutil.which(CHROMIUM):
+        return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("chromium is missing and cannot be installed here (needs root and apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     with open(Path(tempfile.gettempdir()) / "redcap-relay-chromium.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers: one apt-get at a time
         for command in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"]):
-            if Path(CHROMIUM).exists():
+            if shutil.which(CHROMIUM):
                 break
             try:
                 subprocess.run(command, env=env, capture_output=True, timeout=INSTALL_SECONDS)
             except subprocess.TimeoutExpired:
                 pytest.skip(f"installing chromium took over {INSTALL_SECONDS} s")
-        if not Path(CHROMIUM).exists():  # after an update, once more
+        if not shutil.which(CHROMIUM):  # after an update, once more
             subprocess.run(
                 ["apt-get", "install", "-y", "chromium"],
                 env=env,
                 capture_output=True,
                 timeout=INSTALL_SECONDS,
             )
-    if not Path(CHROMIUM).exists():
+    found = shutil.which(CHROMIUM)
+    if not found:
         pytest.skip("apt-get install chromium failed (no network or no package)")
-    return CHROMIUM
+    return found
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ CHECKER = "services.delivery_checker"
 class Listener:
     """A bound AF_UNIX datagram socket standing in for systemd's notify socket."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, name: str) -> None:
+        self.path = f"@{name}"  # an abstract socket, as NOTIFY_SOCKET may name: no file anywhere
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
+        self.sock.bind(f"\0{name}")
         self.got: list[str] = []
 
     def wait_for(self, found: Callable[[list[str]], bool], timeout: float) -> bool:
@@ -54,21 +54,18 @@ class Listener:
 
 
 @pytest.fixture
-def listener(tmp_path: Path) -> Iterator[Listener]:
-    # AF_UNIX paths are short (108 bytes): pytest's tmp_path may be longer.
-    short = Path(f"/tmp/rr-notify-{os.getpid()}-{time.monotonic_ns()}")  # noqa: S108
-    sock = Listener(short)
+def listener() -> Iterator[Listener]:
+    sock = Listener(f"redcap-relay-test-notify-{os.getpid()}-{time.monotonic_ns()}")
     try:
         yield sock
     finally:
         sock.sock.close()
-        short.unlink(missing_ok=True)
 
 
 def start(
     rig: Rig, listener: Listener, watchdog_usec: int, **overrides: str
 ) -> subprocess.Popen[str]:
-    env = {**clean_env(), "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": str(watchdog_usec)}
+    env = {**clean_env(), "NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": str(watchdog_usec)}
     return subprocess.Popen(
         [sys.executable, "-m", CHECKER, "--env-file", str(rig.env_file(**overrides))],
         cwd=ROOT,
