@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from dotenv import dotenv_values
 
 from common.addresses import parse_address_list
+from common.credentials import check_graph, check_twilio
 from common.errors import ConfigError
 from common.setting_values import (
     EnvReader,
@@ -46,12 +47,6 @@ MINUTES_A_YEAR = 366 * 24 * 60
 HOURS_A_YEAR = 366 * 24
 SECONDS_A_DAY = 24 * 3600
 _TOKEN = re.compile(r"^[0-9A-Fa-f]{32}$")
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TENANT_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_THUMBPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
-_MAILBOX = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 def read_env_file(env_file: str | None) -> dict[str, str]:
@@ -292,76 +287,12 @@ class Settings:
             )
 
     def require_twilio(self) -> None:
-        """Commands that talk to Twilio call this first."""
-        if not _ACCOUNT_SID.match(self.twilio_account_sid):
-            raise ConfigError(
-                "TWILIO_ACCOUNT_SID must be your Account SID (AC followed by 32 hex characters), "
-                "from the Twilio console"
-            )
-        if not self.twilio_auth_token:
-            raise ConfigError("TWILIO_AUTH_TOKEN is not set; copy it from the Twilio console")
-        if not self.twilio_from_number and not self.twilio_messaging_service_sid:
-            raise ConfigError(
-                "set TWILIO_FROM_NUMBER (your Twilio number, E.164) or TWILIO_MESSAGING_SERVICE_SID"
-            )
-        if self.twilio_messaging_service_sid and not _SERVICE_SID.match(
-            self.twilio_messaging_service_sid
-        ):
-            raise ConfigError("TWILIO_MESSAGING_SERVICE_SID must look like MG + 32 hex characters")
-        if self.twilio_from_number and not re.match(r"^\+[1-9]\d{6,14}$", self.twilio_from_number):
-            raise ConfigError("TWILIO_FROM_NUMBER must be in E.164 form, e.g. +15005550006")
-        if not re.match(r"^https?://", self.twilio_api_base_url):
-            raise ConfigError("TWILIO_API_BASE_URL must be a URL (default https://api.twilio.com)")
+        """Commands that talk to Twilio call this first (common.credentials)."""
+        check_twilio(self)
 
     def require_graph(self) -> None:
         """Commands that send e-mail through Microsoft Graph call this first."""
-        where = "from the app registration's Overview page in the Entra admin center"
-        if not (_GUID.match(self.graph_tenant_id) or _TENANT_DOMAIN.match(self.graph_tenant_id)):
-            raise ConfigError(
-                f"GRAPH_TENANT_ID must be the Directory (tenant) ID, a GUID {where}"
-                if not self.graph_tenant_id
-                else f"GRAPH_TENANT_ID={self.graph_tenant_id!r} is not a tenant ID (a GUID {where})"
-            )
-        if not _GUID.match(self.graph_client_id):
-            raise ConfigError(
-                f"GRAPH_CLIENT_ID must be the Application (client) ID, a GUID {where}"
-            )
-        certificate = self.graph_cert_path is not None or bool(self.graph_cert_thumbprint)
-        if self.graph_client_secret and certificate:
-            name = "GRAPH_CERT_PATH" if self.graph_cert_path else "GRAPH_CERT_THUMBPRINT"
-            raise ConfigError(
-                f"{name} is set together with GRAPH_CLIENT_SECRET; use a client secret or a "
-                "certificate, not both (leave the other empty)"
-            )
-        if not self.graph_client_secret and not certificate:
-            raise ConfigError(
-                "GRAPH_CLIENT_SECRET is not set; set it (the secret's Value) or use a certificate "
-                "with GRAPH_CERT_PATH + GRAPH_CERT_THUMBPRINT"
-            )
-        if certificate:
-            if self.graph_cert_path is None or not self.graph_cert_path.is_file():
-                raise ConfigError(
-                    "GRAPH_CERT_PATH must name the PEM file holding the certificate's private key"
-                    + (f" (no such file: {self.graph_cert_path})" if self.graph_cert_path else "")
-                )
-            if not _THUMBPRINT.match(self.graph_cert_thumbprint):
-                raise ConfigError(
-                    "GRAPH_CERT_THUMBPRINT must be the certificate's thumbprint as the app "
-                    "registration shows it (40 hex characters)"
-                )
-        if not _MAILBOX.match(self.graph_sender):
-            raise ConfigError(
-                "GRAPH_SENDER must be the address of the mailbox mail is sent from, e.g. "
-                "study-team@example.org"
-            )
-        for name, value in (
-            ("GRAPH_AUTHORITY_URL", self.graph_authority_url),
-            ("GRAPH_API_BASE_URL", self.graph_api_base_url),
-        ):
-            if not re.match(r"^https?://[^/\s]+", value):
-                raise ConfigError(
-                    f"{name}={value!r} must be a URL (leave it empty for Microsoft's)"
-                )
+        check_graph(self)
 
     def load_rules(self) -> tuple[Rule, ...]:
         """The RULES_FILE's rules, or the one built-in rule made from today's settings."""
