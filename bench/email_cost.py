@@ -25,7 +25,8 @@ from common.field_types import WITH_SECONDS
 from common.pipeline import Status
 from common.runner import CycleResult, build_context
 from common.settings import Settings
-from messaging.rules import Rule, load_rules
+from messaging.rules import Rule
+from messaging.rules_file import load_rules
 from sandbox.clock import SimClock
 from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from sandbox.redcap.importer import import_rows

@@ -47,7 +47,8 @@ from common.field_types import WITH_SECONDS
 from common.pipeline import Status
 from common.runner import Context, CycleResult, build_context
 from common.settings import Settings
-from messaging.rules import Rule, load_rules
+from messaging.rules import Rule
+from messaging.rules_file import load_rules
 from sandbox.clock import SimClock
 from sandbox.httpserver import App, Request, Response
 from sandbox.redcap.demo import add_rule_fields, build_demo_project

@@ -28,7 +28,8 @@ from common.setting_values import (
     parse_zone,
 )
 from messaging.answers import expanded
-from messaging.rules import Rule, builtin_rule, load_rules
+from messaging.rules import Rule
+from messaging.rules_file import builtin_rule, load_rules
 
 DEFAULT_PHONE_FIELDS = (
     "phone_number,phone,mobile,mobile_number,cell,cell_number,contact_phone,participant_phone"

@@ -32,7 +32,8 @@ from redcap.project import Project as PyCapProject
 
 from common.addresses import mask_email, same_address
 from messaging.answers import expanded
-from messaging.rules import Rule, load_rules
+from messaging.rules import Rule
+from messaging.rules_file import load_rules
 from messaging.triggers import any_of
 from sandbox.clock import SimClock
 from sandbox.envfile import write_env

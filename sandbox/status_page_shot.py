@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from redcap.project import Project as PyCapProject
 
-from messaging.rules import load_rules
+from messaging.rules_file import load_rules
 from sandbox.demo_cli import ALERTS, RULES_FILE, SERVICES, play, stop_all
 from sandbox.envfile import write_env
 from sandbox.participants import demo_cohort, register

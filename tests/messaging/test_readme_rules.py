@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from messaging.rules import load_rules
+from messaging.rules_file import load_rules
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCKS = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from messaging.rules import KEYS, load_rules
+from messaging.rules import KEYS
+from messaging.rules_file import load_rules
 
 GOOD = """
 [[rule]]

@@ -20,7 +20,7 @@ from redcap.project import Project as PyCapProject
 from common.clock import ManualClock
 from common.runner import Context, build_context
 from common.settings import Settings
-from messaging.rules import load_rules
+from messaging.rules_file import load_rules
 from sandbox.clock import SimClock
 from sandbox.envfile import write_env
 from sandbox.microsoft.mailbox import SentMail

@@ -13,7 +13,7 @@ import pytest
 from common.graph_client import MESSAGE_ID_HEADER
 from messaging.alerts import MAX_LINES, digest
 from messaging.rows import RuleRow
-from messaging.rules import load_rules
+from messaging.rules_file import load_rules
 from sandbox.microsoft.mailbox import SentMail
 from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from services import delivery_checker, registration_detector

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from messaging.rules import load_rules
+from messaging.rules_file import load_rules
 from sandbox.redcap.demo import add_rule_fields, build_demo_project
 from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
