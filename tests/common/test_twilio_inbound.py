@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,34 +14,21 @@ from common.twilio_client import INBOUND_PAGE_SIZE, SmsGateway
 from sandbox.clock import SimClock
 from sandbox.faults import Fault
 from sandbox.twilio.server import TwilioSim
+from tests.conftest import TWILIO_NUMBER as OURS
+from tests.conftest import TWILIO_START as START
 
-START = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
-OURS = "+15550009999"
 ALICE, BOB = "+16175550101", "+16175550102"
 LIST = "messages/GET/list"
 
 
-@pytest.fixture(autouse=True)
-def _no_region(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A region or edge makes the SDK rewrite the host (TWILIO_API.md §4.5).
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
+@pytest.fixture
+def clock(twilio_clock: SimClock) -> SimClock:
+    return twilio_clock
 
 
 @pytest.fixture
-def clock() -> SimClock:
-    clock = SimClock(tz=UTC, start=START)
-    clock.freeze()
-    return clock
-
-
-@pytest.fixture
-def sim(clock: SimClock) -> Iterator[TwilioSim]:
-    sim = TwilioSim(clock=clock, from_number=OURS).start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
+def sim(twilio_sim: TwilioSim) -> TwilioSim:
+    return twilio_sim
 
 
 def gateway(sim: TwilioSim, *, service: bool = False, token: str = "") -> SmsGateway:

@@ -1,12 +1,10 @@
 """Fixtures for the Twilio simulator tests: a frozen clock, a running simulator, an SDK client.
 
-Their ``sim`` overrides the REDCap ``sim`` of tests/sandbox/conftest.py inside this package.
+Their ``sim`` (tests/conftest.py's ``twilio_sim``) overrides the REDCap ``sim`` of
+tests/sandbox/conftest.py inside this package.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from datetime import UTC
 
 import pytest
 from twilio.http.http_client import TwilioHttpClient
@@ -14,30 +12,16 @@ from twilio.rest import Client
 
 from sandbox.clock import SimClock
 from sandbox.twilio.server import TwilioSim
-from tests.sandbox.twilio.helpers import START
-
-
-@pytest.fixture(autouse=True)
-def _no_region(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A region or edge makes the SDK rewrite the host (TWILIO_API.md §4.5).
-    monkeypatch.delenv("TWILIO_REGION", raising=False)
-    monkeypatch.delenv("TWILIO_EDGE", raising=False)
 
 
 @pytest.fixture
-def clock() -> SimClock:
-    clock = SimClock(tz=UTC, start=START)
-    clock.freeze()
-    return clock
+def clock(twilio_clock: SimClock) -> SimClock:
+    return twilio_clock
 
 
 @pytest.fixture
-def sim(clock: SimClock) -> Iterator[TwilioSim]:
-    sim = TwilioSim(clock=clock, from_number="+15550009999").start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
+def sim(twilio_sim: TwilioSim) -> TwilioSim:
+    return twilio_sim
 
 
 @pytest.fixture
