@@ -19,6 +19,24 @@ from tests.services.conftest import ROOT, Rig, clean_env
 
 # (name, which simulator, what to match, after_apply, matching requests to let through first)
 Step = tuple[str, str, dict[str, str], bool, int]
+IMPORT = {"content": "record", "action": "import"}
+CREATE = {"op": "create"}  # Twilio's message create
+
+
+def send_steps(where: str, match: dict[str, str], lost: str, applied: str) -> list[Step]:
+    """The send path's six kill points: the claim import, the provider's send (``match`` on
+    simulator ``where``), the result import, each lost before or after it is applied."""
+    return [
+        ("claim write lost", "redcap", IMPORT, False, 0),
+        ("claim written, answer lost", "redcap", IMPORT, True, 0),
+        (lost, where, match, False, 0),
+        (applied, where, match, True, 0),
+        ("result write lost", "redcap", IMPORT, False, 1),
+        ("result written, answer lost", "redcap", IMPORT, True, 1),
+    ]
+
+
+SMS_STEPS = send_steps("twilio", CREATE, "twilio create lost", "twilio created, answer lost")
 
 # The kills are the test's, many per record: the poison-record bound is raised out of the way
 # (test_interrupted.py pins it). Claims are reconciled at once.

@@ -14,21 +14,12 @@ import pytest
 
 from services import registration_detector
 from tests.services.conftest import Rig, start_rules_rig
-from tests.services.killing import KILL_SETTINGS, kill_at
+from tests.services.killing import KILL_SETTINGS, SMS_STEPS, kill_at
 
 PHONE = "+16175550100"
-IMPORT = {"content": "record", "action": "import"}
-CREATE = {"op": "create"}
 
 # (name, which simulator, what to match, after_apply, matching requests to let through first)
-STEPS = [
-    ("claim write lost", "redcap", IMPORT, False, 0),
-    ("claim written, answer lost", "redcap", IMPORT, True, 0),
-    ("twilio create lost", "twilio", CREATE, False, 0),
-    ("twilio created, answer lost", "twilio", CREATE, True, 0),
-    ("result write lost", "redcap", IMPORT, False, 1),
-    ("result written, answer lost", "redcap", IMPORT, True, 1),
-]
+STEPS = SMS_STEPS
 
 
 @pytest.mark.parametrize(

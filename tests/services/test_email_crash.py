@@ -20,7 +20,7 @@ import pytest
 from common.graph_client import MESSAGE_ID_HEADER
 from services import registration_detector
 from tests.services.conftest import Rig, start_rules_rig
-from tests.services.killing import KILL_SETTINGS, Step, kill_at
+from tests.services.killing import KILL_SETTINGS, Step, kill_at, send_steps
 
 RULE = """
 [[rule]]
@@ -34,17 +34,9 @@ email_template = "Dear {{field:first_name}},\\n\\nYour survey: {{survey_link}}\\
 """
 SMS_TEMPLATE = 'template = "Hi {field:first_name}, your survey: {survey_link}"\n'
 PHONE = "+16175550100"
-IMPORT = {"content": "record", "action": "import"}
 SEND_MAIL = {"service": "graph", "op": "sendMail"}
 
-STEPS: list[Step] = [
-    ("claim write lost", "redcap", IMPORT, False, 0),
-    ("claim written, answer lost", "redcap", IMPORT, True, 0),
-    ("sendMail lost", "microsoft", SEND_MAIL, False, 0),
-    ("sendMail applied, answer lost", "microsoft", SEND_MAIL, True, 0),
-    ("result write lost", "redcap", IMPORT, False, 1),
-    ("result written, answer lost", "redcap", IMPORT, True, 1),
-]
+STEPS = send_steps("microsoft", SEND_MAIL, "sendMail lost", "sendMail applied, answer lost")
 # Without Sent Items, where each step ends after restarts: (status, mails). Only a step that leaves
 # a claim and no mail may end in review with none; a step whose claim never landed, or whose
 # result did, must end sent_email; a mail that went unrecorded ends in review, never resent.

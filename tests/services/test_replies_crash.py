@@ -27,7 +27,7 @@ from sandbox.httpserver import wait_until
 from services import registration_detector, reply_poller
 from services.sms_sender import Sender
 from tests.services.conftest import ROOT, Rig, clean_env, start_rules_rig
-from tests.services.killing import KILL_SETTINGS, Step, kill_at
+from tests.services.killing import IMPORT, KILL_SETTINGS, SMS_STEPS, Step, kill_at
 
 VISIT = """
 [[rule]]
@@ -49,8 +49,6 @@ UNSETTLED = ("registered", "sending")  # an auto-answer the sender has still to 
 
 LIST = {"resource": "messages", "op": "list"}
 EXPORT = {"content": "record", "action": "export"}
-IMPORT = {"content": "record", "action": "import"}
-CREATE = {"op": "create"}
 
 # The poller's cycle. Its start-up (the project check) makes one record export of its own first.
 LISTED = [
@@ -74,14 +72,7 @@ STOP_STEPS: list[Step] = [
     ("reply imported, answer lost", "redcap", IMPORT, True, 1),
 ]
 # The sender's path for an auto-answer: claim, Twilio create, result.
-SENDER_STEPS: list[Step] = [
-    ("claim write lost", "redcap", IMPORT, False, 0),
-    ("claim written, answer lost", "redcap", IMPORT, True, 0),
-    ("twilio create lost", "twilio", CREATE, False, 0),
-    ("twilio created, answer lost", "twilio", CREATE, True, 0),
-    ("result write lost", "redcap", IMPORT, False, 1),
-    ("result written, answer lost", "redcap", IMPORT, True, 1),
-]
+SENDER_STEPS = SMS_STEPS
 
 
 def ids(steps: list[Step]) -> list[str]:
