@@ -40,7 +40,7 @@ from messaging.records import rows_for, write
 from messaging.replies import KEYWORD_MEANINGS, OPT_OUT, OPT_OUT_AT, OPT_SID, OPTED_IN, OPTED_OUT
 from messaging.rows import RuleRow
 from messaging.rules import Rule
-from messaging.triggers import any_of, ref
+from messaging.triggers import any_of, export_events, ref
 
 # A message counts as sent before a reply if Twilio's clock and ours disagree by less than this.
 SKEW = timedelta(seconds=60)
@@ -168,10 +168,10 @@ def _load(
         fields += [f.status, f.to, f.sent_at, f.reply, f.reply_at, f.reply_sid]
         if rule.name in companions:
             fields.append(companions[rule.name].fields.status)
-    events = sorted({e for rule in rules if (e := ctx.layout.event_for(rule.event))})
-    if ctx.layout.event and ctx.layout.event not in events:
+    events = export_events(ctx, rules)  # and REDCAP_EVENT, where the opt-out lives
+    if events is not None and ctx.layout.event and ctx.layout.event not in events:
         events.append(ctx.layout.event)
-    raw = ctx.redcap.export(list(dict.fromkeys(fields)), logic, events=events or None)
+    raw = ctx.redcap.export(list(dict.fromkeys(fields)), logic, events=events)
     states: dict[str, RecordState] = {}
     home = ctx.layout.event
     for values in raw:
