@@ -37,8 +37,9 @@ from bench.measure import (
     timed,
 )
 from common.clock import ManualClock
-from common.runner import Context, CycleResult, build_context
+from common.runner import CycleResult
 from common.settings import Settings
+from messaging.context import Context, build_context
 from messaging.records import export_fields
 from sandbox.participants import add_records
 from sandbox.redcap.demo import build_demo_project

@@ -23,13 +23,15 @@ from bench.measure import Cost, budget, describe, duration, machine, size_text, 
 from common.clock import ManualClock
 from common.field_types import WITH_SECONDS
 from common.pipeline import Status
-from common.runner import CycleResult, build_context
+from common.runner import CycleResult
 from common.settings import Settings
+from messaging.context import build_context
 from messaging.rules import Rule
 from messaging.rules_file import load_rules
 from sandbox.clock import SimClock
-from sandbox.redcap.demo import add_rule_fields, build_demo_project
+from sandbox.redcap.demo import build_demo_project
 from sandbox.redcap.importer import import_rows
+from sandbox.rehearsal import add_rule_fields
 from sandbox.session import Sandbox
 from services.sms_sender import Sender
 

@@ -19,7 +19,8 @@ from datetime import date
 from types import FrameType
 from typing import TypeVar
 
-from common.runner import Context, CycleResult
+from common.runner import CycleResult
+from messaging.context import Context
 from sandbox.session import Sandbox
 
 IDLE_RUNS = 3

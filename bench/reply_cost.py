@@ -36,13 +36,14 @@ from bench.rule_cost import FilterLog
 from common.clock import ManualClock
 from common.field_types import WITH_SECONDS
 from common.pipeline import Status
-from common.runner import Context, build_context
 from common.settings import Settings
+from messaging.context import Context, build_context
 from messaging.rules import Rule
 from messaging.rules_file import load_rules
 from sandbox.clock import SimClock
-from sandbox.redcap.demo import add_rule_fields, build_demo_project
+from sandbox.redcap.demo import build_demo_project
 from sandbox.redcap.importer import import_rows
+from sandbox.rehearsal import add_rule_fields
 from sandbox.session import Sandbox
 from services import reply_poller
 

@@ -19,8 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from common.runner import build_context
 from common.settings import Settings
+from messaging.context import build_context
 from sandbox.faults import Fault
 from sandbox.participants import add_records
 from sandbox.redcap.demo import build_demo_project

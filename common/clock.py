@@ -7,6 +7,10 @@ import time
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
 
+# How far another system's clock (Twilio's, Microsoft's) may disagree with ours: a lookup of what
+# was sent since a moment looks this far before it.
+SKEW = timedelta(minutes=5)
+
 
 class Clock(Protocol):
     """What services need to know about time."""

@@ -98,3 +98,15 @@ def format_time(row: Mapping[str, str], moment: datetime, tz: ZoneInfo) -> str:
 
 def _type_name(ftype: str) -> str:
     return _TYPE_NAMES.get(ftype, f"{ftype or 'typeless'} field")
+
+
+def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
+    """A stored date-time (Y-M-D, with or without seconds, study zone) as an aware time; None if
+    blank or bad."""
+    text = text.strip()
+    for pattern in (WITH_SECONDS, WITHOUT_SECONDS):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=tz)
+        except ValueError:
+            continue
+    return None

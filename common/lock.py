@@ -1,5 +1,8 @@
 """One sender (and one reply poller) per project: an exclusive, non-blocking OS lock (flock).
 
+Every process that sends for a project (the sender, ``admin force``) holds its ``sender`` lock;
+the reply poller holds its ``replies`` lock (:func:`project_lock`).
+
 The kernel drops the lock when the process dies, even on kill -9, so no stale lock survives.
 """
 
@@ -44,3 +47,12 @@ class ProcessLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+SENDER, REPLIES = "sender", "replies"
+_HOLDERS = {SENDER: "sender", REPLIES: "reply poller"}
+
+
+def project_lock(directory: Path, project_id: int, role: str) -> ProcessLock:
+    """The lock of ``role`` (SENDER or REPLIES) for one project, in LOCK_DIR."""
+    return ProcessLock(directory, f"redcap-relay-{role}-{project_id}", holder=_HOLDERS[role])

@@ -20,16 +20,13 @@ built-in rule), which is the queue. Transitions (README "How it works" draws the
     failed/undelivered/skipped/needs_review/unconfirmed/cancelled/expired --admin requeue-->
         registered
 
-The field names live in :class:`messaging.rules.RuleFields`.
+Each rule's field names are the engine's (``messaging.rules.RuleFields``); this layer only
+knows the codes.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
-
-from common.field_types import WITH_SECONDS, WITHOUT_SECONDS
 
 
 class Status(StrEnum):
@@ -61,15 +58,3 @@ REQUEUEABLE = frozenset(
 )
 # A message accepted and settled: the next message of a series may follow it.
 SETTLED = frozenset({Status.DELIVERED, Status.UNCONFIRMED, Status.SENT_EMAIL})
-
-
-def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
-    """A stored date-time (Y-M-D, with or without seconds, study zone) as an aware time; None if
-    blank or bad."""
-    text = text.strip()
-    for pattern in (WITH_SECONDS, WITHOUT_SECONDS):
-        try:
-            return datetime.strptime(text, pattern).replace(tzinfo=tz)
-        except ValueError:
-            continue
-    return None

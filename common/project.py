@@ -1,25 +1,54 @@
 """Check the REDCap project before touching it, and learn its layout.
 
-Every command runs :func:`load_layout` first: the token must belong to ``REDCAP_PROJECT_ID`` and
-the project must hold the pipeline instrument, the registration field and a phone field (in
-``REDCAP_EVENT`` on longitudinal projects). ``admin check`` shows the same checks as a checklist.
+Every command runs :func:`load_layout` first: the token must belong to ``REDCAP_PROJECT_ID``, the
+event must be right on longitudinal projects, and the project must hold what the engine says it
+needs (:class:`Needs`: a phone field when a rule texts, an e-mail field when one mails, each rule's
+fields, checked by the engine's own ``rule_checks``). ``admin check`` shows the same checks as a
+checklist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from common import field_types
-from common.checks import Check
-from common.errors import ProjectCheckError, RedcapRejected
+from common.errors import ProjectCheckError
 from common.redcap_client import RedcapClient
 from common.settings import Settings
-from messaging.checks import rule_checks
-from messaging.replies import OPT_OUT_KINDS
-from messaging.rules import survey_setting
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of ``admin check`` and of the startup check: what was checked, whether it passed,
+    and for a failure the fix."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+    warning: bool = False  # passed, but worth a look (admin check prints it as [warn])
+
+
+# The engine's checks of its own fields: (client, metadata by field, forms by event or None on
+# classic projects, the record id field) -> checks.
+RuleChecks = Callable[
+    [RedcapClient, Mapping[str, Mapping[str, str]], Mapping[str, Set[str]] | None, str],
+    list[Check],
+]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the engine needs of the project (this layer knows no rules, so it is told)."""
+
+    sms: bool = True  # a rule texts: one of PHONE_FIELDS must exist
+    email: bool = False  # a rule mails: one of EMAIL_FIELDS must exist
+    opt_out_fields: tuple[str, ...] = ()  # all present: Layout.opt_out
+    rule_checks: RuleChecks | None = None
+
 
 PIPELINE_FORM = "pipeline"
 
@@ -66,7 +95,9 @@ class Layout:
         return [self.event] if self.event else None
 
 
-def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, list[Check]]:
+def inspect(
+    client: RedcapClient, settings: Settings, needs: Needs
+) -> tuple[Layout | None, list[Check]]:
     """Run every project check; the layout is None when a check that matters failed."""
     checks: list[Check] = []
     info = client.project_info()
@@ -132,15 +163,15 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
         forms_by_event = {}
         for row in mapping:
             forms_by_event.setdefault(str(row["unique_event_name"]), set()).add(str(row["form"]))
-    if event is not None or mapping is None:
-        checks += rule_checks(client, meta, forms_by_event, settings.rules, record_id_field)
+    if needs.rule_checks is not None and (event is not None or mapping is None):
+        checks += needs.rule_checks(client, meta, forms_by_event, record_id_field)
     if not settings.rules_file:
         checks.append(_registration_field(meta, forms, settings, forms_in_event, event))
     phones = tuple(name for name in settings.phone_fields if name in meta)
-    if settings.uses_sms:
+    if needs.sms:
         checks.append(_phone_fields(meta, settings, phones))
     emails = tuple(name for name in settings.email_fields if name in meta)
-    if any(rule.sends_email for rule in settings.rules):
+    if needs.email:
         checks.append(_email_fields(meta, settings, emails))
     if any(not c.ok for c in checks):
         return None, checks
@@ -155,7 +186,7 @@ def inspect(client: RedcapClient, settings: Settings) -> tuple[Layout | None, li
         surveys_enabled=str(info.get("surveys_enabled", "1")) not in ("0", ""),
         event_forms={e: frozenset(f) for e, f in (forms_by_event or {}).items()},
         email_fields=emails,
-        opt_out=all(name in meta for name in OPT_OUT_KINDS),
+        opt_out=bool(needs.opt_out_fields) and all(name in meta for name in needs.opt_out_fields),
     )
     return layout, checks
 
@@ -194,9 +225,9 @@ def _email_fields(
     )
 
 
-def load_layout(client: RedcapClient, settings: Settings) -> Layout:
+def load_layout(client: RedcapClient, settings: Settings, needs: Needs) -> Layout:
     """The layout, or ProjectCheckError with the first failed check and its fix."""
-    layout, checks = inspect(client, settings)
+    layout, checks = inspect(client, settings, needs)
     for check in checks:
         if not check.ok:
             raise ProjectCheckError(f"{check.detail}; {check.fix}" if check.fix else check.detail)
@@ -268,86 +299,3 @@ def _looks_like_phone(name: str, row: Mapping[str, str]) -> bool:
         and not name.startswith("pipeline_")
         and any(word in name for word in ("phone", "mobile", "cell"))
     )
-
-
-def survey_checks(client: RedcapClient, settings: Settings, layout: Layout) -> list[Check]:
-    """Is each rule's survey a survey of the project, in the rule's event?
-
-    Asked cheaply, whatever the project's size: the metadata says whether the instrument exists,
-    project info whether surveys are on, and REDCap's answer for one existing record (the one
-    before ``generateNextRecordName``) whether this instrument is enabled as a survey. A project
-    with no numbered record yet is asked for its participant list, then empty. Whatever this
-    cannot see, the first link the sender asks for settles (a refusal there stops the sender
-    with the same message).
-    """
-    checks: list[Check] = []
-    probe: list[str | None] = []  # asked once, for the first rule that needs it
-    asked: set[tuple[str, str]] = set()  # (survey, event): rules sharing a survey ask once
-    for rule in settings.rules:
-        if (rule.survey, rule.event) in asked:
-            continue
-        asked.add((rule.survey, rule.event))
-        setting = survey_setting(rule)
-        if rule.builtin and not rule.survey:
-            checks.append(Check("survey instrument", False, f"{setting} is not set", SURVEY_FIX))
-            continue
-        if not rule.survey:
-            continue
-        event = layout.event_for(rule.event)
-        forms = layout.forms_for(event)
-        if rule.survey not in forms:
-            where = f"designated for {event}" if event else "an instrument of it"
-            checks.append(
-                Check(
-                    "survey instrument",
-                    False,
-                    f"{setting}={rule.survey!r} is not {where}",
-                    "use one of: " + ", ".join(sorted(forms)),
-                )
-            )
-            continue
-        if not layout.surveys_enabled:
-            checks.append(
-                Check(
-                    "survey instrument",
-                    False,
-                    "surveys are not enabled in this project",
-                    "enable them in Project Setup, then enable the instrument as a survey",
-                )
-            )
-            continue
-        if not probe:
-            probe.append(_existing_record(client))
-        try:
-            if probe[0] is None:
-                client.participant_list(rule.survey, event)  # no records yet: an empty list
-            else:
-                client.survey_link(probe[0], rule.survey, event)
-        except RedcapRejected as exc:
-            if refusal := not_a_survey(str(exc), rule.survey, setting):
-                checks.append(Check("survey instrument", False, refusal, NOT_SURVEY_FIX))
-                continue
-        checks.append(Check("survey instrument", True, f"{rule.survey} is enabled as a survey"))
-    return checks
-
-
-SURVEY_FIX = (
-    "set it to the unique name of the survey instrument whose link is texted "
-    "(shown in the Online Designer, e.g. interest_form)"
-)
-NOT_SURVEY_FIX = (
-    "enable it as a survey (Online Designer > Survey settings), or name a survey in "
-    "SURVEY_INSTRUMENT"
-)
-
-
-def not_a_survey(answer: str, instrument: str, setting: str = "SURVEY_INSTRUMENT") -> str:
-    """REDCap's refusal of a survey link that is the setting's fault, as our one line; else ""."""
-    if "has not been enabled as a survey" in answer or "Invalid instrument" in answer:
-        return f"{setting}={instrument!r} is not enabled as a survey in this project"
-    return ""
-
-
-def _existing_record(client: RedcapClient) -> str | None:
-    nxt = client.next_record_name()
-    return str(int(nxt) - 1) if nxt.isdigit() and int(nxt) > 1 else None

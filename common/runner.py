@@ -1,11 +1,13 @@
 """The one way every service starts, loops and stops.
 
-``main(argv)`` of each service calls :func:`run_service` with its ``run_once(ctx)``. This module
-parses the shared flags, builds the settings and clients, checks the project, installs signal
-handlers that only set a flag, tells systemd how it is doing (:mod:`common.notify`: READY once
-the project check and ``prepare`` passed, a watchdog ping after each cycle and at every stop check
-the cycle makes, STATUS with the cycle's counts, STOPPING on SIGTERM/SIGINT), and maps errors to
-exit codes. No traceback reaches a user for their own mistakes.
+``main(argv)`` of each service calls :func:`run_service` with its ``run_once(ctx)`` and the
+``build(settings)`` that makes its context (the engine's :func:`messaging.context.build_context`:
+this layer knows no rules). This module parses the shared flags, reads the settings, builds the
+context, takes the project lock the service names (one sender, one reply poller per project),
+installs signal handlers that only set a flag, tells systemd how it is doing (:mod:`common.notify`:
+READY once the project check and ``start`` passed, a watchdog ping after each cycle and at every
+stop check the cycle makes, STATUS with the cycle's counts, STOPPING on SIGTERM/SIGINT), and maps
+errors to exit codes. No traceback reaches a user for their own mistakes.
 
 Exit codes (systemd's ``RestartPreventExitStatus=2 3 4`` keeps it from restarting the ones a
 person must fix):
@@ -29,12 +31,13 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import FrameType
+from typing import Protocol, TypeVar
 
 from common import logs
-from common.clock import Clock, SystemClock
+from common.clock import Clock
 from common.errors import (
     ConfigError,
     ProjectCheckError,
@@ -42,14 +45,11 @@ from common.errors import (
     RelayError,
     TransientError,
 )
-from common.graph_client import GraphMailer
+from common.lock import project_lock
 from common.notify import Heartbeat, Notifier
-from common.project import Layout, load_layout, survey_checks
-from common.redcap_client import RedcapClient
+from common.project import Layout
 from common.settings import Settings
 from common.settings import load_settings as settings_from
-from common.twilio_client import SmsGateway
-from messaging.rules import Rule
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_PROJECT, EXIT_BANNED = 0, 1, 2, 3, 4
 
@@ -88,26 +88,16 @@ class CycleResult:
         return " ".join(parts) or "idle"
 
 
-@dataclass
-class Context:
-    """Everything a cycle needs, built once at startup; services hold no other state."""
+class Running(Protocol):
+    """What the runner needs of a service's context (the engine's ``Context`` has it)."""
 
     settings: Settings
-    redcap: RedcapClient
     layout: Layout
     clock: Clock
     stop: threading.Event
-    sms: SmsGateway | None = None
-    mail: GraphMailer | None = None
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("redcap_relay"))
 
-    @property
-    def rules(self) -> tuple[Rule, ...]:
-        return self.settings.rules
 
-    def stamp(self, field_name: str, moment: datetime | None = None) -> str:
-        """Now (or ``moment``) as ``field_name`` stores it, in TIMEZONE."""
-        return self.layout.stamp(field_name, moment or self.clock.now(), self.settings.timezone)
+C = TypeVar("C", bound=Running)
 
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -120,71 +110,23 @@ def load_settings(env_file: str | None, environ: Mapping[str, str] | None = None
     return settings_from(env_file, os.environ if environ is None else environ)
 
 
-def build_context(
-    settings: Settings,
-    *,
-    needs_twilio: bool,
-    needs_survey: bool = False,
-    needs_mail: bool = False,
-    clock: Clock | None = None,
-    name: str = "redcap_relay",
-) -> Context:
-    """Clients, project check and layout; raises ConfigError / ProjectCheckError.
-
-    ``needs_twilio`` / ``needs_mail``: the command sends, so it needs Twilio when a rule sends
-    SMS and Graph when a rule sends e-mail or staff alerts are on (an e-mail-only study needs no
-    Twilio account, and the reverse).
-    """
-    needs_twilio = needs_twilio and settings.uses_sms
-    needs_mail = needs_mail and settings.uses_email
-    if needs_twilio:
-        settings.require_twilio()
-    mail = GraphMailer.from_settings(settings) if needs_mail else None
-    if needs_survey:
-        settings.require_survey()
-    client = RedcapClient(
-        settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
-    )
-    layout = load_layout(client, settings)
-    if needs_survey:
-        for survey in survey_checks(client, settings, layout):
-            if not survey.ok:
-                raise ProjectCheckError(f"{survey.detail}; {survey.fix}")
-    sms = None
-    if needs_twilio:
-        sms = SmsGateway(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            from_number=settings.twilio_from_number,
-            messaging_service_sid=settings.twilio_messaging_service_sid,
-            base_url=settings.twilio_api_base_url,
-            timeout=min(settings.http_timeout_seconds, 15.0),
-        )
-    return Context(
-        settings=settings,
-        redcap=client,
-        layout=layout,
-        clock=clock or SystemClock(settings.timezone),
-        stop=threading.Event(),
-        sms=sms,
-        mail=mail,
-        log=logging.getLogger(name),
-    )
-
-
 def run_service(
     name: str,
     description: str,
     argv: Sequence[str] | None,
-    run_once: Callable[[Context], CycleResult],
+    run_once: Callable[[C], CycleResult],
+    build: Callable[[Settings], C],
     *,
-    needs_twilio: bool,
-    needs_survey: bool = False,
-    needs_mail: bool = False,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-    prepare: Callable[[Context, argparse.Namespace], Callable[[], None] | None] | None = None,
+    start: Callable[[C, argparse.Namespace], str] | None = None,
 ) -> int:
-    """Parse flags, start, run one cycle (``--once``) or loop until SIGTERM/SIGINT."""
+    """Parse flags, start, run one cycle (``--once``) or loop until SIGTERM/SIGINT.
+
+    ``build(settings)`` makes the context (ConfigError / ProjectCheckError on a problem);
+    ``start(ctx, args)`` prepares the run and names the project lock to hold for it (a role of
+    :func:`common.lock.project_lock`, or "" for none): it is taken before the first cycle and
+    released on the way out.
+    """
     parser = base_parser(f"python -m services.{name}", description)
     parser.add_argument("--once", action="store_true", help="run one cycle and exit")
     if add_arguments:
@@ -200,36 +142,30 @@ def run_service(
     notifier = Notifier.from_environ(os.environ)
     stop = StopFlag()
     _install_signals(stop)
-    cleanup: Callable[[], None] | None = None
-    try:
-        ctx = build_context(
-            settings,
-            needs_twilio=needs_twilio,
-            needs_survey=needs_survey,
-            needs_mail=needs_mail,
-            name=name,
-        )
-        ctx.stop = stop
-        if prepare:
-            cleanup = prepare(ctx, args)
-        log.info(
-            "started project=%s%s",
-            ctx.layout.project_id,
-            f" event={ctx.layout.event}" if ctx.layout.event else "",
-        )
-        stop.heartbeat = Heartbeat(notifier)
-        notifier.ready(f"started, project {ctx.layout.project_id}")
-        return _cycles(ctx, run_once, once=args.once, log=log, heartbeat=stop.heartbeat)
-    except RelayError as exc:
-        level = _level(exc)
-        code = report_failure(exc, lambda line: log.log(level, "%s", line))
-        # The reason is in the journal; the status names only the kind (no setting values).
-        notifier.status(f"exiting with code {code}: {type(exc).__name__}")
-        return code
-    finally:
-        if cleanup:
-            cleanup()
-        notifier.close()
+    with ExitStack() as held:
+        try:
+            ctx = build(settings)
+            ctx.stop = stop
+            role = start(ctx, args) if start else ""
+            if role:
+                lock = project_lock(settings.lock_dir, ctx.layout.project_id, role).acquire()
+                held.callback(lock.release)
+            log.info(
+                "started project=%s%s",
+                ctx.layout.project_id,
+                f" event={ctx.layout.event}" if ctx.layout.event else "",
+            )
+            stop.heartbeat = Heartbeat(notifier)
+            notifier.ready(f"started, project {ctx.layout.project_id}")
+            return _cycles(ctx, run_once, once=args.once, log=log, heartbeat=stop.heartbeat)
+        except RelayError as exc:
+            level = _level(exc)
+            code = report_failure(exc, lambda line: log.log(level, "%s", line))
+            # The reason is in the journal; the status names only the kind (no setting values).
+            notifier.status(f"exiting with code {code}: {type(exc).__name__}")
+            return code
+        finally:
+            notifier.close()
 
 
 def report_failure(exc: RelayError, say: Callable[[str], None]) -> int:
@@ -257,8 +193,8 @@ def _level(exc: RelayError) -> int:
 
 
 def _cycles(
-    ctx: Context,
-    run_once: Callable[[Context], CycleResult],
+    ctx: C,
+    run_once: Callable[[C], CycleResult],
     *,
     once: bool,
     log: logging.Logger,
@@ -287,7 +223,7 @@ def _cycles(
     return EXIT_OK
 
 
-def _sleep(ctx: Context, seconds: float, beat: Heartbeat) -> None:
+def _sleep(ctx: Running, seconds: float, beat: Heartbeat) -> None:
     """The wait between cycles, in pieces short enough for the watchdog (each stop check pings)."""
     piece = beat.every or seconds
     left = seconds

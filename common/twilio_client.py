@@ -26,8 +26,10 @@ from common.errors import (
     TwilioRejected,
     TwilioUnavailable,
 )
+from common.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
+MAX_TIMEOUT = 15.0  # seconds: Twilio answers in well under a second; a longer wait is an outage
 INBOUND_PAGE_SIZE = 50
 # 20 pages of 50: the 1,000 newest messages of the lookback window's GMT days. Past that the
 # oldest are not read (a warning says so); a study with more replies than that needs a shorter
@@ -139,6 +141,19 @@ class SmsGateway:
         self._client = Client(account_sid, auth_token, http_client=http_client)
         self._from = from_number
         self._service = messaging_service_sid
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmsGateway:
+        """The adapter for ``settings``; ConfigError first if Twilio is not fully configured."""
+        settings.require_twilio()
+        return cls(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            from_number=settings.twilio_from_number,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            base_url=settings.twilio_api_base_url,
+            timeout=min(settings.http_timeout_seconds, MAX_TIMEOUT),
+        )
 
     def send(self, to: str, body: str) -> MessageInfo:
         """Create one message. Raises TwilioRejected, TwilioUnavailable or TwilioOutcomeUnknown."""

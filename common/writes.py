@@ -17,6 +17,7 @@ from common.project import Layout
 from common.redcap_client import RedcapClient, chunked
 
 BATCH = 50
+MESSAGE_LIMIT = 1000  # characters of a reason we store: enough to act on, short in a report
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +32,11 @@ class StatusFields(Protocol):
 
     @property
     def error_message(self) -> str: ...
+
+
+def reason_values(flag: StatusFields, status: Status, code: str, message: str) -> dict[str, str]:
+    """A status with its reason, in ``flag``'s fields: the code and the message, cut short."""
+    return {flag.status: status, flag.error_code: code, flag.error_message: message[:MESSAGE_LIMIT]}
 
 
 def write_rows(
@@ -72,11 +78,7 @@ def _flag(
             [
                 layout.row(
                     record_id,
-                    {
-                        flag.status: Status.NEEDS_REVIEW,
-                        flag.error_code: "redcap_rejected",
-                        flag.error_message: reason[:1000],
-                    },
+                    reason_values(flag, Status.NEEDS_REVIEW, "redcap_rejected", reason),
                     row.get("redcap_event_name", ""),
                 )
             ]

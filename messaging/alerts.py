@@ -3,7 +3,7 @@ person (:data:`ALERT_STATUSES`), at most one per ALERT_MIN_INTERVAL_MINUTES. All
 rule's ``R_alerted_at`` in REDCap; the sender runs this at the end of a cycle, after the
 participants' messages.
 
-- **No extra cost.** The sender's one work export (:mod:`messaging.work`) also selects, per rule,
+- **No extra cost.** The sender's one work export (:mod:`messaging.due`) also selects, per rule,
   the records in an alert status with ``R_alerted_at`` blank (new problems) and those alerted
   within :func:`window` (the interval, or the claim timeout if longer, plus a margin). An idle
   cycle stays one REDCap request.
@@ -34,6 +34,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from common.clock import SKEW
 from common.errors import (
     ConfigError,
     GraphOutcomeUnknown,
@@ -43,21 +44,19 @@ from common.errors import (
     RelayError,
     TransientError,
 )
-from common.pipeline import Status, parse_time
-from common.runner import Context
+from common.field_types import parse_time
+from common.pipeline import Status
 from common.settings import Settings
 from common.twilio_client import ERROR_TEXT, describe_error
-from messaging.answers import expanded
-from messaging.reconcile import CLOCK_SKEW
-from messaging.records import rows_for, values_row, write
+from messaging.context import Context
+from messaging.records import RuleRow, rows_for, values_row, write
 from messaging.replies import OPTED_OUT
-from messaging.rows import RuleRow
 from messaging.rules import Rule
 
 # What a coordinator must look at. Issue 9 adds opt-outs here.
 ALERT_STATUSES = frozenset({Status.FAILED, Status.SKIPPED, Status.UNDELIVERED, Status.NEEDS_REVIEW})
 MAX_LINES = 500  # records listed in one digest; the rest are counted
-MARGIN = timedelta(minutes=61)  # as messaging.work: a daylight-saving hour, a truncated minute
+MARGIN = timedelta(minutes=61)  # as messaging.due: a daylight-saving hour, a truncated minute
 
 # Our reason codes (and Graph's) in plain words; Twilio's numbers go through describe_error.
 REASONS = {
@@ -136,7 +135,7 @@ def digest(ctx: Context, rows: Sequence[RuleRow]) -> tuple[str, str]:
     subject = f"redcap-relay: {many} attention (project {pid})"
     lines = [f"{many} attention in REDCap project {pid} (new since the last digest)."]
     listed = 0
-    for rule in expanded(ctx.rules):
+    for rule in ctx.rules.every:
         mine = [row for row in rows if row.rule.name == rule.name]
         if mine and listed < MAX_LINES:
             lines += ["", f"Rule {rule.name} ({len(mine)}):"]
@@ -167,7 +166,7 @@ class Digests:
         cycle line. Never raises but for a banned REDCap IP."""
         if ctx.mail is None or not ctx.settings.alert_email_to:
             return {}
-        rows = [row for rule in expanded(ctx.rules) for row in rows_for(ctx, rule, raw)]
+        rows = [row for rule in ctx.rules.every for row in rows_for(ctx, rule, raw)]
         try:
             return self._run(ctx, rows, now)
         except RedcapBanned:
@@ -213,7 +212,7 @@ class Digests:
             if when in self.verified or now - latest < timeout:
                 continue
             mail_id = digest_id(ctx, when)
-            if ctx.mail.find_sent(mail_id, when - CLOCK_SKEW) is not None:
+            if ctx.mail.find_sent(mail_id, when - SKEW) is not None:
                 self.verified.add(when)
                 continue
             ctx.log.warning("alert digest %s is not in Sent Items: sending it again", mail_id)
@@ -230,7 +229,7 @@ def _claim(ctx: Context, fresh: Sequence[RuleRow], now: datetime) -> tuple[datet
     if any(_rounding(ctx.stamp(_field(row.rule), when)) for row in fresh):
         when = when.replace(second=0)  # one T for every rule, whatever its field stores
     claimed: list[RuleRow] = []
-    for rule in expanded(ctx.rules):
+    for rule in ctx.rules.every:
         mine = [row for row in fresh if row.rule.name == rule.name]
         if not mine:
             continue
@@ -259,7 +258,7 @@ def _send(ctx: Context, rows: Sequence[RuleRow], when: datetime, *, unclaim: boo
         return False
     except (GraphUnavailable, ConfigError, PermanentError) as exc:
         if unclaim:
-            for rule in expanded(ctx.rules):
+            for rule in ctx.rules.every:
                 name = _field(rule)
                 blank = [values_row(ctx, r, {name: ""}) for r in rows if r.rule.name == rule.name]
                 if blank:

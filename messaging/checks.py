@@ -1,23 +1,26 @@
 """What only REDCap can tell about the rules, checked before any service touches the project.
 
-For each rule: its fields exist in a shape that stores what we write, in the rule's event; the
+:func:`needs` tells the project check (:mod:`common.project`) what the rules need: a phone field
+when a rule texts, an e-mail field when one mails, the opt-out fields, and :func:`rule_checks`:
+for each rule, its fields exist in a shape that stores what we write, in the rule's event; the
 fields its templates, anchor and language read exist (an anchor must be a date or date-time);
 and REDCap itself accepts its ``when`` and ``stop_when`` logic (asked with a one-record export,
 so the answer costs nothing whatever the project's size). Each failure is one line naming the
-rule, the key and the fix.
+rule, the key and the fix. :func:`survey_checks` asks whether each rule's survey is one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from functools import partial
 
 from common import field_types
-from common.checks import Check
 from common.errors import RedcapRejected
+from common.project import Check, Layout, Needs
 from common.redcap_client import RedcapClient
-from messaging.answers import expanded
+from common.settings import Settings
 from messaging.replies import OPT_OUT_KINDS
-from messaging.rules import Rule
+from messaging.rules import Rule, Rules, survey_setting
 
 BUILTIN_FIX = (
     "fix the field in the Online Designer, or upload redcap/pipeline_instrument.csv in REDCap's "
@@ -29,16 +32,27 @@ RULES_FIX = (
 )
 
 
+def needs(rules: Rules) -> Needs:
+    """What ``rules`` need of the project, for :func:`common.project.inspect`."""
+    return Needs(
+        sms=rules.sends_sms,
+        email=rules.sends_email,
+        opt_out_fields=tuple(OPT_OUT_KINDS),
+        rule_checks=partial(rule_checks, rules=rules),
+    )
+
+
 def rule_checks(
     client: RedcapClient,
     meta: Mapping[str, Mapping[str, str]],
     forms_by_event: Mapping[str, Set[str]] | None,
-    rules: tuple[Rule, ...],
     record_id_field: str,
+    *,
+    rules: Rules,
 ) -> list[Check]:
     """Every rule's checks; ``forms_by_event`` is None on classic projects."""
     checks: list[Check] = []
-    for rule in expanded(rules):
+    for rule in rules.every:
         title = "pipeline fields" if rule.builtin else f"rule {rule.name}"
         problems = _field_problems(rule, meta, forms_by_event)
         if problems:
@@ -54,7 +68,7 @@ def rule_checks(
             checks.append(Check(title, False, *logic))
             continue
         checks.append(Check(title, True, f"{len(rule.fields.kinds())} fields"))
-    if any(rule.replies for rule in rules):
+    if rules.replying:
         checks.append(_opt_out_check(meta))
     return checks
 
@@ -162,3 +176,88 @@ def _logic_problem(
 
 
 _PROBE = "1"  # a record id; whether it exists does not matter, REDCap parses the logic first
+
+
+def survey_checks(
+    client: RedcapClient, settings: Settings, layout: Layout, rules: Rules
+) -> list[Check]:
+    """Is each rule's survey a survey of the project, in the rule's event?
+
+    Asked cheaply, whatever the project's size: the metadata says whether the instrument exists,
+    project info whether surveys are on, and REDCap's answer for one existing record (the one
+    before ``generateNextRecordName``) whether this instrument is enabled as a survey. A project
+    with no numbered record yet is asked for its participant list, then empty. Whatever this
+    cannot see, the first link the sender asks for settles (a refusal there stops the sender
+    with the same message).
+    """
+    checks: list[Check] = []
+    probe: list[str | None] = []  # asked once, for the first rule that needs it
+    asked: set[tuple[str, str]] = set()  # (survey, event): rules sharing a survey ask once
+    for rule in rules.written:
+        if (rule.survey, rule.event) in asked:
+            continue
+        asked.add((rule.survey, rule.event))
+        setting = survey_setting(rule)
+        if rule.builtin and not rule.survey:
+            checks.append(Check("survey instrument", False, f"{setting} is not set", SURVEY_FIX))
+            continue
+        if not rule.survey:
+            continue
+        event = layout.event_for(rule.event)
+        forms = layout.forms_for(event)
+        if rule.survey not in forms:
+            where = f"designated for {event}" if event else "an instrument of it"
+            checks.append(
+                Check(
+                    "survey instrument",
+                    False,
+                    f"{setting}={rule.survey!r} is not {where}",
+                    "use one of: " + ", ".join(sorted(forms)),
+                )
+            )
+            continue
+        if not layout.surveys_enabled:
+            checks.append(
+                Check(
+                    "survey instrument",
+                    False,
+                    "surveys are not enabled in this project",
+                    "enable them in Project Setup, then enable the instrument as a survey",
+                )
+            )
+            continue
+        if not probe:
+            probe.append(_existing_record(client))
+        try:
+            if probe[0] is None:
+                client.participant_list(rule.survey, event)  # no records yet: an empty list
+            else:
+                client.survey_link(probe[0], rule.survey, event)
+        except RedcapRejected as exc:
+            if refusal := not_a_survey(str(exc), rule.survey, setting):
+                checks.append(Check("survey instrument", False, refusal, NOT_SURVEY_FIX))
+                continue
+        checks.append(Check("survey instrument", True, f"{rule.survey} is enabled as a survey"))
+    return checks
+
+
+SURVEY_FIX = (
+    "set it to the unique name of the survey instrument whose link is texted "
+    "(shown in the Online Designer, e.g. interest_form)"
+)
+NOT_SURVEY_FIX = (
+    "enable it as a survey (Online Designer > Survey settings), or name a survey in "
+    "SURVEY_INSTRUMENT"
+)
+
+
+def not_a_survey(answer: str, instrument: str, setting: str = "SURVEY_INSTRUMENT") -> str:
+    """REDCap's refusal of a survey link that is the setting's fault, as our one line; else ""."""
+    if "has not been enabled as a survey" in answer or "Invalid instrument" in answer:
+        return f"{setting}={instrument!r} is not enabled as a survey in this project"
+    return ""
+
+
+def _existing_record(client: RedcapClient) -> str | None:
+    nxt = client.next_record_name()
+    return str(int(nxt) - 1) if nxt.isdigit() and int(nxt) > 1 else None

@@ -33,14 +33,11 @@ from datetime import datetime, timedelta
 from common.field_types import WITH_SECONDS
 from common.phones import normalize_phone
 from common.pipeline import Status
-from common.runner import Context
 from common.twilio_client import MessageInfo
-from messaging.answers import answer_rule
-from messaging.records import rows_for, write
+from messaging.context import Context
+from messaging.records import RuleRow, any_of, export_events, ref, rows_for, write
 from messaging.replies import KEYWORD_MEANINGS, OPT_OUT, OPT_OUT_AT, OPT_SID, OPTED_IN, OPTED_OUT
-from messaging.rows import RuleRow
 from messaging.rules import Rule
-from messaging.triggers import any_of, export_events, ref
 
 # A message counts as sent before a reply if Twilio's clock and ours disagree by less than this.
 SKEW = timedelta(seconds=60)
@@ -79,10 +76,6 @@ class RecordState:
     busy: bool = False  # an auto-answer is being sent: leave the record to the next cycle
 
 
-def reply_rules(ctx: Context) -> list[Rule]:
-    return [rule for rule in ctx.rules if rule.replies is not None]
-
-
 def poll(ctx: Context, now: datetime) -> dict[str, int]:
     """One cycle (see the module docstring); counts by outcome."""
     assert ctx.sms is not None
@@ -100,7 +93,7 @@ def poll(ctx: Context, now: datetime) -> dict[str, int]:
             numbers.setdefault(number, []).append(message)
     if not numbers:
         return counts
-    rules = reply_rules(ctx)
+    rules = ctx.rules.replying
     # 1. The records that replied within the window: what most messages turn out to be.
     candidates, states = _load(ctx, rules, _replied_since(ctx, rules, since - MARGIN))
     pending: dict[str, list[MessageInfo]] = {}
@@ -162,15 +155,13 @@ def _load(
     auto-answer state, and the record's opt-out."""
     key = ctx.layout.record_id_field
     fields = [key, OPT_OUT, OPT_SID]
-    companions = {rule.name: answer_rule(rule) for rule in rules if rule.answers}
+    companions = {r.name: c for r in rules if (c := ctx.rules.companion(r)) is not None}
     for rule in rules:
         f = rule.fields
         fields += [f.status, f.to, f.sent_at, f.reply, f.reply_at, f.reply_sid]
         if rule.name in companions:
             fields.append(companions[rule.name].fields.status)
-    events = export_events(ctx, rules)  # and REDCAP_EVENT, where the opt-out lives
-    if events is not None and ctx.layout.event and ctx.layout.event not in events:
-        events.append(ctx.layout.event)
+    events = export_events(ctx, rules, home=True)  # REDCAP_EVENT holds the opt-out
     raw = ctx.redcap.export(list(dict.fromkeys(fields)), logic, events=events)
     states: dict[str, RecordState] = {}
     home = ctx.layout.event
@@ -258,8 +249,9 @@ def _record(
     )
     values = {f.reply: meaning, f.reply_at: at, f.reply_sid: message.sid, f.reply_text: text}
     answered = meaning in rule.answers and meaning not in KEYWORD_MEANINGS and not state.opted_out
-    if answered:
-        companion = answer_rule(rule).fields
+    sender = ctx.rules.companion(rule)
+    if answered and sender is not None:
+        companion = sender.fields
         values.update(
             {
                 companion.status: Status.REGISTERED,
@@ -274,8 +266,8 @@ def _record(
     # queued for the earlier one answers the latest text, or none if that takes no answer.
     # One queued by an earlier cycle and not sent yet is cancelled the same way.
     earlier = state.rule_rows.get(rule.name, {})
-    if not answered and rule.answers:
-        companion = answer_rule(rule).fields
+    if not answered and sender is not None:
+        companion = sender.fields
         earlier = {k: v for k, v in earlier.items() if not k.startswith(companion.prefix + "_")}
         if row.get(companion.status) == Status.REGISTERED:
             values.update(

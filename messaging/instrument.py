@@ -10,9 +10,8 @@ from collections.abc import Iterable
 
 from common.field_types import Kind
 from common.pipeline import Status
-from messaging.answers import expanded
 from messaging.replies import OPT_OUT, OPT_OUT_AT, OPT_OUT_KINDS, OPT_SID
-from messaging.rules import RULES_FORM, Rule
+from messaging.rules import RULES_FORM, Rule, Rules
 
 HEADER = (
     "Variable / Field Name",
@@ -105,14 +104,13 @@ RULE_LABELS = {
 }
 
 
-def instrument_csv(rules: Iterable[Rule]) -> str:
+def instrument_csv(rules: Rules) -> str:
     """Every rule's fields (auto-answer companions included) and, when a rule takes replies, the
     record's opt-out fields."""
-    chosen = list(rules)
     lines = [_csv_line(HEADER)]
-    for rule in expanded(chosen):
+    for rule in rules.every:
         lines += [_csv_line(row) for row in _rows(rule)]
-    if any(rule.replies for rule in chosen):
+    if rules.replying:
         lines += [_csv_line(row) for row in _opt_out_rows()]
     return "".join(lines)
 

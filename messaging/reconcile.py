@@ -28,20 +28,25 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from common import logs
+from common.clock import SKEW
 from common.errors import GraphUnavailable, PermanentError, TwilioUnavailable
 from common.graph_client import MESSAGE_ID_HEADER
 from common.pipeline import Status
-from common.runner import Context
 from common.twilio_client import MessageInfo
-from messaging.links import survey_links
-from messaging.prepare import fingerprint
-from messaging.records import values_row, write
-from messaging.rows import RuleRow
+from messaging.context import Context
+from messaging.records import (
+    OUTCOME_UNKNOWN,
+    RuleRow,
+    attempt_used,
+    fingerprint,
+    mailed_row,
+    reason_row,
+    sent_row,
+    survey_links,
+    values_row,
+    write,
+)
 from messaging.rules import EMAIL
-from messaging.send import OUTCOME_UNKNOWN, failed_row, mailed_row, sent_row
-
-# Twilio's clock and ours may disagree a little; look this far before the claim time.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 def reconcile(ctx: Context, rows: Sequence[RuleRow]) -> dict[str, int]:
@@ -99,7 +104,7 @@ def _settle(
             return _review(ctx, row, "no survey link to match the message against", out)
         return "waiting"
     try:
-        found = ctx.sms.messages_to(to, since - CLOCK_SKEW)
+        found = ctx.sms.messages_to(to, since - SKEW)
     except TwilioUnavailable:
         if too_old:
             return _review(ctx, row, "Twilio could not be asked whether it was sent", out)
@@ -134,7 +139,7 @@ def _settle_mail(
             "status to sent_email by hand, else run admin requeue",
         )
     try:
-        found = ctx.mail.find_sent(ref, since - CLOCK_SKEW)
+        found = ctx.mail.find_sent(ref, since - SKEW)
     except GraphUnavailable:
         if ctx.clock.now() - since > timedelta(hours=ctx.settings.sms_review_after_hours):
             return _review(ctx, row, "Sent Items could not be searched", out)
@@ -152,25 +157,10 @@ def _settle_mail(
 def _not_sent(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:
     """Nothing went out for this claim: the attempt is given back if our sender stopped, used
     if Twilio's or Graph's answer was lost."""
-    f, name, rid = row.rule.fields, row.rule.name, row.record_id
-    if row.get(f.error_code) != OUTCOME_UNKNOWN:
+    if row.get(row.rule.fields.error_code) != OUTCOME_UNKNOWN:
         return _interrupted(ctx, row, out)
-    if row.attempts >= ctx.settings.sms_max_attempts:
-        out.append(
-            failed_row(
-                ctx,
-                row,
-                "max_attempts",
-                f"not sent after {row.attempts} attempts (the answers to the sends were lost)",
-            )
-        )
-        logs.transition(
-            ctx.log, rid, Status.SENDING, Status.FAILED, reason="max_attempts", rule=name
-        )
-        return "failed"
-    out.append(values_row(ctx, row, {f.status: Status.REGISTERED}))
-    logs.transition(ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="not_sent", rule=name)
-    return "requeued"
+    out.append(attempt_used(ctx, row, "the answer to the send was lost"))
+    return "failed" if out[-1][row.rule.fields.status] == Status.FAILED else "requeued"
 
 
 def _interrupted(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:
@@ -180,18 +170,12 @@ def _interrupted(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:
     f, name = row.rule.fields, row.rule.name
     rid, times = row.record_id, row.interrupted + 1
     if times >= ctx.settings.sms_max_interrupted:
-        failed = failed_row(
-            ctx,
-            row,
-            "interrupted",
+        why = (
             f"the sender stopped {times} times while sending to this record; look at its "
-            "log around those sends, then run admin requeue",
+            "log around those sends, then run admin requeue"
         )
-        failed[f.interrupted] = str(times)
-        out.append(failed)
-        logs.transition(
-            ctx.log, rid, Status.SENDING, Status.FAILED, reason="interrupted", rule=name
-        )
+        also = {f.interrupted: str(times)}
+        out.append(reason_row(ctx, row, Status.FAILED, "interrupted", why, also=also))
         return "failed_interrupted"
     values = {
         f.status: Status.REGISTERED,
@@ -212,20 +196,6 @@ def _review(
     out: list[dict[str, str]],
     fix: str = "check Twilio's message log, then set the status by hand or run admin requeue",
 ) -> str:
-    f = row.rule.fields
-    out.append(
-        values_row(
-            ctx,
-            row,
-            {
-                f.status: Status.NEEDS_REVIEW,
-                f.error_code: "unresolved_send",
-                f.error_message: f"send interrupted and not resolved: {reason}; {fix}"[:1000],
-            },
-        )
-    )
-    logs.transition(
-        ctx.log, row.record_id, Status.SENDING, Status.NEEDS_REVIEW, reason=reason,
-        rule=row.rule.name,
-    )  # fmt: skip
+    why = f"send interrupted and not resolved: {reason}; {fix}"
+    out.append(reason_row(ctx, row, Status.NEEDS_REVIEW, "unresolved_send", why))
     return "needs_review"

@@ -22,10 +22,11 @@ file's ``[[rule]]`` tables are the rules, in the words of REDCap's Alerts & Noti
     replies.confirmed = ["yes", "y"]        # replies (messaging.replies) and auto-answers
     answer_confirmed = "Thank you."
 
-:mod:`messaging.rules_file` reads the file: a bad one is one ConfigError naming the rule, the key
-and the fix (an unknown key lists the allowed ones). A rule's REDCap fields are named by
-:class:`messaging.fields.RuleFields`. What only REDCap can tell (logic it rejects, fields it
-lacks) is checked at startup by :mod:`common.project`.
+This module is the rule model: a :class:`Rule`, the names of its REDCap fields
+(:class:`RuleFields`), the companion rule that sends its auto-answers (:func:`answer_rule`), and
+a study's :class:`Rules`. :mod:`messaging.rules_file` reads the file (a bad one is one
+ConfigError naming the rule, the key and the fix); :mod:`messaging.checks` checks what only REDCap
+can tell (logic it rejects, fields it lacks).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from messaging.fields import RuleFields
+from common.errors import ConfigError
+from common.field_types import Kind
+from common.pipeline import Status
 from messaging.replies import Replies
 from messaging.templates import LocalizedTemplates
 
@@ -89,7 +92,7 @@ class Rule:
     mail: MailTemplates | None = None  # when EMAIL is among the channels
     replies: Replies | None = None  # the rule takes replies (messaging.replies)
     answers: Mapping[str, LocalizedTemplates] = field(default_factory=dict)  # auto-answers
-    # An auto-answer rule (messaging.answers): the rule it answers for, the field holding the
+    # An auto-answer rule (answer_rule): the rule it answers for, the field holding the
     # reply's meaning (which picks the template) and the number the reply came from.
     answer_of: str = ""
     reply_field: str = ""
@@ -127,3 +130,247 @@ class MailTemplates:
 def survey_setting(rule: Rule) -> str:
     """How a person names this rule's survey in their settings, for error messages."""
     return "SURVEY_INSTRUMENT" if rule.builtin else f"rule {rule.name!r}: survey"
+
+
+# The statuses a built-in rule needs (today's); file rules also need cancelled and expired, and
+# rules that send e-mail sent_email (so a project set up before e-mail keeps passing its checks).
+BUILTIN_CODES = tuple(
+    s.value for s in Status if s not in (Status.CANCELLED, Status.EXPIRED, Status.SENT_EMAIL)
+)
+SMS_CODES = tuple(s.value for s in Status if s is not Status.SENT_EMAIL)
+ALL_CODES = tuple(s.value for s in Status)
+
+
+@dataclass(frozen=True)
+class RuleFields:
+    """The names of one rule's REDCap fields: ``{prefix}_status``, ``{prefix}_sms_sid``, ...
+    What each holds (:meth:`kinds`) is what the project check, ``admin instrument`` and every
+    service use.
+
+    ``count`` and ``ref`` exist for file rules only (the built-in rule keeps today's fields):
+    ``count`` is how many messages the rule has sent the record (its repeats), ``ref`` what
+    reconciliation matches the claimed message on: the SMS body's fingerprint (so it never
+    adopts another rule's message to the same number), or the id an e-mail carries in its
+    ``x-redcap-relay-id`` header. The ``sms_*`` names predate e-mail; the claim, sent and
+    attempt fields serve both channels.
+
+    ``email`` adds ``channel`` (``sms`` or ``email``: what the last claim used) and ``email_to``;
+    ``alerts`` adds ``alerted_at`` (when a staff digest listed this record's problem). Each is
+    required only where it is used, so a project set up before e-mail needs nothing new.
+    """
+
+    prefix: str
+    form: str
+    extended: bool = True
+    email: bool = False
+    alerts: bool = False
+    replies: bool = False
+
+    def name(self, suffix: str) -> str:
+        return f"{self.prefix}_{suffix}"
+
+    @property
+    def status(self) -> str:
+        return self.name("status")
+
+    @property
+    def registered_at(self) -> str:
+        return self.name("registered_at")
+
+    @property
+    def claimed_at(self) -> str:
+        return self.name("sms_claimed_at")
+
+    @property
+    def sent_at(self) -> str:
+        return self.name("sms_sent_at")
+
+    @property
+    def checked_at(self) -> str:
+        return self.name("delivery_checked_at")
+
+    @property
+    def attempts(self) -> str:
+        return self.name("sms_attempts")
+
+    @property
+    def interrupted(self) -> str:
+        return self.name("sms_interrupted")
+
+    @property
+    def sid(self) -> str:
+        return self.name("sms_sid")
+
+    @property
+    def to(self) -> str:
+        return self.name("sms_to")
+
+    @property
+    def delivery_status(self) -> str:
+        return self.name("delivery_status")
+
+    @property
+    def error_code(self) -> str:
+        return self.name("error_code")
+
+    @property
+    def error_message(self) -> str:
+        return self.name("error_message")
+
+    @property
+    def count(self) -> str | None:
+        return self.name("sms_count") if self.extended else None
+
+    @property
+    def ref(self) -> str | None:
+        return self.name("sms_ref") if self.extended else None
+
+    @property
+    def channel(self) -> str | None:
+        return self.name("channel") if self.email else None
+
+    @property
+    def email_to(self) -> str | None:
+        return self.name("email_to") if self.email else None
+
+    @property
+    def alerted_at(self) -> str | None:
+        return self.name("alerted_at") if self.alerts else None
+
+    # A rule that takes replies: the last reply's meaning, time, inbound SID and text.
+    @property
+    def reply(self) -> str:
+        return self.name("reply")
+
+    @property
+    def reply_at(self) -> str:
+        return self.name("reply_at")
+
+    @property
+    def reply_sid(self) -> str:
+        return self.name("reply_sid")
+
+    @property
+    def reply_text(self) -> str:
+        return self.name("reply_text")
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        if not self.extended:
+            return BUILTIN_CODES
+        return ALL_CODES if self.email else SMS_CODES
+
+    def kinds(self) -> dict[str, Kind]:
+        """Every field of the rule and what it holds, in instrument order."""
+        kinds = {
+            self.status: Kind.CHOICE,
+            self.registered_at: Kind.TIME,
+            self.claimed_at: Kind.TIME,
+            self.sent_at: Kind.TIME,
+            self.checked_at: Kind.TIME,
+            self.attempts: Kind.COUNT,
+            self.interrupted: Kind.COUNT,
+            self.sid: Kind.TEXT,
+            self.to: Kind.TEXT,
+            self.delivery_status: Kind.TEXT,
+            self.error_code: Kind.TEXT,
+            self.error_message: Kind.TEXT,
+        }
+        if self.count and self.ref:
+            kinds[self.count] = Kind.COUNT
+            kinds[self.ref] = Kind.TEXT
+        if self.channel and self.email_to:
+            kinds[self.channel] = Kind.TEXT
+            kinds[self.email_to] = Kind.TEXT
+        if self.alerted_at:
+            kinds[self.alerted_at] = Kind.TIME
+        if self.replies:
+            kinds[self.reply] = Kind.TEXT
+            kinds[self.reply_at] = Kind.TIME
+            kinds[self.reply_sid] = Kind.TEXT
+            kinds[self.reply_text] = Kind.TEXT
+        return kinds
+
+
+# -- auto-answers -------------------------------------------------------------------------------
+SUFFIX = "_answer"
+
+
+def answer_rule(rule: Rule) -> Rule:
+    """The companion that sends ``rule``'s auto-answers ("Thank you, your visit is confirmed").
+
+    Its fields (``<rule>_answer_status``, ``_sms_claimed_at``, ``_sms_sid``, ``_sms_ref``...) are
+    an ordinary rule's. The reply poller records a reply and, in the same import, sets the
+    companion's status to ``registered``; from there the sender sends it through the one claim
+    -> send -> record path, reconciliation included, so each auto-answer goes at most once and
+    is never lost. It has no ``when`` (the detector and ``admin baseline`` leave it alone); its
+    text is chosen by the reply's meaning (``R_reply``) and it goes to the number the reply came
+    from (the rule's ``R_sms_to``).
+    """
+    fields = [rule.fields.reply, rule.fields.to]
+    for templates in rule.answers.values():
+        fields += [*templates.fields, *templates.language_fields]
+    return Rule(
+        name=rule.name + SUFFIX,
+        when="",
+        templates=next(iter(rule.answers.values())),
+        # A failed auto-answer is a problem for the staff digests too.
+        fields=RuleFields(rule.name + SUFFIX, RULES_FORM, alerts=rule.fields.alerts),
+        event=rule.event,
+        read=tuple(dict.fromkeys(fields)),
+        answers=rule.answers,
+        answer_of=rule.name,
+        reply_field=rule.fields.reply,
+        to_field=rule.fields.to,
+    )
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A study's rules: ``written`` as the rules file has them (or the one built-in rule), and
+    ``every`` rule the services work on: each written rule followed by the companion sending its
+    auto-answers, if any (what the sender sends for, and every set of fields the project needs)."""
+
+    written: tuple[Rule, ...]
+    every: tuple[Rule, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        every: list[Rule] = []
+        for rule in self.written:
+            every.append(rule)
+            if rule.answers:
+                every.append(answer_rule(rule))
+        object.__setattr__(self, "every", tuple(every))
+
+    def named(self, name: str) -> Rule:
+        """The rule called ``name`` (``--rule``; a rule's auto-answers are ``<rule>_answer``);
+        ConfigError listing the rules there are."""
+        for rule in self.every:
+            if rule.name == name:
+                return rule
+        raise ConfigError(
+            f"--rule {name}: no such rule; the rules are: {', '.join(r.name for r in self.every)}"
+        )
+
+    def companion(self, rule: Rule) -> Rule | None:
+        """The rule sending ``rule``'s auto-answers; None if it has none."""
+        return next((r for r in self.every if r.answer_of == rule.name), None)
+
+    def parent(self, rule: Rule) -> Rule:
+        """The rule whose replies the auto-answer rule ``rule`` answers."""
+        return next(r for r in self.written if r.name == rule.answer_of)
+
+    @property
+    def replying(self) -> tuple[Rule, ...]:
+        """The rules that take replies."""
+        return tuple(rule for rule in self.written if rule.replies is not None)
+
+    @property
+    def sends_sms(self) -> bool:
+        """Some rule texts: Twilio is needed."""
+        return any(rule.sends_sms for rule in self.written)
+
+    @property
+    def sends_email(self) -> bool:
+        """Some rule mails (staff alerts, a setting, need Graph too)."""
+        return any(rule.sends_email for rule in self.written)

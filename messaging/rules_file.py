@@ -1,6 +1,6 @@
-"""Reading a RULES_FILE (and making the built-in rule from the first version's settings): every
-mistake is one ConfigError naming the rule, the key and the fix; an unknown key lists the
-allowed ones (messaging.rules.KEYS)."""
+"""A study's rules from its settings (:func:`rules_for`): the RULES_FILE's, or the built-in rule
+made from the first version's settings. Every mistake is one ConfigError naming the rule, the key
+and the fix; an unknown key lists the allowed ones (messaging.rules.KEYS)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from common.errors import ConfigError
-from messaging.fields import RuleFields
+from common.settings import Settings
 from messaging.replies import UNCLEAR, Replies
 from messaging.rules import (
     BUILTIN,
@@ -24,8 +24,30 @@ from messaging.rules import (
     SMS,
     MailTemplates,
     Rule,
+    RuleFields,
+    Rules,
 )
 from messaging.templates import MAX_BODY, MAX_EMAIL, MAX_SUBJECT, LocalizedTemplates
+
+
+def rules_for(settings: Settings) -> Rules:
+    """The RULES_FILE's rules, or the one built-in rule made from today's settings; ConfigError
+    naming the setting or the rule, the key and the fix. With ALERT_EMAIL_TO every rule gets its
+    ``alerted_at`` field."""
+    alerts = bool(settings.alert_email_to)
+    if settings.rules_file:
+        path = Path(settings.rules_file)
+        return Rules(load_rules(path, default_event=settings.redcap_event, alerts=alerts))
+    rule = builtin_rule(
+        registration_field=settings.registration_complete_field,
+        registration_value=settings.registration_complete_value,
+        delay_minutes=settings.sms_delay_minutes,
+        template_text=settings.sms_template,
+        survey=settings.survey_instrument,
+        event=settings.redcap_event,
+        alerts=alerts,
+    )
+    return Rules((rule,))
 
 
 def builtin_rule(

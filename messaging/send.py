@@ -1,69 +1,99 @@
-"""The send path shared by the sender service and ``admin force``: prepare, claim, send, record.
+"""The send path, for every rule alike: :func:`send_due` sends one rule's due rows, each once.
 
-Order matters for "never twice, never lost" (README "Crash safety"), for every rule alike:
+The sender service and ``admin force`` both call it; the order of its stages is what makes
+"never twice, never lost" (``docs/how-it-works.md``), so they are private and run here only,
+chunk by chunk (:data:`CHUNK` records, so a crash leaves at most a chunk ``sending`` and a
+backlog never fires all its survey-link requests at once):
 
-1. **prepare** (:mod:`messaging.prepare`): pick the channel and its address (the rule's
-   ``channel``: the phone, else the e-mail address, or the reverse), fetch the survey link,
-   render the text. Nothing is written.
+1. **prepare**: pick the channel and its address (the rule's ``channel`` order; an allowlist or
+   an opt-out stops there), fetch the survey link, render the text. What cannot be sent is
+   written ``skipped`` (nothing usable to send to) or ``failed``, with its reason. Nothing else
+   is written.
 2. **claim**: one import sets the rule's ``R_status`` to ``sending``, the claim time, the number
    (``R_sms_to``) or address (``R_email_to``) and ``R_channel``, attempts + 1 and (file rules)
    ``R_sms_ref``, what reconciliation matches on: the SMS body's fingerprint, or the id the mail
-   carries in its ``x-redcap-relay-id`` header.
+   carries in its ``x-redcap-relay-id`` header. E-mails are claimed together only when Sent
+   Items can settle a crash; otherwise each alone, just before its send.
 3. **send**: one Twilio create or Graph sendMail per record, paced per channel
    (:mod:`messaging.pacing`).
 4. **record**: one import with each outcome (``sms_sent`` + SID, or ``sent_email``, with
-   ``R_sms_count`` + 1; ``failed``; or back to ``registered``). A send whose outcome is unknown
-   stays ``sending`` for :mod:`messaging.reconcile`.
+   ``R_sms_count`` + 1; ``failed``; ``skipped`` for a participant Twilio says unsubscribed; or
+   back to ``registered``). A send whose outcome is unknown stays ``sending`` for
+   :mod:`messaging.reconcile`.
 
 A crash before 2 leaves the record as it was; between 2 and 4 it is ``sending`` and
-reconciliation looks the message up in Twilio before anything is sent again.
+reconciliation looks the message up in Twilio (or Sent Items) before anything is sent again. A
+record whose send a stopped sender interrupted before goes alone and last, so a record that
+crashes the sender every time takes no one down with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+import html
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from common import logs
+from common.addresses import allowed, pick_email
 from common.errors import (
     ConfigError,
     GraphOutcomeUnknown,
     GraphUnavailable,
     PermanentError,
+    SurveyLinkError,
     TwilioOutcomeUnknown,
     TwilioUnavailable,
 )
+from common.phones import normalize_phone, pick_phone
 from common.pipeline import SETTLED, Status
 from common.redcap_client import chunked
-from common.runner import Context
-from common.twilio_client import MessageInfo
+from common.writes import MESSAGE_LIMIT
+from messaging.context import Context
 from messaging.pacing import Pacers
-from messaging.prepare import Prepared
-from messaging.records import values_row, write
-from messaging.replies import OPT_OUT, OPT_OUT_AT
-from messaging.rows import RuleRow
+from messaging.records import (
+    OUTCOME_UNKNOWN,
+    RuleRow,
+    attempt_used,
+    claimed_attempts,
+    fingerprint,
+    mailed_row,
+    reason_row,
+    sent_row,
+    survey_links,
+    values_row,
+    with_home_values,
+    write,
+)
+from messaging.replies import OPT_OUT, OPT_OUT_AT, OPTED_OUT
 from messaging.rules import EMAIL, SMS
+from messaging.templates import MAX_BODY, MAX_EMAIL
 
-CHUNK = 10  # records claimed per import: bounds how many a crash leaves in "sending"
-OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose create got no answer
-
+CHUNK = 10  # records prepared, claimed and sent together
 UNSUBSCRIBED = "21610"  # Twilio: the recipient has replied STOP to this number
+# Why a record is not messaged at all: ``skipped`` (nothing to send to), not ``failed``.
+SKIP_CODES = frozenset(
+    {
+        "no_phone",
+        "invalid_phone",
+        "not_allowed",
+        "no_email",
+        "invalid_email",
+        "no_contact",
+        OPTED_OUT,
+    }
+)
 
 
-def claimed_attempts(row: RuleRow) -> int:
-    """The attempts a claim of ``row`` records: one more, or 1 for the next message of a series
-    (which starts its own count of attempts and interruptions)."""
-    return 1 if row.status in SETTLED else row.attempts + 1
+@dataclass
+class Sent:
+    """What :func:`send_due` did: counts by outcome (``sent``, ``failed``, ``not_sent_<code>``,
+    ``deferred``, ``unknown``...), and whether Twilio or Graph is struggling (unavailable, or an
+    answer lost): the caller should leave the rest for its next cycle."""
 
-
-def batches(due: Sequence[RuleRow]) -> list[Sequence[RuleRow]]:
-    """Groups of CHUNK records, each prepared, claimed and sent before the next is prepared (so
-    REDCap's link requests keep the send pace: a backlog never fires them all at once). A record
-    whose send a stopped sender interrupted before goes alone and last, so a record that crashes
-    the sender every time takes no one down with it."""
-    suspects = [row for row in due if row.interrupted]
-    others = [row for row in due if not row.interrupted]
-    return [*chunked(others, CHUNK), *([row] for row in suspects)]
+    counts: Counter[str] = field(default_factory=Counter)
+    trouble: bool = False
 
 
 def pacers_for(ctx: Context) -> Pacers:
@@ -72,7 +102,220 @@ def pacers_for(ctx: Context) -> Pacers:
     return Pacers(s.sms_max_per_second, s.email_max_per_minute, ctx.clock)
 
 
-def claim_groups(ctx: Context, ready: Sequence[Prepared]) -> list[list[Prepared]]:
+def send_due(
+    ctx: Context,
+    rows: Sequence[RuleRow],
+    pacers: Pacers,
+    should_stop: Callable[[], bool],
+    *,
+    dry_run: bool = False,
+) -> Sent:
+    """Send each of one rule's due ``rows`` once (the module docstring's stages), or with
+    ``dry_run`` log what would go (masked) and write nothing. Stops early, un-claiming what it
+    has not sent, when ``should_stop()`` or when Twilio or Graph is unavailable; raises
+    ConfigError (after recording what was sent) when Twilio or Graph refuses our credentials."""
+    result = Sent()
+    if dry_run:
+        _dry_run(ctx, rows, result)
+        return result
+    for group in _batches(rows):
+        if should_stop():
+            return result
+        ready, problems = _prepare(ctx, group)
+        _record_problems(ctx, problems, result)
+        for part in _claim_groups(ctx, ready):
+            if should_stop():
+                return result
+            _send_batch(ctx, _claim(ctx, part), pacers, should_stop, result)
+            if result.trouble:
+                return result
+    return result
+
+
+# -- 1. prepare ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Prepared:
+    """One message ready to claim: its channel, address and rendered text (PHI: never logged).
+    ``mail_id`` is the id an e-mail carries in its header, new for every claim."""
+
+    row: RuleRow
+    to: str
+    body: str
+    link: str
+    channel: str = SMS
+    subject: str = ""
+    html: str | None = None
+    mail_id: str = ""
+
+    @property
+    def ref(self) -> str:
+        return self.mail_id if self.channel == EMAIL else fingerprint(self.body)
+
+
+def _batches(due: Sequence[RuleRow]) -> list[Sequence[RuleRow]]:
+    """Groups of CHUNK records, each prepared, claimed and sent before the next is prepared; a
+    record a stopped sender interrupted before goes alone and last."""
+    suspects = [row for row in due if row.interrupted]
+    others = [row for row in due if not row.interrupted]
+    return [*chunked(others, CHUNK), *([row] for row in suspects)]
+
+
+def _prepare(
+    ctx: Context, rows: Sequence[RuleRow]
+) -> tuple[list[_Prepared], list[tuple[RuleRow, PermanentError]]]:
+    """Channels, addresses, links and texts for rows of one rule; those that cannot be messaged
+    come back with their error."""
+    problems: list[tuple[RuleRow, PermanentError]] = []
+    contacts: dict[str, tuple[str, str]] = {}
+    rows = with_home_values(ctx, rows)
+    for row in rows:
+        contact = _choose_contact(ctx, row)
+        if isinstance(contact, PermanentError):
+            problems.append((row, contact))
+        else:
+            contacts[row.record_id] = contact
+    rule = rows[0].rule if rows else None
+    links: Mapping[str, str | PermanentError] = {}
+    if rule is not None and rule.survey and contacts:
+        links = survey_links(ctx, rule, list(contacts))
+    ready: list[_Prepared] = []
+    for row in rows:
+        if row.record_id not in contacts:
+            continue
+        link = links.get(row.record_id, "") if row.rule.survey else ""
+        if isinstance(link, PermanentError) or (row.rule.survey and not link):
+            problems.append((row, link or SurveyLinkError("survey_link", "no survey link")))
+            continue
+        channel, to = contacts[row.record_id]
+        prepared = _render(ctx, row, channel, to, str(link))
+        if isinstance(prepared, PermanentError):
+            problems.append((row, prepared))
+        else:
+            ready.append(prepared)
+    return ready, problems
+
+
+def _choose_contact(ctx: Context, row: RuleRow) -> tuple[str, str] | PermanentError:
+    """(channel, address) for ``row``: its rule's channels in order, the first with a usable
+    address. An address an allowlist (SMS_ALLOWED_NUMBERS, EMAIL_ALLOWED_ADDRESSES) leaves out
+    stops there (``not_allowed``): a rehearsal's safety net never falls through to the next
+    channel."""
+    settings = ctx.settings
+    if ctx.layout.opt_out and row.get(OPT_OUT).strip() == "1":
+        return PermanentError(OPTED_OUT, "the participant opted out (replied STOP); START lifts it")
+    if row.rule.to_field:  # an auto-answer goes back to the number the reply came from
+        try:
+            return SMS, normalize_phone(row.get(row.rule.to_field), settings.phone_region)
+        except ValueError as exc:
+            return PermanentError("invalid_phone", f"the reply's number is not usable ({exc})")
+    problems: list[PermanentError] = []
+    for channel in row.rule.channels:
+        try:
+            if channel == SMS:
+                _, to = pick_phone(row.values, ctx.layout.phone_fields, settings.phone_region)
+                ok = settings.sms_allowed_numbers is None or to in settings.sms_allowed_numbers
+                setting = "SMS_ALLOWED_NUMBERS"
+            else:
+                _, to = pick_email(row.values, ctx.layout.email_fields)
+                ok = allowed(to, settings.email_allowed_addresses)
+                setting = "EMAIL_ALLOWED_ADDRESSES"
+        except PermanentError as exc:
+            problems.append(exc)
+            continue
+        if not ok:
+            what = "number" if channel == SMS else "address"
+            return PermanentError("not_allowed", f"the {what} is not in {setting}")
+        return channel, to
+    if len(problems) == 1:
+        return problems[0]
+    invalid = [p for p in problems if p.code.startswith("invalid_")]
+    return PermanentError(
+        invalid[0].code if invalid else "no_contact", "; ".join(str(p) for p in problems)
+    )
+
+
+def _render(
+    ctx: Context, row: RuleRow, channel: str, to: str, link: str
+) -> _Prepared | PermanentError:
+    rule, tz = row.rule, ctx.settings.timezone
+    templates = rule.templates
+    if rule.answer_of:
+        chosen = rule.answers.get(row.get(rule.reply_field))
+        if chosen is None:
+            return PermanentError("no_answer", "the rule has no auto-answer for this reply")
+        templates = chosen
+    if channel == SMS:
+        locale, template = templates.choose(row.values)
+        body = template.render(link, row.record_id, row.values, locale, tz)
+        if len(body) > MAX_BODY:
+            return PermanentError("too_long", "message over 1600 characters")
+        return _Prepared(row, to, body, link)
+    assert rule.mail is not None
+    locale, text = rule.mail.text.choose(row.values)
+    body = text.render(link, row.record_id, row.values, locale, tz)
+    # The subject's languages are the text's (checked when the rules are read).
+    subject = rule.mail.subject.templates[locale].render(
+        None, row.record_id, row.values, locale, tz
+    )
+    markup = None
+    if rule.mail.html is not None:
+        markup = rule.mail.html.templates[locale].render(
+            link, row.record_id, row.values, locale, tz, escape=html.escape
+        )
+    if len(body) > MAX_EMAIL or len(markup or "") > MAX_EMAIL:
+        return PermanentError("too_long", f"e-mail over {MAX_EMAIL} characters")
+    return _Prepared(
+        row,
+        to,
+        body,
+        link,
+        channel=EMAIL,
+        subject=" ".join(subject.split()),  # a value with a line break stays on one line
+        html=markup,
+        mail_id=uuid.uuid4().hex,
+    )
+
+
+def _record_problems(
+    ctx: Context, problems: Sequence[tuple[RuleRow, PermanentError]], result: Sent
+) -> None:
+    """Write ``skipped`` (nothing usable to send to, or not allowed) or ``failed``, with the
+    reason (the rows are of one rule)."""
+    if not problems:
+        return
+    rows = []
+    for row, exc in problems:
+        status = Status.SKIPPED if exc.code in SKIP_CODES else Status.FAILED
+        rows.append(reason_row(ctx, row, status, exc.code, str(exc)))
+        result.counts[f"not_sent_{exc.code}"] += 1
+    write(ctx, problems[0][0].rule, rows)
+
+
+def _dry_run(ctx: Context, rows: Sequence[RuleRow], result: Sent) -> None:
+    ready, problems = _prepare(ctx, rows)
+    for p in ready:
+        ctx.log.info(
+            "dry-run: would send record=%s rule=%s %s to=%s (%d characters)",
+            p.row.record_id,
+            p.row.rule.name,
+            p.channel,
+            logs.mask_contact(p.to),
+            len(p.body),
+        )
+    for row, exc in problems:
+        ctx.log.info(
+            "dry-run: would mark record=%s rule=%s not sent: %s",
+            row.record_id,
+            row.rule.name,
+            exc.code,
+        )
+    result.counts["dry_run_would_send"] += len(ready)
+    if problems:
+        result.counts["dry_run_would_skip"] += len(problems)
+
+
+# -- 2. claim -----------------------------------------------------------------------------------
+def _claim_groups(ctx: Context, ready: Sequence[_Prepared]) -> list[list[_Prepared]]:
     """How a prepared chunk is claimed: its SMS together, its e-mails together when Sent Items
     can settle a crash, else each e-mail alone just before it is sent (a crash then leaves at
     most one e-mail for a person to check, not a chunk)."""
@@ -84,7 +327,7 @@ def claim_groups(ctx: Context, ready: Sequence[Prepared]) -> list[list[Prepared]
     return groups + [[p] for p in mail]
 
 
-def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
+def _claim(ctx: Context, batch: Sequence[_Prepared]) -> list[_Prepared]:
     """Mark a batch of one rule ``sending`` in one import; returns those REDCap accepted."""
     if not batch:
         return []
@@ -93,7 +336,6 @@ def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
     now = ctx.stamp(f.claimed_at)
     rows = []
     for p in batch:
-        fresh = p.row.status in SETTLED
         values = {
             f.status: Status.SENDING,
             f.claimed_at: now,
@@ -102,8 +344,8 @@ def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
             f.error_code: "",
             f.error_message: "",
         }
-        if fresh:
-            values[f.interrupted] = ""
+        if p.row.status in SETTLED:
+            values[f.interrupted] = ""  # the next message of a series counts afresh
         if f.ref:
             values[f.ref] = p.ref
         if f.channel and f.email_to:
@@ -122,91 +364,68 @@ def claim(ctx: Context, batch: Sequence[Prepared]) -> list[Prepared]:
     return claimed
 
 
-def send_batch(
+# -- 3. send, 4. record -------------------------------------------------------------------------
+def _send_batch(
     ctx: Context,
-    claimed: Sequence[Prepared],
+    claimed: Sequence[_Prepared],
     pacers: Pacers,
     should_stop: Callable[[], bool],
-) -> dict[str, int]:
-    """Send each claimed record (one rule) and record every outcome in one import.
-
-    Stops early (and un-claims the rest) on a stop request or when Twilio or Graph is
-    unavailable.
-    """
+    result: Sent,
+) -> None:
+    """Send each claimed record (one rule) and record every outcome in one import. Stops early
+    (and un-claims the rest) on a stop request or when Twilio or Graph is struggling."""
     if not claimed:
-        return {}
+        return
     rule = claimed[0].row.rule
-    counts: dict[str, int] = {}
     rows: list[dict[str, str]] = []
     pending = list(claimed)
     auth_error: ConfigError | None = None
     opted_out: list[str] = []
     while pending:
         p = pending.pop(0)
-        row, rid = p.row, p.row.record_id
         try:
             with pacers.for_channel(p.channel).paced():
                 done = _deliver(ctx, p)
         except PermanentError as exc:  # Twilio or Graph refused this one message
             if exc.code == UNSUBSCRIBED and ctx.layout.opt_out:
-                rows.append(_opted_out_row(ctx, row, str(exc)))
-                opted_out.append(rid)
-                new = Status.SKIPPED
+                status = Status.SKIPPED
+                opted_out.append(p.row.record_id)
             else:
-                rows.append(failed_row(ctx, row, exc.code, str(exc)))
-                new = Status.FAILED
-            logs.transition(
-                ctx.log, rid, Status.SENDING, new, to=p.to, reason=exc.code, rule=rule.name
-            )
-            counts[str(new)] = counts.get(str(new), 0) + 1
+                status = Status.FAILED
+            why = str(exc)
+            rows.append(reason_row(ctx, p.row, status, exc.code, why, was=Status.SENDING, to=p.to))
+            result.counts[str(status)] += 1
         except (TwilioOutcomeUnknown, GraphOutcomeUnknown) as exc:
-            ctx.log.warning("record=%s rule=%s outcome unknown (%s); will reconcile", rid,
-                            rule.name, exc)  # fmt: skip
+            ctx.log.warning(
+                "record=%s rule=%s outcome unknown (%s); will reconcile",
+                p.row.record_id, rule.name, exc,
+            )  # fmt: skip
             rows.append(_outcome_unknown(ctx, p, str(exc)))
-            counts["unknown"] = counts.get("unknown", 0) + 1
-            pending = _release(ctx, pending, rows)
+            result.counts["unknown"] += 1
+            result.trouble = True
         except (TwilioUnavailable, GraphUnavailable) as exc:
-            rows.append(retry_or_fail(ctx, row, str(exc)))
-            counts["deferred"] = counts.get("deferred", 0) + 1
-            pending = _release(ctx, pending, rows)
+            rows.append(attempt_used(ctx, p.row, str(exc)))
+            result.counts["deferred"] += 1
+            result.trouble = True
         except ConfigError as exc:
             rows.append(_unclaim(ctx, p))
             auth_error = exc
-            pending = _release(ctx, pending, rows)
         else:
             rows.append(done)
             new = Status.SENT_EMAIL if p.channel == EMAIL else Status.SMS_SENT
-            logs.transition(ctx.log, rid, Status.SENDING, new, to=p.to, rule=rule.name)
-            counts["sent"] = counts.get("sent", 0) + 1
-        if pending and should_stop():
-            pending = _release(ctx, pending, rows)
+            logs.transition(ctx.log, p.row.record_id, Status.SENDING, new, to=p.to, rule=rule.name)
+            result.counts["sent"] += 1
+        if pending and (result.trouble or auth_error is not None or should_stop()):
+            rows.extend(_unclaim(ctx, rest) for rest in pending)
+            pending = []
     write(ctx, rule, rows)
     if opted_out:
-        record_opt_out(ctx, opted_out)
+        _record_opt_out(ctx, opted_out)
     if auth_error is not None:
         raise auth_error
-    return counts
 
 
-def _opted_out_row(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
-    f = row.rule.fields
-    return values_row(
-        ctx,
-        row,
-        {f.status: Status.SKIPPED, f.error_code: UNSUBSCRIBED, f.error_message: reason[:1000]},
-    )
-
-
-def record_opt_out(ctx: Context, records: Sequence[str]) -> None:
-    """Twilio refused with 21610 (the participant replied STOP, perhaps before the reply poller
-    saw it): the record is opted out of every rule, from now on."""
-    now = ctx.stamp(OPT_OUT_AT)
-    rows = [ctx.layout.row(rid, {OPT_OUT: "1", OPT_OUT_AT: now}) for rid in records]
-    for start in range(0, len(rows), CHUNK):
-        ctx.redcap.import_rows(rows[start : start + CHUNK])
-
-
-def _deliver(ctx: Context, p: Prepared) -> dict[str, str]:
+def _deliver(ctx: Context, p: _Prepared) -> dict[str, str]:
     """Hand one message to Twilio or Graph; the row recording that it was accepted."""
     if p.channel == EMAIL:
         assert ctx.mail is not None
@@ -216,77 +435,16 @@ def _deliver(ctx: Context, p: Prepared) -> dict[str, str]:
     return sent_row(ctx, p.row, ctx.sms.send(p.to, p.body))
 
 
-def mailed_row(ctx: Context, row: RuleRow, when: datetime | None = None) -> dict[str, str]:
-    """``sent_email``: Graph accepted the mail (or Sent Items holds it, ``when`` it was sent).
-    Graph reports no delivery, so this is final; the series count goes up as for an SMS."""
-    f = row.rule.fields
-    values = {
-        f.status: Status.SENT_EMAIL,
-        f.sent_at: ctx.stamp(f.sent_at, when or ctx.clock.now()),
-        f.delivery_status: "",
-    }
-    if f.count:
-        values[f.count] = str(row.sent + 1)
-    return values_row(ctx, row, values)
-
-
-def sent_row(
-    ctx: Context, row: RuleRow, message: MessageInfo, adopted: bool = False
-) -> dict[str, str]:
-    """``sms_sent`` with the SID and the series count. The time is ours when we saw Twilio
-    accept it, or Twilio's creation time for a message adopted by reconciliation."""
-    f = row.rule.fields
-    when = (message.date_created if adopted else None) or ctx.clock.now()
-    values = {
-        f.status: Status.SMS_SENT,
-        f.sid: message.sid,
-        f.sent_at: ctx.stamp(f.sent_at, when),
-        f.delivery_status: message.status,
-    }
-    if f.count:
-        values[f.count] = str(row.sent + 1)
-    return values_row(ctx, row, values)
-
-
-def failed_row(ctx: Context, row: RuleRow, code: str, message: str) -> dict[str, str]:
-    f = row.rule.fields
-    return values_row(
-        ctx, row, {f.status: Status.FAILED, f.error_code: code, f.error_message: message[:1000]}
-    )
-
-
-def retry_or_fail(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
-    """Nothing was sent and it used an attempt: back to ``registered``, or ``failed`` once
-    SMS_MAX_ATTEMPTS run out. ``row`` is as claimed (its attempts include this one)."""
-    attempts = row.attempts if row.status == Status.SENDING else claimed_attempts(row)
-    rid, name = row.record_id, row.rule.name
-    if attempts >= ctx.settings.sms_max_attempts:
-        logs.transition(
-            ctx.log, rid, Status.SENDING, Status.FAILED, reason="max_attempts", rule=name
-        )
-        return failed_row(
-            ctx, row, "max_attempts", f"not sent after {attempts} attempts; last: {reason}"
-        )
-    logs.transition(ctx.log, rid, Status.SENDING, Status.REGISTERED, reason="retry", rule=name)
-    return values_row(ctx, row, {row.rule.fields.status: Status.REGISTERED})
-
-
-def _outcome_unknown(ctx: Context, p: Prepared, reason: str) -> dict[str, str]:
+def _outcome_unknown(ctx: Context, p: _Prepared, reason: str) -> dict[str, str]:
     """Still ``sending``, marked so that reconciliation counts an attempt if nothing went out:
     Twilio's or Graph's trouble, unlike our own process stopping, uses up SMS_MAX_ATTEMPTS."""
     f = p.row.rule.fields
     who = "Graph" if p.channel == EMAIL else "Twilio"
-    return values_row(
-        ctx,
-        p.row,
-        {
-            f.error_code: OUTCOME_UNKNOWN,
-            f.error_message: f"{who}'s answer to the send was lost ({reason})"[:1000],
-        },
-    )
+    message = f"{who}'s answer to the send was lost ({reason})"[:MESSAGE_LIMIT]
+    return values_row(ctx, p.row, {f.error_code: OUTCOME_UNKNOWN, f.error_message: message})
 
 
-def _unclaim(ctx: Context, p: Prepared) -> dict[str, str]:
+def _unclaim(ctx: Context, p: _Prepared) -> dict[str, str]:
     """Give a claimed, unsent record back untouched: status and attempts as they were."""
     row, f = p.row, p.row.rule.fields
     logs.transition(
@@ -296,6 +454,10 @@ def _unclaim(ctx: Context, p: Prepared) -> dict[str, str]:
     return values_row(ctx, row, {f.status: row.status, f.attempts: str(row.attempts)})
 
 
-def _release(ctx: Context, pending: list[Prepared], rows: list[dict[str, str]]) -> list[Prepared]:
-    rows.extend(_unclaim(ctx, p) for p in pending)
-    return []
+def _record_opt_out(ctx: Context, records: Sequence[str]) -> None:
+    """Twilio refused with 21610 (the participant replied STOP, perhaps before the reply poller
+    saw it): the record is opted out of every rule, from now on."""
+    now = ctx.stamp(OPT_OUT_AT)
+    rows = [ctx.layout.row(rid, {OPT_OUT: "1", OPT_OUT_AT: now}) for rid in records]
+    for part in chunked(rows, CHUNK):
+        ctx.redcap.import_rows(part)

@@ -31,17 +31,17 @@ from zoneinfo import ZoneInfo
 from redcap.project import Project as PyCapProject
 
 from common.addresses import mask_email, same_address
-from messaging.answers import expanded
-from messaging.rules import Rule
+from messaging.records import any_of
+from messaging.rules import Rule, Rules
 from messaging.rules_file import load_rules
-from messaging.triggers import any_of
 from sandbox.clock import SimClock
 from sandbox.envfile import write_env
 from sandbox.microsoft.mailbox import SentMail
 from sandbox.participants import Participant, Registration, demo_cohort, register
-from sandbox.redcap.demo import add_rule_fields, build_demo_project
+from sandbox.redcap.demo import build_demo_project
 from sandbox.redcap.importer import import_rows
 from sandbox.redcap.model import Project
+from sandbox.rehearsal import add_rule_fields
 from sandbox.session import Sandbox
 from sandbox.twilio.server import TwilioSim
 
@@ -149,13 +149,13 @@ def run(python: str = sys.executable) -> int:
         show_replies(pycap, twilio)
         show_mailbox(box.microsoft.sent())
         if not done:
-            left = ", ".join(unsettled(pycap, expanded(rules))) or "none"
+            left = ", ".join(unsettled(pycap, Rules(tuple(rules)).every)) or "none"
             print(f"== not settled within {MAX_SECONDS:g} s (records {left})")
         print("== python -m services.admin status")
         status = subprocess.run(
             [*admin, "status", "--env-file", str(env_file)], check=False, timeout=60
         )
-        settled = not unsettled(pycap, expanded(rules))
+        settled = not unsettled(pycap, Rules(tuple(rules)).every)
         return 0 if done and settled and status.returncode == 0 else 1
 
 
@@ -193,7 +193,7 @@ def play(
             answering.discard(record_id)
             how = "text" if record_id in texted else "e-mail"
             print(f"== participant {record_id} got the welcome {how} and completed the survey")
-        open_ = unsettled(pycap, expanded(rules))
+        open_ = unsettled(pycap, Rules(tuple(rules)).every)
         reminded = field_values(project, "visit_status", "delivered")
         for record_id in sorted(set(replying) & (set(reminded) - set(open_))):
             body, said = replying.pop(record_id)

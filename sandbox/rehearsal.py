@@ -20,17 +20,21 @@ is enabled there as SURVEY_INSTRUMENT's is.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from common.errors import ConfigError, ProjectCheckError, RelayError
 from common.project import Layout, load_layout
 from common.redcap_client import RedcapClient
 from common.settings import Settings, read_env_file
-from messaging.rules import Rule, survey_setting
+from messaging.checks import needs
+from messaging.instrument import instrument_csv
+from messaging.rules import Rule, Rules, survey_setting
+from messaging.rules_file import rules_for
 from sandbox.clock import SimClock
 from sandbox.participants import Participant, Registration, store
-from sandbox.redcap.demo import add_rule_fields
+from sandbox.redcap.dictionary import forms_of, load_dictionary
 from sandbox.redcap.errors import ApiError
 from sandbox.redcap.model import Project
 from sandbox.session import Sandbox
@@ -77,18 +81,19 @@ def prepare(
     client = RedcapClient(
         settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
     )
-    notes = add_rules(box.project, settings)
+    rules = rules_for(settings)
+    notes = add_rules(box.project, settings, rules)
     try:
-        layout = load_layout(client, settings)
+        layout = load_layout(client, settings, needs(rules))
     except ProjectCheckError:
         raise
     except RelayError as exc:
         raise ProjectCheckError(f"the REDCap simulator refused the project check: {exc}") from None
-    notes += _surveys(box.project, settings, layout)
+    notes += _surveys(box.project, settings, layout, rules)
     registration = Registration(
         complete_field=settings.registration_complete_field,
         complete_value=settings.registration_complete_value,
-        phone_field=layout.phone_fields[0] if settings.uses_sms else "",
+        phone_field=layout.phone_fields[0] if rules.sends_sms else "",
         event=layout.event,
         demo_fields=demo_fields,
         email_field=layout.email_fields[0] if layout.email_fields else "",
@@ -107,30 +112,30 @@ def rehearse_registrations(
         raise ProjectCheckError(_refusal(exc.message, registration)) from None
 
 
-def add_rules(project: Project, settings: Settings) -> list[str]:
+def add_rules(project: Project, settings: Settings, rules: Rules) -> list[str]:
     """The RULES_FILE's rules' fields, added to the rehearsal copy where it lacks them; a note
     naming them, since the real project needs them uploaded too."""
     if not settings.rules_file:
         return []
     with project.lock:
-        missing = [r.name for r in settings.rules if project.field(r.fields.status) is None]
-        add_rule_fields(project, settings.rules)
+        missing = [r.name for r in rules.written if project.field(r.fields.status) is None]
+        add_rule_fields(project, rules)
     if not missing:
         return []
     return [
         f"added the fields of rule(s) {', '.join(missing)} to this copy of the project (upload "
-        "the output of `python -m services.admin instrument` in REDCap's Data Dictionary page "
-        "before going live)"
+        "the output of `.venv/bin/python -m services.admin instrument` in REDCap's Data "
+        "Dictionary page before going live)"
     ]
 
 
-def _surveys(project: Project, settings: Settings, layout: Layout) -> list[str]:
+def _surveys(project: Project, settings: Settings, layout: Layout, rules: Rules) -> list[str]:
     """Each rule's survey (SURVEY_INSTRUMENT for the built-in rule) must be an instrument of the
     rule's event; one that is not enabled as a survey in the loaded copy is enabled there, since
     exports need not carry survey settings."""
     settings.require_survey()
     notes: list[str] = []
-    for rule in settings.rules:
+    for rule in rules.written:
         if rule.survey:
             notes += _survey(project, settings, layout, rule)
     return list(dict.fromkeys(notes))
@@ -182,3 +187,28 @@ def _refusal(message: str, registration: Registration) -> str:
             f"{column} ({reason}); set it to the value {column} holds once registration is done"
         )
     return f"REDCap refuses the simulated registrations: {column}: {reason}"
+
+
+def add_rule_fields(project: Project, rules: Rules | Sequence[Rule]) -> Project:
+    """Give ``project`` the fields of ``rules`` it lacks, as uploading ``admin instrument``'s CSV
+    in REDCap's Data Dictionary page would (their instrument designated in each rule's event)."""
+    rules = rules if isinstance(rules, Rules) else Rules(tuple(rules))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rules.csv"
+        path.write_text(instrument_csv(rules), encoding="utf-8")
+        fields = [f for f in load_dictionary(path) if project.field(f.name) is None]
+    if not fields:
+        return project
+    added = {f.name for f in fields}
+    missing = [rule for rule in rules.every if rule.fields.status in added]
+    project.fields.extend(fields)
+    for form in forms_of(fields):
+        if project.form(form.name) is None:
+            project.forms.append(form)
+    if project.is_longitudinal:
+        for rule in missing:
+            event = rule.event or project.events[0].unique_name
+            designated = project.form_events.setdefault(event, [])
+            if rule.fields.form not in designated:
+                designated.append(rule.fields.form)
+    return project

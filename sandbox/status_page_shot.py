@@ -22,7 +22,8 @@ from messaging.rules_file import load_rules
 from sandbox.demo_cli import ALERTS, RULES_FILE, SERVICES, play, stop_all
 from sandbox.envfile import write_env
 from sandbox.participants import demo_cohort, register
-from sandbox.redcap.demo import add_rule_fields, build_demo_project
+from sandbox.redcap.demo import build_demo_project
+from sandbox.rehearsal import add_rule_fields
 from sandbox.session import Sandbox
 
 CHROMIUM = "chromium"  # Debian's package; found on PATH

@@ -12,17 +12,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 
 from common import logs
 from common.errors import TwilioRejected
 from common.pipeline import Status
-from common.runner import Context, CycleResult, run_service
+from common.runner import CycleResult, run_service
 from common.twilio_client import describe_error
-from messaging.answers import expanded
-from messaging.records import rows_for, values_row, write
-from messaging.rows import RuleRow
+from messaging.context import Context, build_context
+from messaging.records import (
+    RuleRow,
+    any_of,
+    export_events,
+    reason_row,
+    ref,
+    rows_for,
+    values_row,
+    write,
+)
 from messaging.rules import Rule
-from messaging.triggers import any_of, export_events, ref
 
 
 def _fields(rule: Rule) -> list[str]:
@@ -40,7 +48,7 @@ OUTCOME = {
 
 def run_once(ctx: Context) -> CycleResult:
     result = CycleResult()
-    rules = [rule for rule in expanded(ctx.rules) if rule.sends_sms]  # auto-answers too
+    rules = [rule for rule in ctx.rules.every if rule.sends_sms]  # auto-answers too
     if not rules:
         return result  # e-mail only: Graph gives no delivery report to wait for
     assert ctx.sms is not None
@@ -75,35 +83,15 @@ def check(ctx: Context, row: RuleRow, result: CycleResult) -> dict[str, str] | N
     sid = row.get(f.sid)
     if not sid:
         result.add("needs_review")
-        logs.transition(
-            ctx.log, row.record_id, row.status, Status.NEEDS_REVIEW, reason="no_sid", rule=name
-        )
-        return values_row(
-            ctx,
-            row,
-            {
-                f.status: Status.NEEDS_REVIEW,
-                f.error_code: "no_sid",
-                f.error_message: "marked sms_sent but no Twilio SID is recorded",
-            },
-        )
+        why = "marked sms_sent but no Twilio SID is recorded"
+        return reason_row(ctx, row, Status.NEEDS_REVIEW, "no_sid", why)
     try:
         message = ctx.sms.fetch(sid)
     except TwilioRejected as exc:  # 404: the SID is unknown to this Twilio account
         result.add("needs_review")
-        logs.transition(
-            ctx.log, row.record_id, row.status, Status.NEEDS_REVIEW, reason=exc.code, rule=name
-        )
-        return values_row(
-            ctx,
-            row,
-            {
-                f.status: Status.NEEDS_REVIEW,
-                f.error_code: exc.code,
-                f.error_message: "Twilio does not know this message SID",
-                f.checked_at: stamp,
-            },
-        )
+        why = "Twilio does not know this message SID"
+        also = {f.checked_at: stamp}
+        return reason_row(ctx, row, Status.NEEDS_REVIEW, exc.code, why, also=also)
     values: dict[str, str] = {}
     if message.status != row.get(f.delivery_status):
         values[f.delivery_status] = message.status
@@ -147,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Record how each sent SMS ended (delivered, undelivered, failed).",
         argv,
         run_once,
-        needs_twilio=True,
+        partial(build_context, needs_twilio=True, name="delivery_checker"),
     )
 
 

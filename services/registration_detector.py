@@ -10,20 +10,22 @@ is something new, one batched import per rule. The runaway guard refuses to touc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from common import logs
 from common.pipeline import Status
-from common.runner import Context, CycleResult, run_service
+from common.runner import CycleResult, run_service
+from messaging.context import Context, build_context
+from messaging.due import newly_true
 from messaging.records import write
 from messaging.rules import BUILTIN, Rule
-from messaging.triggers import newly_true
 
 
 def run_once(ctx: Context) -> CycleResult:
     result = CycleResult()
     limit = ctx.settings.max_new_per_cycle
-    rules = {rule.name: rule for rule in ctx.rules}
-    for name, new in newly_true(ctx, ctx.rules).items():
+    rules = {rule.name: rule for rule in ctx.rules.written}
+    for name, new in newly_true(ctx, ctx.rules.written).items():
         if len(new) > limit:
             result.add("held_by_runaway_guard", len(new))
             what = "new registrations" if name == BUILTIN else f"records newly matching rule {name}"
@@ -31,7 +33,7 @@ def run_once(ctx: Context) -> CycleResult:
             result.problem = (
                 f"runaway guard: {len(new)} {what} in one cycle (MAX_NEW_PER_CYCLE={limit}); "
                 f"none were marked. If these records predate go-live run "
-                f"'python -m services.admin {baseline}'; if this is a real burst, raise "
+                f"'.venv/bin/python -m services.admin {baseline}'; if this is a real burst, raise "
                 "MAX_NEW_PER_CYCLE"
             )
             continue
@@ -57,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Mark records each message rule newly applies to (e.g. complete registrations).",
         argv,
         run_once,
-        needs_twilio=False,
+        partial(build_context, needs_twilio=False, name="registration_detector"),
     )
 
 

@@ -10,12 +10,14 @@ window holds messages. One poller runs per project (an OS lock).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 
 from common.errors import ConfigError
-from common.lock import ProcessLock
-from common.runner import Context, CycleResult, run_service
-from messaging.inbound import poll, reply_rules
+from common.lock import REPLIES
+from common.runner import CycleResult, run_service
+from messaging.context import Context, build_context
+from messaging.inbound import poll
 
 
 def run_once(ctx: Context) -> CycleResult:
@@ -25,34 +27,24 @@ def run_once(ctx: Context) -> CycleResult:
     return result
 
 
-def poller_lock(ctx: Context) -> ProcessLock:
-    name = f"redcap-relay-replies-{ctx.layout.project_id}"
-    return ProcessLock(ctx.settings.lock_dir, name, holder="reply poller")
+def start(ctx: Context, args: argparse.Namespace) -> str:
+    """Refuse to poll for a study whose rules take no replies; hold the project's replies lock."""
+    if not ctx.rules.replying:
+        raise ConfigError(
+            "no rule takes replies; add replies.<answer> = [...] to a rule in RULES_FILE "
+            "(docs/replies.md)"
+        )
+    return REPLIES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    held: list[ProcessLock] = []
-
-    def release() -> None:
-        for lock in held:
-            lock.release()
-
-    def prepare(ctx: Context, args: argparse.Namespace) -> Callable[[], None]:
-        if not reply_rules(ctx):
-            raise ConfigError(
-                "no rule takes replies; add replies.<answer> = [...] to a rule in RULES_FILE "
-                "(README: Replies and opt-out)"
-            )
-        held.append(poller_lock(ctx).acquire())
-        return release
-
     return run_service(
         "reply_poller",
         "Record participants' replies (YES / NO / STOP) in REDCap.",
         argv,
         run_once,
-        needs_twilio=True,
-        prepare=prepare,
+        partial(build_context, needs_twilio=True, name="reply_poller"),
+        start=start,
     )
 
 

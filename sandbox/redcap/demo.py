@@ -9,13 +9,8 @@ sees is one it made.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
-from messaging.answers import expanded
-from messaging.instrument import instrument_csv
-from messaging.rules import Rule
 from sandbox.redcap.dictionary import forms_of, load_dictionary, synthetic_id
 from sandbox.redcap.model import Arm, Event, Project, Report
 
@@ -104,27 +99,3 @@ def find_report(project: Project, title: str) -> Report:
         if report.title == title:
             return report
     raise KeyError(f"project {project.project_id} has no report {title!r}")
-
-
-def add_rule_fields(project: Project, rules: Sequence[Rule]) -> Project:
-    """Give ``project`` the fields of ``rules`` it lacks, as uploading ``admin instrument``'s CSV
-    in REDCap's Data Dictionary page would (their instrument designated in each rule's event)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "rules.csv"
-        path.write_text(instrument_csv(rules), encoding="utf-8")
-        fields = [f for f in load_dictionary(path) if project.field(f.name) is None]
-    if not fields:
-        return project
-    added = {f.name for f in fields}
-    missing = [rule for rule in expanded(rules) if rule.fields.status in added]
-    project.fields.extend(fields)
-    for form in forms_of(fields):
-        if project.form(form.name) is None:
-            project.forms.append(form)
-    if project.is_longitudinal:
-        for rule in missing:
-            event = rule.event or project.events[0].unique_name
-            designated = project.form_events.setdefault(event, [])
-            if rule.fields.form not in designated:
-                designated.append(rule.fields.form)
-    return project

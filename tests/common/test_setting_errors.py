@@ -14,6 +14,7 @@ import pytest
 
 from common.errors import ConfigError
 from common.settings import Settings, load_settings
+from messaging.rules_file import rules_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
@@ -94,9 +95,10 @@ CASES = [(name, value) for name, values in BAD.items() for value in values]
 
 
 def settle(env: dict[str, str]) -> Settings:
-    """What every sending command does at startup: parse, then its Twilio and survey needs, and
-    its e-mail needs (a command with an e-mail rule)."""
+    """What every sending command does at startup: parse, read its rules, then its Twilio and
+    survey needs, and its e-mail needs (a command with an e-mail rule)."""
     settings = Settings.from_env(env)
+    rules_for(settings)
     settings.require_twilio()
     settings.require_survey()
     settings.require_graph()

@@ -10,6 +10,7 @@ import pytest
 from common.errors import ConfigError, InvalidPhone
 from common.phones import mask_phone, pick_phone
 from common.settings import Settings
+from messaging.rules_file import rules_for
 
 BASE = {
     "REDCAP_API_URL": "https://redcap.example.org/api",
@@ -29,7 +30,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert str(s.timezone) == "America/Chicago"
     assert s.email_fields[0] == "email" and s.email_allowed_addresses is None
     assert (s.email_max_per_minute, s.alert_email_to, s.alert_min_interval_minutes) == (30, (), 60)
-    assert s.uses_sms and not s.uses_email  # the built-in rule texts; no alerts
+    rules = rules_for(s)
+    assert rules.sends_sms and not rules.sends_email  # the built-in rule texts; no alerts
 
 
 def test_email_rate_is_held_inside_redcaps_budget() -> None:
@@ -102,11 +104,11 @@ def test_sms_template_makes_the_built_in_rule() -> None:
     """SMS_TEMPLATE: {survey_link} required; {record_id} and {field:NAME} filled; others refused
     in one line naming SMS_TEMPLATE."""
     text = "Hi {field:first_name} ({record_id}): {survey_link}"
-    [rule] = Settings.from_env({**BASE, "SMS_TEMPLATE": text}).rules
+    [rule] = rules_for(Settings.from_env({**BASE, "SMS_TEMPLATE": text})).written
     locale, template = rule.templates.choose({})
     assert rule.templates.fields == ("first_name",)
     body = template.render("https://x/s", "7", {"first_name": "Ada"}, locale, ZoneInfo("UTC"))
     assert body == "Hi Ada (7): https://x/s"
     for bad in ("no link", "{link}", "{survey_link} {field:Bad Name}", "{survey_link"):
         with pytest.raises(ConfigError, match=r"^SMS_TEMPLATE: "):
-            Settings.from_env({**BASE, "SMS_TEMPLATE": bad})
+            rules_for(Settings.from_env({**BASE, "SMS_TEMPLATE": bad}))

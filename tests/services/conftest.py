@@ -18,22 +18,19 @@ import pytest
 from redcap.project import Project as PyCapProject
 
 from common.clock import ManualClock
-from common.runner import Context, build_context
 from common.settings import Settings
+from messaging.context import Context, build_context
 from messaging.rules_file import load_rules
 from sandbox.clock import SimClock
 from sandbox.envfile import write_env
 from sandbox.microsoft.mailbox import SentMail
 from sandbox.microsoft.server import MicrosoftSim
 from sandbox.participants import Participant, register
-from sandbox.redcap.demo import (
-    add_rule_fields,
-    build_demo_longitudinal_project,
-    build_demo_project,
-)
+from sandbox.redcap.demo import build_demo_longitudinal_project, build_demo_project
 from sandbox.redcap.importer import import_rows
 from sandbox.redcap.model import Project
 from sandbox.redcap.server import RedcapSim
+from sandbox.rehearsal import add_rule_fields
 from sandbox.session import Sandbox
 from sandbox.twilio.server import TwilioSim
 

@@ -13,6 +13,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
+from messaging.context import Context
+from messaging.pacing import Pacers, SendPacer
+from messaging.records import export_fields, rows_for
+from messaging.send import send_due
 from sandbox.faults import Fault
 from sandbox.httpserver import SimServer, wait_until
 from tests.services.conftest import ROOT, Rig, clean_env
@@ -85,3 +91,26 @@ def kill_at(rig: Rig, step: Step, module: str = "services.sms_sender", **overrid
             proc.wait(timeout=10)
         server.faults.clear()
     return reached
+
+
+class _Died(Exception):
+    """The sender died here (in a test: between its claim and its first send)."""
+
+
+class _DieAtFirstSend(Pacers):
+    """Pacers whose first turn never comes: the process is gone once the claim is written."""
+
+    def for_channel(self, channel: str) -> SendPacer:
+        raise _Died
+
+
+def claim_and_die(ctx: Context, *records: str) -> None:
+    """What a sender killed right after its claim leaves: the records ``sending`` (claimed by
+    the real send path), nothing sent. One rule, the study's first."""
+    rule = ctx.rules.written[0]
+    exported = ctx.redcap.export(export_fields(ctx, [rule]), events=ctx.layout.events)
+    due = [row for row in rows_for(ctx, rule, exported) if row.record_id in records]
+    assert len(due) == len(records)
+    pacers = _DieAtFirstSend(1, 1, ctx.clock)
+    with pytest.raises(_Died):
+        send_due(ctx, due, pacers, lambda: False)

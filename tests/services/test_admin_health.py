@@ -12,17 +12,14 @@ from typing import Any
 import pytest
 
 from common.clock import ManualClock
-from common.runner import Context
-from messaging.prepare import prepare
-from messaging.records import export_fields, rows_for
-from messaging.send import claim
 from sandbox.clock import SimClock
 from sandbox.redcap.demo import build_demo_project
 from services import delivery_checker, registration_detector, reply_poller
-from services.admin_health import FIRST_REPORT
-from services.admin_status import EXIT_UNHEALTHY, command_status, funnel
+from services.admin.health import FIRST_REPORT
+from services.admin.status import EXIT_UNHEALTHY, command_status, funnel
 from services.sms_sender import Sender
 from tests.services.conftest import START, Rig, start_rig, start_rules_rig
+from tests.services.killing import claim_and_die
 from tests.services.test_admin_replies import RULES, phone
 
 SLACK = 5 * 2 + 5 * 60  # 5 poll intervals of the rig's 2 s, plus the 5 minute margin
@@ -100,22 +97,12 @@ def test_a_record_due_later_is_not_overdue(timed: Rig) -> None:
     assert found(timed, SMS_DELAY_MINUTES="240") == []
 
 
-def claim_and_leave(ctx: Context, record_id: str) -> None:
-    """What a sender killed right after its claim leaves: the record sending, nothing sent."""
-    [rule] = ctx.rules
-    exported = ctx.redcap.export(export_fields(ctx), events=ctx.layout.events)
-    ready, problems = prepare(
-        ctx, [row for row in rows_for(ctx, rule, exported) if row.record_id == record_id]
-    )
-    assert not problems and len(claim(ctx, ready)) == 1
-
-
 def test_stuck_sending_past_the_claim_timeout_plus_slack(timed: Rig) -> None:
     """sending older than SMS_CLAIM_TIMEOUT_SECONDS (20 s here) + slack: stuck_sending; the
     sender's reconciliation gives it back (registered, so overdue) and the next cycle sends it."""
     registered(timed, "1", "2")
     advance(timed, 61)
-    claim_and_leave(timed.ctx(), "2")
+    claim_and_die(timed.ctx(), "2")
     advance(timed, 20 + SLACK - 5)
     assert [f for f in found(timed) if f[0] == "stuck_sending"] == []
     advance(timed, 10)

@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.clock import SimClock
 from services import registration_detector, reply_poller
-from services.admin_status import funnel
+from services.admin.status import funnel
 from services.sms_sender import Sender
 from tests.services.conftest import START, Rig, start_rules_rig
 

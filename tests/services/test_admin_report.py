@@ -8,7 +8,7 @@ import json
 from sandbox.redcap.demo import FUNNEL_REPORT, NEEDS_ATTENTION_REPORT, find_report
 from sandbox.redcap.model import Report
 from services import registration_detector
-from services.admin_status import command_status, funnel
+from services.admin.status import command_status, funnel
 from services.sms_sender import Sender
 from tests.services.conftest import Rig
 

@@ -12,12 +12,13 @@ import pytest
 
 from common.graph_client import MESSAGE_ID_HEADER
 from messaging.alerts import MAX_LINES, digest
-from messaging.rows import RuleRow
+from messaging.records import RuleRow
 from messaging.rules_file import load_rules
 from sandbox.microsoft.mailbox import SentMail
-from sandbox.redcap.demo import add_rule_fields, build_demo_project
+from sandbox.redcap.demo import build_demo_project
+from sandbox.rehearsal import add_rule_fields
 from services import delivery_checker, registration_detector
-from services.admin import command_requeue
+from services.admin.records import command_requeue
 from services.sms_sender import Sender
 from tests.services.conftest import Rig, start_rig
 from tests.services.killing import kill_at
@@ -168,7 +169,7 @@ def test_requeued_record_that_fails_again_is_alerted_again(alerts: Rig) -> None:
     assert two_cycles(alerts)["alerted"] == 2
     advance(alerts, 61)
     ctx = alerts.ctx()
-    assert command_requeue(ctx, ctx.settings.rule("welcome"), "1") == 0
+    assert command_requeue(ctx, ctx.rules.named("welcome"), "1") == 0
     assert not alerts.values("1").get("welcome_alerted_at")
     counts = two_cycles(alerts)
     assert counts["failed"] == 1 and counts["alerted"] == 1
@@ -269,7 +270,7 @@ def test_idle_sender_cycle_with_alerts_on_is_one_request(alerts: Rig) -> None:
 def test_a_long_digest_is_capped_and_counts_the_rest(alerts: Rig) -> None:
     """Past MAX_LINES records the digest says how many more and where to see them."""
     ctx = alerts.ctx()
-    welcome = ctx.settings.rule("welcome")
+    welcome = ctx.rules.named("welcome")
     values = {"welcome_status": "skipped", "welcome_error_code": "no_phone"}
     rows = [RuleRow(welcome, str(n), values) for n in range(MAX_LINES + 7)]
     subject, text = digest(ctx, rows)

@@ -13,7 +13,7 @@ import pytest
 
 from common.settings import Settings
 from sandbox.envfile import write_env
-from services import capacity
+from services.admin import capacity
 from tests.services.conftest import ROOT, Rig, clean_env, start_rules_rig
 
 URL = "https://redcap.example.org/api/"

@@ -7,14 +7,12 @@ claim and the send leaves); test_crash.py does the same with real kills.
 
 from __future__ import annotations
 
-from common.runner import Context
-from messaging.prepare import prepare
-from messaging.records import export_fields, rows_for
-from messaging.send import claim
+from messaging.context import Context
 from sandbox.faults import Fault
 from services import registration_detector
 from services.sms_sender import Sender
 from tests.services.conftest import Rig
+from tests.services.killing import claim_and_die
 
 PHONES = {str(n): f"+1617555010{n}" for n in range(1, 5)}
 
@@ -25,17 +23,6 @@ def due(rig: Rig, *records: str) -> Context:
     registration_detector.run_once(rig.ctx(needs_twilio=False))
     rig.clock.advance(61)
     return rig.ctx(SMS_MAX_PER_SECOND="100")
-
-
-def claim_and_die(ctx: Context, *records: str) -> None:
-    """What a sender killed right after its claim leaves: the records ``sending``, nothing sent."""
-    [rule] = ctx.rules
-    exported = ctx.redcap.export(export_fields(ctx), events=ctx.layout.events)
-    ready, problems = prepare(
-        ctx, [row for row in rows_for(ctx, rule, exported) if row.record_id in records]
-    )
-    assert not problems
-    assert len(claim(ctx, ready)) == len(records)
 
 
 def cycle(rig: Rig, ctx: Context) -> dict[str, int]:

@@ -32,7 +32,7 @@ def test_a_rejected_row_is_flagged_and_the_rest_land(rig: Rig) -> None:
         ctx.layout.row("1", {"pipeline_status": "registered", "pipeline_sms_attempts": "two"}),
         ctx.layout.row("2", {"pipeline_status": "registered", "pipeline_sms_attempts": "2"}),
     ]
-    assert write_rows(ctx.redcap, ctx.layout, rows, ctx.rules[0].fields) == {"1"}
+    assert write_rows(ctx.redcap, ctx.layout, rows, ctx.rules.written[0].fields) == {"1"}
     assert rig.status("2") == "registered"
     assert rig.status("1") == "needs_review"
     assert "pipeline_sms_attempts" in rig.values("1")["pipeline_error_message"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from common.clock import SystemClock
-from common.runner import Context
+from messaging.context import Context
 from sandbox.faults import Fault
 from sandbox.httpserver import wait_until
 from services import registration_detector, reply_poller

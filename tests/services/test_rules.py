@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from messaging.rules_file import load_rules
-from sandbox.redcap.demo import add_rule_fields, build_demo_project
+from sandbox.redcap.demo import build_demo_project
+from sandbox.rehearsal import add_rule_fields
 from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
 from tests.services.conftest import Rig, start_rig, start_rules_rig
@@ -223,8 +224,8 @@ def test_24_hours_before_keeps_the_wall_clock_across_daylight_saving(
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from messaging.rows import RuleRow
-    from messaging.timing import due_at
+    from messaging.due import due_at
+    from messaging.records import RuleRow
 
     path = tmp_path / "rules.toml"
     path.write_text(VISIT, encoding="utf-8")

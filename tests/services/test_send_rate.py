@@ -4,7 +4,7 @@ so a loaded machine cannot make it flaky, and the timing figures live in bench/s
 
 from __future__ import annotations
 
-from common.runner import build_context
+from messaging.context import build_context
 from sandbox.twilio.arrivals import achieved_rate, busiest_window
 from services import registration_detector
 from services.sms_sender import Sender

@@ -21,9 +21,9 @@ import pytest
 from sandbox.clock import SimClock
 from sandbox.status_page_shot import CHROMIUM, screenshot
 from services import delivery_checker, registration_detector, reply_poller
-from services.admin_status import EXIT_UNHEALTHY, command_status, funnel
+from services.admin.status import EXIT_UNHEALTHY, command_status, funnel
+from services.admin.status_page import render, write
 from services.sms_sender import Sender
-from services.status_page import render, write
 from tests.services.conftest import START, Rig, start_rules_rig
 from tests.services.test_admin_replies import RULES, phone
 

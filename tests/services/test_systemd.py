@@ -18,7 +18,7 @@ import pytest
 
 from sandbox.faults import Fault
 from sandbox.httpserver import wait_until
-from services.admin_systemd import SERVICES, timings
+from services.admin.systemd import SERVICES, timings
 from tests.processes import finish
 from tests.services.conftest import ROOT, Rig, clean_env
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from common.errors import ConfigError
 from common.settings import Settings, load_settings, read_env_file
+from messaging.rules_file import rules_for
 
 POLL_SHARE = 0.5
 DEFAULT_POLL_SECONDS = 10.0  # Settings' default POLL_INTERVAL_SECONDS
@@ -51,8 +52,9 @@ def polls_per_cycle(settings: Settings) -> int:
     sender; one for the checker when a rule sends SMS (e-mail has no delivery report to
     check); one for the reply poller when a rule takes replies (it refuses to start
     otherwise), counted although it asks nothing while the lookback window holds no message."""
-    checker = 1 if settings.uses_sms else 0
-    replies = 1 if any(rule.replies is not None for rule in settings.rules) else 0
+    rules = rules_for(settings)
+    checker = 1 if rules.sends_sms else 0
+    replies = 1 if rules.replying else 0
     return 2 + checker + replies
 
 

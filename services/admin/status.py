@@ -1,12 +1,14 @@
 """``admin status``: the funnel of every rule, records per status, how many were sent (by SMS
 and by e-mail), oldest waiting, problems; for a rule that takes replies, its participants' latest
 reply by meaning and its auto-answers sent; how many participants opted out (STOP); the health
-findings (services.admin_health) and each service's last activity. Exit 0 healthy, 1 unhealthy.
+findings (:mod:`services.admin.health`) and each service's last activity. Exit 0 healthy, 1
+unhealthy.
 
-``--html FILE`` also writes the status page (services.status_page); ``--report-id N`` reads a
-saved REDCap report instead of our export: its filter picks the records (one site, one arm) and
-it must hold the rules' fields for the funnel; without any rule's status field only its size and
-columns are shown. Health checks whose fields the report lacks are listed as not checked."""
+``--html FILE`` also writes the status page (:mod:`services.admin.status_page`);
+``--report-id N`` reads a saved REDCap report instead of our export: its filter picks the
+records (one site, one arm) and it must hold the rules' fields for the funnel; without any
+rule's status field only its size and columns are shown. Health checks whose fields the report
+lacks are listed as not checked."""
 
 from __future__ import annotations
 
@@ -18,15 +20,14 @@ from typing import Any
 
 from common.errors import ConfigError
 from common.pipeline import Status
-from common.runner import EXIT_FAILURE, EXIT_OK, Context
+from common.runner import EXIT_FAILURE, EXIT_OK
 from common.twilio_client import SmsGateway
-from messaging.answers import answer_rule, expanded
-from messaging.records import rows_for
+from messaging.context import Context
+from messaging.records import RuleRow, export_events, rows_for
 from messaging.replies import HELP, OPT_OUT, OPTED_IN, OPTED_OUT, UNCLEAR
-from messaging.rows import RuleRow
 from messaging.rules import EMAIL, SMS, Rule
-from messaging.triggers import export_events
-from services import admin_health, status_page
+from services.admin import health as admin_health
+from services.admin import status_page
 
 EXIT_UNHEALTHY = EXIT_FAILURE  # some finding: page someone (config errors stay 2, project 3)
 
@@ -55,7 +56,7 @@ def status_fields(ctx: Context) -> list[str]:
     """What the one export reads: per rule (auto-answers too) its state, times and counts, the
     reply fields of rules that take replies, what due times need (an anchor), the opt-out."""
     fields = [ctx.layout.record_id_field]
-    for rule in expanded(ctx.rules):
+    for rule in ctx.rules.every:
         f = rule.fields
         fields += [f.status, f.registered_at, f.claimed_at, f.sent_at, f.checked_at]
         fields += [f.error_code, f.interrupted]
@@ -68,10 +69,8 @@ def status_fields(ctx: Context) -> list[str]:
 
 
 def export(ctx: Context) -> list[dict[str, str]]:
-    events = export_events(ctx, ctx.rules)
-    home = ctx.layout.event
-    if ctx.layout.opt_out and events is not None and home and home not in events:
-        events.append(home)  # the opt-out lives in REDCAP_EVENT
+    # The opt-out lives in REDCAP_EVENT.
+    events = export_events(ctx, ctx.rules.written, home=ctx.layout.opt_out)
     return ctx.redcap.export(status_fields(ctx), events=events)
 
 
@@ -90,14 +89,14 @@ def funnel(
     columns = columns if columns is not None else set(status_fields(ctx))
     key = ctx.layout.record_id_field
     rules: dict[str, dict[str, Any]] = {}
-    for rule in ctx.rules:
+    for rule in ctx.rules.written:
         if rule.fields.status not in columns:
             continue  # a report without this rule's fields
         rows = rows_for(ctx, rule, raw)
         rules[rule.name] = _rule_funnel(ctx, rule, rows)
         if rule.replies is not None:
             rules[rule.name]["replies"] = _replies(ctx, rule, rows, raw)
-    first = rules.get(ctx.rules[0].name, {})
+    first = rules.get(ctx.rules.written[0].name, {})
     records = len({row[key] for row in raw if key in row})
     opted = _opted_out(ctx, raw) if OPT_OUT in columns else None
     health = admin_health.health(ctx, raw, sms, columns)
@@ -138,8 +137,7 @@ def _replies(
     said = Counter(row.get(rule.fields.reply) for row in rows if row.get(rule.fields.reply))
     meanings = [*rule.replies.answers, UNCLEAR, HELP, OPTED_OUT, OPTED_IN, *sorted(said)]
     sent = 0
-    if rule.answers:
-        companion = answer_rule(rule)
+    if (companion := ctx.rules.companion(rule)) is not None:
         sent = sum(row.sent for row in rows_for(ctx, companion, raw))
     return {
         "by_meaning": {meaning: said.get(meaning, 0) for meaning in dict.fromkeys(meanings)},
@@ -234,7 +232,7 @@ def _from_report(ctx: Context, report_id: str, sms: SmsGateway | None) -> dict[s
     holds (its filter picks the records: a site, an arm); otherwise only its size."""
     rows = ctx.redcap.report(report_id)
     columns = sorted({name for row in rows for name in row})
-    covered = [rule.name for rule in ctx.rules if rule.fields.status in columns]
+    covered = [rule.name for rule in ctx.rules.written if rule.fields.status in columns]
     about = {"id": report_id, "rows": len(rows), "columns": columns, "rules": covered}
     if not covered:
         return {"report": about}
@@ -243,21 +241,12 @@ def _from_report(ctx: Context, report_id: str, sms: SmsGateway | None) -> dict[s
 
 def gateway(ctx: Context) -> SmsGateway | None:
     """Twilio, for the replies check: only when a rule takes replies and the settings are there."""
-    settings = ctx.settings
-    if not any(rule.replies is not None for rule in ctx.rules):
+    if not ctx.rules.replying:
         return None
     try:
-        settings.require_twilio()
+        return SmsGateway.from_settings(ctx.settings)
     except ConfigError:
         return None
-    return SmsGateway(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        from_number=settings.twilio_from_number,
-        messaging_service_sid=settings.twilio_messaging_service_sid,
-        base_url=settings.twilio_api_base_url,
-        timeout=min(settings.http_timeout_seconds, 15.0),
-    )
 
 
 def _print(ctx: Context, data: dict[str, Any]) -> None:
@@ -267,7 +256,7 @@ def _print(ctx: Context, data: dict[str, Any]) -> None:
         columns = ", ".join(report["columns"]) or "(none: a report of no rows shows none)"
         print(f"report {report['id']}: {report['rows']} row(s); columns: {columns}")
         if not report["rules"]:
-            fields = ", ".join(rule.fields.status for rule in ctx.rules)
+            fields = ", ".join(rule.fields.status for rule in ctx.rules.written)
             print(f"it holds no rule's status field ({fields}): add them to see the funnel here")
             return
     _print_health(data["health"], data["last_activity"])
@@ -276,7 +265,7 @@ def _print(ctx: Context, data: dict[str, Any]) -> None:
     for name, rule in data["rules"].items():
         if len(data["rules"]) > 1 or name != "pipeline":
             print(f"rule {name}:")
-        _print_rule(rule, ctx.settings.rule(name).sends_email)
+        _print_rule(rule, ctx.rules.named(name).sends_email)
 
 
 def _print_health(health: dict[str, Any], activity: dict[str, Any]) -> None:

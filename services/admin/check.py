@@ -2,7 +2,7 @@
 as a checklist.
 
 Twilio is checked only when a rule sends SMS, Graph only when a rule sends e-mail or staff alerts
-are on (``Settings.uses_sms`` / ``uses_email``): an e-mail-only study needs no Twilio account.
+are on: an e-mail-only study needs no Twilio account.
 
 Each line is ``[ok  ]``, ``[warn]`` or ``[FAIL]`` with what was found and, for a failure, the fix.
 Exit 0 when everything passed (warnings pass), 1 otherwise. Nothing is written anywhere.
@@ -17,17 +17,20 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from common.checks import Check
 from common.errors import ConfigError, RelayError
 from common.graph_client import GraphMailer
-from common.project import NOT_SURVEY_FIX, SURVEY_FIX, inspect, survey_checks
+from common.project import Check, inspect
 from common.redcap_client import RedcapClient
 from common.runner import EXIT_FAILURE, EXIT_OK, load_settings
 from common.settings import Settings
 from common.twilio_client import SmsGateway
-from messaging.rules import Rule
+from messaging.checks import NOT_SURVEY_FIX, SURVEY_FIX, needs, survey_checks
+from messaging.rules import Rule, Rules
+from messaging.rules_file import rules_for
 from messaging.samples import mail_samples, samples
-from services import capacity
+from services.admin import capacity
+
+RULES_DOCS = "see docs/rules.md (the rules file and its keys)"
 
 
 def command_check(env_file: str | None, environ: Mapping[str, str] | None = None) -> int:
@@ -39,15 +42,20 @@ def command_check(env_file: str | None, environ: Mapping[str, str] | None = None
     except ConfigError as exc:
         checks.append(Check("settings", False, str(exc), "see .env.example"))
         return _print_checks(checks)
+    try:
+        rules = rules_for(settings)
+    except ConfigError as exc:
+        checks.append(Check("rules", False, str(exc), RULES_DOCS))
+        return _print_checks(checks)
     checks += budget_checks(settings, env_file, environ)
-    checks += _redcap_checks(settings)
-    if settings.uses_sms:
+    checks += _redcap_checks(settings, rules)
+    if rules.sends_sms:
         checks += _twilio_checks(settings)
     else:
         checks.append(Check("Twilio", True, "not needed: no rule sends SMS"))
-    if settings.uses_email:
+    if rules.sends_email or settings.alert_email_to:
         checks += graph_checks(settings)
-    checks += template_checks(settings)
+    checks += template_checks(settings, rules)
     return _print_checks(checks)
 
 
@@ -64,12 +72,12 @@ def budget_checks(
     return checks
 
 
-def template_checks(settings: Settings) -> list[Check]:
+def template_checks(settings: Settings, rules: Rules) -> list[Check]:
     """Every rule's templates in every language, rendered with a typical link and sample
     values: an SMS template's length and segments (GSM-7 or UCS-2), more than 3 a warning (each
     segment is billed, and long texts are read less); an e-mail's subject and lengths."""
     checks = []
-    for rule in settings.rules:
+    for rule in rules.written:
         if rule.sends_sms:  # an e-mail-only rule's templates are a placeholder, never sent
             checks += _sms_template_checks(settings, rule)
         if rule.mail is not None:
@@ -108,18 +116,18 @@ def _mail_template_checks(settings: Settings, rule: Rule) -> list[Check]:
     return checks
 
 
-def _redcap_checks(settings: Settings) -> list[Check]:
+def _redcap_checks(settings: Settings, rules: Rules) -> list[Check]:
     client = RedcapClient(
         settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
     )
     try:
-        layout, checks = inspect(client, settings)
+        layout, checks = inspect(client, settings, needs(rules))
     except RelayError as exc:
         return [Check("REDCap", False, str(exc), "check REDCAP_API_URL and REDCAP_API_TOKEN")]
     checks = [Check("REDCap", True, settings.redcap_api_url), *checks]
     if layout is not None:
         try:
-            checks += survey_checks(client, settings, layout)
+            checks += survey_checks(client, settings, layout, rules)
         except RelayError as exc:
             checks.append(Check("survey instrument", False, str(exc), NOT_SURVEY_FIX))
     elif not settings.survey_instrument:
@@ -129,15 +137,9 @@ def _redcap_checks(settings: Settings) -> list[Check]:
 
 def _twilio_checks(settings: Settings) -> list[Check]:
     try:
-        settings.require_twilio()
+        gateway = SmsGateway.from_settings(settings)
     except ConfigError as exc:
         return [Check("Twilio settings", False, str(exc), "see .env.example")]
-    gateway = SmsGateway(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        base_url=settings.twilio_api_base_url,
-        timeout=15,
-    )
     try:
         gateway.check_credentials()
     except ConfigError as exc:

@@ -3,7 +3,7 @@
 Each check compares REDCap's own timestamps (the one export ``admin status`` makes) with the
 settings; *slack* is STALE_CYCLES poll intervals plus MARGIN:
 
-- ``overdue``: ``registered`` and due (messaging.timing; an auto-answer from its reply) longer
+- ``overdue``: ``registered`` and due (messaging.due; an auto-answer from its reply) longer
   than slack plus the time the sender needs for that backlog at its rate; quiet hours do not
   count. The sender is not running (or is failing before it sends).
 - ``stuck_sending``: ``sending`` claimed longer ago than SMS_CLAIM_TIMEOUT_SECONDS + slack: the
@@ -34,15 +34,13 @@ from zoneinfo import ZoneInfo
 from common.errors import ConfigError, TwilioUnavailable
 from common.phones import normalize_phone
 from common.pipeline import Status
-from common.runner import Context
 from common.setting_values import QuietHours
 from common.twilio_client import SmsGateway
-from messaging.answers import expanded
+from messaging.context import Context
+from messaging.due import due_at
 from messaging.inbound import SKEW
-from messaging.records import rows_for
-from messaging.rows import RuleRow
+from messaging.records import RuleRow, rows_for
 from messaging.rules import Rule
-from messaging.timing import due_at
 
 STALE_CYCLES = 5  # poll intervals a healthy service may miss (a slow REDCap, a restart)
 MARGIN = timedelta(minutes=5)
@@ -79,7 +77,7 @@ def health(
     (holding ``columns``) and, for replies, one Twilio request through ``sms``."""
     now, found, skipped = ctx.clock.now(), [], []
     checks = (("overdue", _overdue), ("stuck_sending", _sending), ("no_delivery_report", _report))
-    for rule in expanded(ctx.rules):
+    for rule in ctx.rules.every:
         if rule.fields.status not in columns:
             continue
         rows = rows_for(ctx, rule, raw)
@@ -102,7 +100,7 @@ def _needs(ctx: Context, rule: Rule, check: str) -> list[str]:
     f = rule.fields
     if check == "overdue":
         if rule.answer_of:
-            return [_parent(ctx, rule).fields.reply_at]
+            return [ctx.rules.parent(rule).fields.reply_at]
         names = [f.registered_at, *((f.count, f.sent_at) if rule.repeat else ()), rule.anchor]
         return [name for name in names if name]
     if check == "stuck_sending":
@@ -110,14 +108,10 @@ def _needs(ctx: Context, rule: Rule, check: str) -> list[str]:
     return [f.sent_at, f.checked_at]
 
 
-def _parent(ctx: Context, rule: Rule) -> Rule:
-    return next(r for r in ctx.rules if r.name == rule.answer_of)
-
-
 def due_time(ctx: Context, row: RuleRow) -> datetime | None:
     tz = ctx.settings.timezone
     if row.rule.answer_of:  # registered by the poller with the reply: due from then
-        return row.time(_parent(ctx, row.rule).fields.reply_at, tz)
+        return row.time(ctx.rules.parent(row.rule).fields.reply_at, tz)
     due = due_at(row, tz)
     return None if due is None or due.year == UNKNOWN_DUE else due
 
@@ -201,7 +195,7 @@ def _unpolled(
     columns: set[str],
     skipped: list[str],
 ) -> list[Finding]:
-    rules = [r for r in ctx.rules if r.replies is not None and r.fields.status in columns]
+    rules = [r for r in ctx.rules.replying if r.fields.status in columns]
     if not rules:
         return []
     f0 = rules[0].fields
@@ -330,7 +324,7 @@ def last_activity(ctx: Context, raw: Sequence[Mapping[str, str]]) -> dict[str, A
     """Per service, the newest time it wrote on any record (ISO) and how many minutes ago."""
     tz, now = ctx.settings.timezone, ctx.clock.now()
     newest: dict[str, datetime] = {}
-    for rule in expanded(ctx.rules):
+    for rule in ctx.rules.every:
         for row in rows_for(ctx, rule, raw):
             for service, suffixes in SERVICE_FIELDS.items():
                 for suffix in suffixes:

@@ -16,10 +16,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from common.runner import Context
 from common.twilio_client import ERROR_TEXT, describe_error
 from messaging.alerts import REASONS
-from services.admin_health import human
+from messaging.context import Context
+from services.admin.health import human
 
 _REQUEUE = "fix it in REDCap, then python -m services.admin requeue RECORD --rule RULE"
 ADVICE = {  # what a coordinator does about each failure code

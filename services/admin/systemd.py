@@ -26,7 +26,7 @@ from dotenv import dotenv_values
 
 from common.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: services/admin/systemd.py
 TEMPLATES = ROOT / "systemd"
 SERVICES = ("detector", "sender", "checker", "replies")
 TARGET = "redcap-relay@.target"

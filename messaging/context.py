@@ -1,0 +1,86 @@
+"""What every cycle works with, put together once at startup by :func:`build_context`.
+
+The settings, then the rules they name (:func:`messaging.rules_file.rules_for`), then the clients
+(REDCap; Twilio when the command sends and a rule texts; Graph when it sends and a rule mails or
+staff alerts are on), then the project check for what those rules need
+(:mod:`messaging.checks`). A failure is a ConfigError or ProjectCheckError naming the setting or
+rule and the fix; the runner (:mod:`common.runner`) turns it into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from common.clock import Clock, SystemClock
+from common.errors import ProjectCheckError
+from common.graph_client import GraphMailer
+from common.project import Layout, load_layout
+from common.redcap_client import RedcapClient
+from common.settings import Settings
+from common.twilio_client import SmsGateway
+from messaging.checks import needs, survey_checks
+from messaging.rules import Rules
+from messaging.rules_file import rules_for
+
+
+@dataclass
+class Context:
+    """Everything a cycle needs, built once at startup; services hold no other state."""
+
+    settings: Settings
+    rules: Rules
+    redcap: RedcapClient
+    layout: Layout
+    clock: Clock
+    stop: threading.Event = field(default_factory=threading.Event)
+    sms: SmsGateway | None = None
+    mail: GraphMailer | None = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("redcap_relay"))
+
+    def stamp(self, field_name: str, moment: datetime | None = None) -> str:
+        """Now (or ``moment``) as ``field_name`` stores it, in TIMEZONE."""
+        return self.layout.stamp(field_name, moment or self.clock.now(), self.settings.timezone)
+
+
+def build_context(
+    settings: Settings,
+    *,
+    needs_twilio: bool,
+    needs_survey: bool = False,
+    needs_mail: bool = False,
+    clock: Clock | None = None,
+    name: str = "redcap_relay",
+) -> Context:
+    """Rules, clients, project check and layout; raises ConfigError / ProjectCheckError.
+
+    ``needs_twilio`` / ``needs_mail``: the command sends, so it needs Twilio when a rule sends
+    SMS and Graph when a rule sends e-mail or staff alerts are on (an e-mail-only study needs no
+    Twilio account, and the reverse).
+    """
+    rules = rules_for(settings)
+    sms = SmsGateway.from_settings(settings) if needs_twilio and rules.sends_sms else None
+    mailing = rules.sends_email or bool(settings.alert_email_to)
+    mail = GraphMailer.from_settings(settings) if needs_mail and mailing else None
+    if needs_survey:
+        settings.require_survey()
+    client = RedcapClient(
+        settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
+    )
+    layout = load_layout(client, settings, needs(rules))
+    if needs_survey:
+        for survey in survey_checks(client, settings, layout, rules):
+            if not survey.ok:
+                raise ProjectCheckError(f"{survey.detail}; {survey.fix}")
+    return Context(
+        settings=settings,
+        rules=rules,
+        redcap=client,
+        layout=layout,
+        clock=clock or SystemClock(settings.timezone),
+        sms=sms,
+        mail=mail,
+        log=logging.getLogger(name),
+    )

@@ -1,0 +1,109 @@
+"""``python -m services.admin``: the commands for people, one parser and its dispatch.
+
+``check`` before go-live (:mod:`.check`), ``baseline`` once at go-live, ``status`` any time
+(:mod:`.status`, with :mod:`.health` and the page of :mod:`.status_page`), ``instrument`` to get
+the rules' fields; ``force RECORD`` sends one participant the rule's message now and ``requeue
+RECORD`` gives a failed, undelivered, skipped, unconfirmed or needs_review record another go
+(:mod:`.records`); ``install-systemd`` / ``uninstall-systemd`` (:mod:`.systemd`). Output goes to
+stdout; logs and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from common import logs
+from common.errors import ConfigError, RelayError
+from common.runner import EXIT_OK, base_parser, load_settings, report_failure
+from messaging.context import build_context
+from messaging.instrument import instrument_csv
+from messaging.rules import BUILTIN
+from messaging.rules_file import rules_for
+from services.admin.check import command_check
+from services.admin.records import command_baseline, command_force, command_requeue
+from services.admin.status import command_status
+from services.admin.systemd import add_parsers as add_systemd_parsers
+from services.admin.systemd import command_systemd
+
+
+def parser() -> argparse.ArgumentParser:
+    p = base_parser("python -m services.admin", "redcap-relay administration")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "check", help="verify settings, REDCap project, Twilio and Graph; print a checklist"
+    )
+    baseline = sub.add_parser(
+        "baseline", help="mark records the rules already apply to 'baseline' (go-live)"
+    )
+    baseline.add_argument("--rule", help="only this rule (one added to a live study)")
+    sub.add_parser("instrument", help="print the data dictionary rows (CSV) of every rule's fields")
+    status = sub.add_parser(
+        "status", help="print each rule's funnel and the health findings (exit 1 if unhealthy)"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--html", metavar="FILE", help="also write the status page to FILE")
+    status.add_argument(
+        "--report-id", metavar="N", help="read this REDCap report's rows instead of our export"
+    )
+    force = sub.add_parser("force", help="send to one record now (ignores delay, quiet hours)")
+    force.add_argument("record")
+    force.add_argument(
+        "--resend", action="store_true", help="send even if this record was already messaged"
+    )
+    requeue = sub.add_parser(
+        "requeue", help="return a failed/undelivered/skipped record to 'registered'"
+    )
+    requeue.add_argument("record")
+    for command in (force, requeue):
+        command.add_argument("--rule", default=BUILTIN, help="the rule (default pipeline)")
+    add_systemd_parsers(sub)  # install-systemd, uninstall-systemd
+    for command in (sub.choices[name] for name in sub.choices):
+        # Accept --env-file after the command too (admin status --env-file x): what people type.
+        command.add_argument("--env-file", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "check":
+        return command_check(args.env_file)  # reports bad settings as a checklist line
+    if args.command in ("install-systemd", "uninstall-systemd"):
+        try:  # writes a study's settings file rather than reading one
+            return command_systemd(args, os.environ)
+        except ConfigError as exc:
+            return report_failure(exc, say)
+    try:
+        settings = load_settings(args.env_file)
+        if args.command == "instrument":
+            # Works before the fields exist (it is how a team gets them): no REDCap needed.
+            sys.stdout.write(instrument_csv(rules_for(settings)))
+            return EXIT_OK
+    except ConfigError as exc:
+        return report_failure(exc, say)
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        if args.command == "force":
+            ctx = build_context(
+                settings, needs_twilio=True, needs_survey=True, needs_mail=True, name="admin"
+            )
+            return command_force(ctx, ctx.rules.named(args.rule), args.record, args.resend)
+        ctx = build_context(settings, needs_twilio=False, name="admin")
+        if args.command == "baseline":
+            return command_baseline(ctx, args.rule)
+        if args.command == "status":
+            return command_status(ctx, args.json, args.html, args.report_id)
+        return command_requeue(ctx, ctx.rules.named(args.rule), args.record)
+    except RelayError as exc:
+        return report_failure(exc, say)
+
+
+def say(line: str) -> None:
+    """Errors go to stderr as one line, so stdout stays the command's output."""
+    sys.stderr.write(f"admin: {line}\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

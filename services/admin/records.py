@@ -1,0 +1,122 @@
+"""The admin commands that change records: ``baseline`` (go-live), ``force`` (send one record
+its message now, through the sender's own send path and lock) and ``requeue`` (give a record that
+ended in a problem status another go)."""
+
+from __future__ import annotations
+
+from common import logs
+from common.errors import ConfigError, RelayError
+from common.lock import SENDER, project_lock
+from common.pipeline import REQUEUEABLE, Status
+from common.runner import EXIT_FAILURE, EXIT_OK
+from messaging.context import Context
+from messaging.due import newly_true
+from messaging.records import RuleRow, export_events, export_fields, rows_for, write
+from messaging.rules import Rule
+from messaging.send import pacers_for, send_due
+
+ALREADY_MESSAGED = frozenset(
+    {
+        Status.SENDING,
+        Status.SMS_SENT,
+        Status.SENT_EMAIL,
+        Status.DELIVERED,
+        Status.UNDELIVERED,
+        Status.UNCONFIRMED,
+        Status.NEEDS_REVIEW,
+    }
+)
+SENT = {str(Status.SMS_SENT): "by SMS", str(Status.SENT_EMAIL): "by e-mail"}
+
+
+# -- baseline -----------------------------------------------------------------------------------
+def command_baseline(ctx: Context, rule_name: str | None) -> int:
+    """Mark every record a rule already applies to (status blank) ``baseline``; idempotent.
+    Every rule, or only ``--rule`` (a rule added to a live study)."""
+    rules = [ctx.rules.named(rule_name)] if rule_name else list(ctx.rules.written)
+    if rules[0].answer_of:
+        raise ConfigError(
+            f"--rule {rule_name}: auto-answers follow replies, they have no when to baseline; "
+            f"baseline rule {rules[0].answer_of} instead"
+        )
+    failed = False
+    found = newly_true(ctx, rules)
+    for rule in rules:
+        records = found.get(rule.name, [])
+        rows = [
+            ctx.layout.row(rid, {rule.fields.status: Status.BASELINE}, rule.event)
+            for rid in records
+        ]
+        refused = write(ctx, rule, rows)
+        where = "" if rule.builtin else f" for rule {rule.name}"
+        print(
+            f"marked {len(records) - len(refused)} record(s) baseline{where}; they will never be "
+            "messaged by it"
+        )
+        if refused:
+            print(
+                f"REDCap refused {len(refused)} record(s); they are needs_review: "
+                + ", ".join(sorted(refused))
+            )
+            failed = True
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+# -- force, requeue -----------------------------------------------------------------------------
+def _one(ctx: Context, rule: Rule, record: str) -> RuleRow:
+    rows = ctx.redcap.export(
+        export_fields(ctx, [rule]), records=[record], events=export_events(ctx, [rule])
+    )
+    mine = rows_for(ctx, rule, rows)
+    if not mine:
+        raise RelayError(f"record {record!r} does not exist in project {ctx.layout.project_id}")
+    return mine[0]
+
+
+def command_force(ctx: Context, rule: Rule, record: str, resend: bool) -> int:
+    """Send ``record`` the rule's message now (no delay, no quiet hours), under the sender's
+    lock; what became of it is read back from REDCap."""
+    lock = project_lock(ctx.settings.lock_dir, ctx.layout.project_id, SENDER).acquire()
+    try:
+        row = _one(ctx, rule, record)
+        if row.status in ALREADY_MESSAGED and not resend:
+            print(
+                f"record {record} is {row.status}: it was already messaged; "
+                "add --resend to send it again anyway"
+            )
+            return EXIT_FAILURE
+        if row.status == Status.BASELINE:
+            print(f"note: record {record} is baseline (pre-go-live); sending because you asked")
+        send_due(ctx, [row], pacers_for(ctx), lambda: False)
+        after = _one(ctx, rule, record)
+    finally:
+        lock.release()
+    if after.status in SENT:
+        print(f"record {record}: sent {SENT[after.status]}")
+        return EXIT_OK
+    f = rule.fields
+    why = after.get(f.error_message) or after.get(f.error_code) or "see the sender's log"
+    print(f"record {record} not sent: {after.status or 'no status'} ({why})")
+    return EXIT_FAILURE
+
+
+def command_requeue(ctx: Context, rule: Rule, record: str) -> int:
+    row = _one(ctx, rule, record)
+    if row.status not in REQUEUEABLE:
+        allowed = ", ".join(sorted(REQUEUEABLE))
+        print(
+            f"record {record} is {row.status or 'not registered'}; only {allowed} can be requeued"
+        )
+        return EXIT_FAILURE
+    f = rule.fields
+    # The series count stays: a requeued record gets the message it did not get, not a repeat.
+    kept = (f.status, f.registered_at, f.count)
+    cleared = {name: "" for name in f.kinds() if name not in kept}
+    cleared.update({f.status: Status.REGISTERED, f.attempts: "0"})
+    # overwrite: the blank values erase the previous attempt's SID, times and error.
+    ctx.redcap.import_rows([ctx.layout.row(record, cleared, rule.event)], overwrite=True)
+    logs.transition(
+        ctx.log, record, row.status, Status.REGISTERED, reason="requeued", rule=rule.name
+    )
+    print(f"record {record}: {row.status} -> registered; the sender will message it next cycle")
+    return EXIT_OK
