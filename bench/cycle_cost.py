@@ -17,22 +17,20 @@ seconds (exit 1).
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import FrameType
+from functools import partial
 
 from bench.measure import (
-    BudgetExceeded,
     Cost,
     describe,
     duration,
     idle_cost,
-    machine,
+    markdown,
+    run_cases,
     size_text,
     timed,
 )
@@ -102,7 +100,7 @@ def measure(size: int, log: Callable[[str], None]) -> SizeResult:
 
         naive_ctx = ctx()
         fields = [
-            *export_fields(naive_ctx),
+            *export_fields(naive_ctx, naive_ctx.rules.every),
             naive_ctx.settings.registration_complete_field,
         ]
         fields = list(dict.fromkeys(fields))
@@ -120,64 +118,45 @@ def measure(size: int, log: Callable[[str], None]) -> SizeResult:
         return SizeResult(size, fill_seconds, idle, busy, naive)
 
 
+HEADER = (
+    "records | idle cycle, each service | sender busy, 25 due | naive poller cycle "
+    "| naive / ours, idle | naive / ours, busy"
+)
+
+
 def table(results: list[SizeResult]) -> str:
-    lines = [
-        "| records | idle cycle, each service | sender busy, 25 due | naive poller cycle "
-        "| naive / ours, idle | naive / ours, busy |",
-        "|---|---|---|---|---|---|",
+    return markdown(HEADER, [_cells(r) for r in results])
+
+
+def _cells(r: SizeResult) -> tuple[str, ...]:
+    """One size's row: our idle and busy cycles, the naive poller's, and the ratios."""
+    idle_requests = {cost.requests for cost in r.idle.values()}
+    idle_bytes = sum(cost.bytes_out for cost in r.idle.values())
+    idle_ms = "/".join(f"{r.idle[name].seconds * 1000:.0f}" for name in SERVICES)
+    idle_seconds = sum(cost.seconds for cost in r.idle.values())
+    idle_text = (
+        f"{'/'.join(map(str, sorted(idle_requests)))} request, "
+        f"{size_text(idle_bytes / len(r.idle))}, {idle_ms} ms"
+    )
+    busy_text = (
+        f"{r.busy.requests} requests, {size_text(r.busy.bytes_out)}, {duration(r.busy.seconds)}"
+    )
+    naive_text = f"{size_text(r.naive.bytes_out)}, {duration(r.naive.seconds)}"
+    ratio_idle = (
+        f"{r.naive.bytes_out / idle_bytes:,.0f}× bytes, {r.naive.seconds / idle_seconds:.1f}× time"
+    )
+    ratio_busy = (
+        f"{r.naive.bytes_out / r.busy.bytes_out:,.0f}× bytes, "
+        f"{r.naive.seconds / r.busy.seconds:.1f}× time"
+    )
+    return (f"{r.size:,}", idle_text, busy_text, naive_text, ratio_idle, ratio_busy)
+
+
+def run(sizes: list[int], seconds: float) -> int:
+    cases = [
+        (f"project of {size:,} records (all delivered):", partial(measure, size)) for size in sizes
     ]
-    for r in results:
-        idle_requests = {cost.requests for cost in r.idle.values()}
-        idle_bytes = sum(cost.bytes_out for cost in r.idle.values())
-        idle_ms = "/".join(f"{r.idle[name].seconds * 1000:.0f}" for name in SERVICES)
-        idle_seconds = sum(cost.seconds for cost in r.idle.values())
-        idle_text = (
-            f"{'/'.join(map(str, sorted(idle_requests)))} request, "
-            f"{size_text(idle_bytes / len(r.idle))}, {idle_ms} ms"
-        )
-        busy_text = (
-            f"{r.busy.requests} requests, {size_text(r.busy.bytes_out)}, {duration(r.busy.seconds)}"
-        )
-        naive_text = f"{size_text(r.naive.bytes_out)}, {duration(r.naive.seconds)}"
-        ratio_idle = (
-            f"{r.naive.bytes_out / idle_bytes:,.0f}× bytes, "
-            f"{r.naive.seconds / idle_seconds:.1f}× time"
-        )
-        ratio_busy = (
-            f"{r.naive.bytes_out / r.busy.bytes_out:,.0f}× bytes, "
-            f"{r.naive.seconds / r.busy.seconds:.1f}× time"
-        )
-        lines.append(
-            f"| {r.size:,} | {idle_text} | {busy_text} | {naive_text} "
-            f"| {ratio_idle} | {ratio_busy} |"
-        )
-    return "\n".join(lines)
-
-
-def run(sizes: list[int], budget: float) -> int:
-    def give_up(signum: int, frame: FrameType | None) -> None:
-        raise BudgetExceeded(f"gave up after --budget {budget:.0f} s")
-
-    previous = signal.signal(signal.SIGALRM, give_up)
-    signal.setitimer(signal.ITIMER_REAL, budget)
-    results: list[SizeResult] = []
-    try:
-        for size in sizes:
-            print(f"project of {size:,} records (all delivered):", flush=True)
-            result = measure(size, lambda line: print(line, flush=True))
-            print(f"  (filled in {result.fill_seconds:.1f} s)", flush=True)
-            results.append(result)
-    except BudgetExceeded as exc:
-        print(f"cycle_cost: {exc}; the sandbox was stopped", file=sys.stderr)
-        return 1
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    print()
-    print(machine())
-    print()
-    print(table(results))
-    return 0
+    return run_cases("cycle_cost", seconds, cases, table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,14 @@ import platform
 import resource
 import signal
 import statistics
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from types import FrameType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from common.runner import CycleResult
 from messaging.context import Context
@@ -83,6 +84,56 @@ def machine() -> str:
         f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
         f"{date.today().isoformat()}; peak memory of the run {peak_mb:,.0f} MB"
     )
+
+
+class Filled(Protocol):
+    @property
+    def fill_seconds(self) -> float:
+        """How long filling the project took."""
+        ...
+
+
+R = TypeVar("R", bound=Filled)
+
+
+def run_cases(
+    script: str,
+    seconds: float,
+    cases: Sequence[tuple[str, Callable[[Callable[[str], None]], R]]],
+    table: Callable[[list[R]], str],
+) -> int:
+    """Measure each case (title, measure) within ``seconds`` (``--budget``), printing as it
+    goes, then the machine and ``table`` of the results; 1 if the budget ran out first."""
+    results: list[R] = []
+    try:
+        with budget(seconds):
+            for title, measure in cases:
+                print(title, flush=True)
+                result = measure(lambda line: print(line, flush=True))
+                print(f"  (filled in {result.fill_seconds:.1f} s)", flush=True)
+                results.append(result)
+    except BudgetExceeded as exc:
+        print(f"{script}: {exc}; the sandbox was stopped", file=sys.stderr)
+        return 1
+    return report(table(results))
+
+
+def markdown(header: str, rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table, as docs/PERFORMANCE.md holds them; ``header`` names the columns
+    between " | "."""
+    columns = header.split(" | ")
+    lines = ["| " + header + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(table: str) -> int:
+    """Print the machine the figures were taken on, then the results' table; exit code 0."""
+    print()
+    print(machine())
+    print()
+    print(table)
+    return 0
 
 
 @contextmanager

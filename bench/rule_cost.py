@@ -21,7 +21,6 @@ server it starts is stopped on the way out; the run gives up after ``--budget`` 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,13 +31,12 @@ from pathlib import Path
 
 from bench.measure import (
     IDLE_RUNS,
-    BudgetExceeded,
     Cost,
-    budget,
     describe,
     duration,
-    machine,
+    markdown,
     median_run,
+    run_cases,
     size_text,
     timed,
 )
@@ -302,43 +300,37 @@ def measure(count: int, records: int, waiters: int, log: Callable[[str], None]) 
             return result
 
 
+HEADER = (
+    "rules | service | idle cycle | filterLogic sent | REDCap's time on it "
+    "| busy, 25 due for one rule"
+)
+
+
 def table(results: list[CountResult]) -> str:
-    lines = [
-        "| rules | service | idle cycle | filterLogic sent | REDCap's time on it "
-        "| busy, 25 due for one rule |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for r in results:
         for name in SERVICES:
             i, b = r.idle[name], r.busy[name]
             plural = "" if i.cost.requests == 1 else "s"
-            lines.append(
-                f"| {r.rules} | {name} "
-                f"| {i.cost.requests} request{plural}, {size_text(i.cost.bytes_out)}, "
-                f"{i.cost.seconds * 1000:.0f} ms "
-                f"| {size_text(i.filter_bytes)} | {i.redcap_seconds * 1000:.0f} ms "
-                f"| {b.requests} requests, {size_text(b.bytes_out)}, {duration(b.seconds)} |"
+            idle = (
+                f"{i.cost.requests} request{plural}, {size_text(i.cost.bytes_out)}, "
+                f"{i.cost.seconds * 1000:.0f} ms"
             )
-    return "\n".join(lines)
+            busy = f"{b.requests} requests, {size_text(b.bytes_out)}, {duration(b.seconds)}"
+            filtered = size_text(i.filter_bytes)
+            rows.append((r.rules, name, idle, filtered, f"{i.redcap_seconds * 1000:.0f} ms", busy))
+    return markdown(HEADER, rows)
 
 
 def run(counts: list[int], records: int, waiters: int, seconds: float) -> int:
-    results: list[CountResult] = []
-    try:
-        with budget(seconds):
-            for count in counts:
-                print(f"{count} rules, {records:,} records done + {waiters:,} waiting:", flush=True)
-                result = measure(count, records, waiters, lambda line: print(line, flush=True))
-                print(f"  (filled in {result.fill_seconds:.1f} s)", flush=True)
-                results.append(result)
-    except BudgetExceeded as exc:
-        print(f"rule_cost: {exc}; the sandbox was stopped", file=sys.stderr)
-        return 1
-    print()
-    print(machine())
-    print()
-    print(table(results))
-    return 0
+    cases = [
+        (
+            f"{count} rules, {records:,} records done + {waiters:,} waiting:",
+            partial(measure, count, records, waiters),
+        )
+        for count in counts
+    ]
+    return run_cases("rule_cost", seconds, cases, table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,6 +100,10 @@ class InvalidPhone(PermanentError):
     """None of the configured phone fields holds a number we can text."""
 
 
+class InvalidEmail(PermanentError):
+    """None of the configured e-mail fields holds an address we can write to."""
+
+
 class SurveyLinkError(PermanentError):
     """REDCap returned an error or a non-URL instead of the participant's survey link."""
 

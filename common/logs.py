@@ -1,7 +1,7 @@
 """Logging: configured once in ``main``, to stderr, as text or JSON lines.
 
 Records are logged as ``record=17 registered -> sending to=+1******0100``: phones masked with
-:func:`common.phones.mask_phone`, never a token, a message body or a survey link.
+:func:`common.contacts.mask_phone`, never a token, a message body or a survey link.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from common.addresses import mask_email
-from common.phones import mask_phone
+from common.contacts import mask_email, mask_phone
 
 
 class _JsonFormatter(logging.Formatter):

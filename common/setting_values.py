@@ -13,8 +13,8 @@ from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from common.contacts import normalize_phone
 from common.errors import ConfigError
-from common.phones import normalize_phone
 
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
-from common.addresses import parse_address_list
+from common.contacts import parse_address_list
 from common.errors import ConfigError
 from common.setting_values import (
     EnvReader,

@@ -27,8 +27,8 @@ BUILTIN_FIX = (
     "Data Dictionary page"
 )
 RULES_FIX = (
-    "run 'python -m services.admin instrument > relay.csv' and upload it in REDCap's Data "
-    "Dictionary page"
+    "run '.venv/bin/python -m services.admin instrument > relay.csv' and upload it in REDCap's "
+    "Data Dictionary page"
 )
 
 

@@ -5,20 +5,25 @@ The settings, then the rules they name (:func:`messaging.rules_file.rules_for`),
 staff alerts are on), then the project check for what those rules need
 (:mod:`messaging.checks`). A failure is a ConfigError or ProjectCheckError naming the setting or
 rule and the fix; the runner (:mod:`common.runner`) turns it into one line and an exit code.
+:func:`serve` is a service's whole ``main``: the runner, given this context.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from common.clock import Clock, SystemClock
 from common.errors import ProjectCheckError
 from common.graph_client import GraphMailer
 from common.project import Layout, load_layout
 from common.redcap_client import RedcapClient
+from common.runner import CycleResult, run_service
 from common.settings import Settings
 from common.twilio_client import SmsGateway
 from messaging.checks import needs, survey_checks
@@ -83,4 +88,33 @@ def build_context(
         sms=sms,
         mail=mail,
         log=logging.getLogger(name),
+    )
+
+
+def serve(
+    name: str,
+    description: str | None,
+    argv: Sequence[str] | None,
+    run_once: Callable[[Context], CycleResult],
+    *,
+    needs_twilio: bool,
+    needs_survey: bool = False,
+    needs_mail: bool = False,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    start: Callable[[Context, argparse.Namespace], str] | None = None,
+) -> int:
+    """Run the service ``name`` (``python -m services.<name>``) until it stops; its exit code.
+    ``description`` is its module docstring (``--help`` shows the first paragraph). The needs are
+    :func:`build_context`'s; ``start`` is the runner's (it names the lock)."""
+    build = partial(
+        build_context,
+        needs_twilio=needs_twilio,
+        needs_survey=needs_survey,
+        needs_mail=needs_mail,
+        name=name,
+    )
+    first = (description or "").strip().split("\n\n")[0].replace("``", "")
+    summary = " ".join(first.split())
+    return run_service(
+        name, summary, argv, run_once, build, add_arguments=add_arguments, start=start
     )

@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from common.contacts import normalize_phone
 from common.field_types import WITH_SECONDS
-from common.phones import normalize_phone
 from common.pipeline import Status
 from common.twilio_client import MessageInfo
 from messaging.context import Context

@@ -87,16 +87,15 @@ OPT_OUT_LABELS = {
     OPT_OUT_AT: ("Opted out at", TIME_NOTE),
     OPT_SID: ("Twilio SID of the last STOP or START", ""),
 }
-# Rules that send e-mail: the fields the two channels share say so.
+# Rules that send e-mail: the fields the two channels share say so (the note stays, but for
+# the reference's).
 EMAIL_LABELS = {
-    "sms_claimed_at": ("Message claimed for sending at", TIME_NOTE),
-    "sms_sent_at": ("Message accepted (Twilio or Microsoft 365) at", TIME_NOTE),
-    "sms_attempts": ("Send attempts", ""),
-    "sms_ref": (
-        "Reference of the message being sent",
-        "SMS: a fingerprint, not the text; e-mail: its x-redcap-relay-id header",
-    ),
+    "sms_claimed_at": "Message claimed for sending at",
+    "sms_sent_at": "Message accepted (Twilio or Microsoft 365) at",
+    "sms_attempts": "Send attempts",
+    "sms_ref": "Reference of the message being sent",
 }
+EMAIL_NOTES = {"sms_ref": "SMS: a fingerprint, not the text; e-mail: its x-redcap-relay-id header"}
 # File rules: their status field's label says which rule, and "registered" means `when` held.
 RULE_LABELS = {
     "status": "Status of rule {name}",
@@ -134,7 +133,7 @@ def _rows(rule: Rule) -> list[tuple[str, ...]]:
         suffix = name[len(rule.fields.prefix) + 1 :]
         label, note = LABELS[suffix]
         if rule.fields.email and suffix in EMAIL_LABELS:
-            label, note = EMAIL_LABELS[suffix]
+            label, note = EMAIL_LABELS[suffix], EMAIL_NOTES.get(suffix, note)
         if not rule.builtin and suffix in RULE_LABELS:
             label = RULE_LABELS[suffix].format(name=rule.name)
         header = ""

@@ -36,6 +36,16 @@ from messaging.rules import Rule, survey_setting
 OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose send got no answer
 
 
+class _Count:
+    """A counter of the row's rule (the RuleFields attribute naming it) as a whole number."""
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, row: RuleRow | None, owner: type) -> int:
+        return 0 if row is None else row.count_of(getattr(row.rule.fields, self.attribute))
+
+
 @dataclass(frozen=True)
 class RuleRow:
     """A record's exported values (its id, the rule's fields, what the rule reads) for ``rule``."""
@@ -51,18 +61,9 @@ class RuleRow:
     def status(self) -> str:
         return self.get(self.rule.fields.status)
 
-    @property
-    def attempts(self) -> int:
-        return self.count_of(self.rule.fields.attempts)
-
-    @property
-    def interrupted(self) -> int:
-        return self.count_of(self.rule.fields.interrupted)
-
-    @property
-    def sent(self) -> int:
-        """Messages this rule has sent the record so far (0 for the built-in rule's first)."""
-        return self.count_of(self.rule.fields.count)
+    attempts = _Count("attempts")  # sends of the current message tried (SMS_MAX_ATTEMPTS)
+    interrupted = _Count("interrupted")  # sends a stopped sender interrupted, proved unsent
+    sent = _Count("count")  # messages this rule has sent the record (0 for the built-in rule)
 
     def count_of(self, field: str | None) -> int:
         """A counter field; blank (never counted) is 0. A ``number`` field may say ``2.0``."""

@@ -141,6 +141,28 @@ SMS_CODES = tuple(s.value for s in Status if s is not Status.SENT_EMAIL)
 ALL_CODES = tuple(s.value for s in Status)
 
 
+class _Named:
+    """A field every rule of its kind has, ``{prefix}_{suffix}``; on the class, the suffix."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def __get__(self, fields: RuleFields | None, owner: type) -> str:
+        return self.suffix if fields is None else fields.name(self.suffix)
+
+
+class _Optional:
+    """A field only the rules using ``feature`` (a flag of RuleFields) have: None elsewhere."""
+
+    def __init__(self, suffix: str, feature: str) -> None:
+        self.suffix, self.feature = suffix, feature
+
+    def __get__(self, fields: RuleFields | None, owner: type) -> str | None:
+        if fields is not None and getattr(fields, self.feature):
+            return fields.name(self.suffix)
+        return None
+
+
 @dataclass(frozen=True)
 class RuleFields:
     """The names of one rule's REDCap fields: ``{prefix}_status``, ``{prefix}_sms_sid``, ...
@@ -169,90 +191,28 @@ class RuleFields:
     def name(self, suffix: str) -> str:
         return f"{self.prefix}_{suffix}"
 
-    @property
-    def status(self) -> str:
-        return self.name("status")
-
-    @property
-    def registered_at(self) -> str:
-        return self.name("registered_at")
-
-    @property
-    def claimed_at(self) -> str:
-        return self.name("sms_claimed_at")
-
-    @property
-    def sent_at(self) -> str:
-        return self.name("sms_sent_at")
-
-    @property
-    def checked_at(self) -> str:
-        return self.name("delivery_checked_at")
-
-    @property
-    def attempts(self) -> str:
-        return self.name("sms_attempts")
-
-    @property
-    def interrupted(self) -> str:
-        return self.name("sms_interrupted")
-
-    @property
-    def sid(self) -> str:
-        return self.name("sms_sid")
-
-    @property
-    def to(self) -> str:
-        return self.name("sms_to")
-
-    @property
-    def delivery_status(self) -> str:
-        return self.name("delivery_status")
-
-    @property
-    def error_code(self) -> str:
-        return self.name("error_code")
-
-    @property
-    def error_message(self) -> str:
-        return self.name("error_message")
-
-    @property
-    def count(self) -> str | None:
-        return self.name("sms_count") if self.extended else None
-
-    @property
-    def ref(self) -> str | None:
-        return self.name("sms_ref") if self.extended else None
-
-    @property
-    def channel(self) -> str | None:
-        return self.name("channel") if self.email else None
-
-    @property
-    def email_to(self) -> str | None:
-        return self.name("email_to") if self.email else None
-
-    @property
-    def alerted_at(self) -> str | None:
-        return self.name("alerted_at") if self.alerts else None
-
+    status = _Named("status")
+    registered_at = _Named("registered_at")
+    claimed_at = _Named("sms_claimed_at")
+    sent_at = _Named("sms_sent_at")
+    checked_at = _Named("delivery_checked_at")
+    attempts = _Named("sms_attempts")
+    interrupted = _Named("sms_interrupted")
+    sid = _Named("sms_sid")
+    to = _Named("sms_to")
+    delivery_status = _Named("delivery_status")
+    error_code = _Named("error_code")
+    error_message = _Named("error_message")
+    count = _Optional("sms_count", "extended")
+    ref = _Optional("sms_ref", "extended")
+    channel = _Optional("channel", "email")
+    email_to = _Optional("email_to", "email")
+    alerted_at = _Optional("alerted_at", "alerts")
     # A rule that takes replies: the last reply's meaning, time, inbound SID and text.
-    @property
-    def reply(self) -> str:
-        return self.name("reply")
-
-    @property
-    def reply_at(self) -> str:
-        return self.name("reply_at")
-
-    @property
-    def reply_sid(self) -> str:
-        return self.name("reply_sid")
-
-    @property
-    def reply_text(self) -> str:
-        return self.name("reply_text")
+    reply = _Named("reply")
+    reply_at = _Named("reply_at")
+    reply_sid = _Named("reply_sid")
+    reply_text = _Named("reply_text")
 
     @property
     def codes(self) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from common import logs
-from common.addresses import allowed, pick_email
+from common.contacts import allowed, normalize_phone, pick_email, pick_phone
 from common.errors import (
     ConfigError,
     GraphOutcomeUnknown,
@@ -46,7 +46,6 @@ from common.errors import (
     TwilioOutcomeUnknown,
     TwilioUnavailable,
 )
-from common.phones import normalize_phone, pick_phone
 from common.pipeline import SETTLED, Status
 from common.redcap_client import chunked
 from common.writes import MESSAGE_LIMIT

@@ -47,10 +47,12 @@ from sandbox.reply import main as reply_main
 from sandbox.session import Sandbox
 
 EXAMPLES = """examples:
-  python -m sandbox                          the demo project, with the demo's settings
-  python -m sandbox reply --record 3 YES     (another terminal, while it runs) record 3's
-      phone texts YES to the study number; see python -m sandbox reply --help
-  python -m sandbox --project-xml MyProject.xml --env-file .env --simulate 3
+  .venv/bin/python -m sandbox
+      the demo project, with the demo's settings
+  .venv/bin/python -m sandbox reply --record 3 YES
+      (another terminal, while it runs) record 3's phone texts YES to the study number;
+      see .venv/bin/python -m sandbox reply --help
+  .venv/bin/python -m sandbox --project-xml MyProject.xml --env-file .env --simulate 3
       a copy of your project with your own settings: .env is read, never written; every
       setting is kept except REDCAP_API_URL, REDCAP_API_TOKEN, REDCAP_PROJECT_ID, TWILIO_*
       and LOCK_DIR, which point at the simulators. What the project lacks (a field, the
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"Twilio simulator: {box.twilio.base_url}")
         print(f"Settings for the services written to {args.env_out}; try:")
-        print(f"  python -m services.admin check --env-file {args.env_out}")
+        print(f"  .venv/bin/python -m services.admin check --env-file {args.env_out}")
         if people:
             simulate(project, box.clock, people, args.simulate_interval, stop, registration)
             print(f"Simulating {len(people)} registrations, one every {args.simulate_interval:g} s")

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from redcap.project import Project as PyCapProject
 
-from common.addresses import mask_email, same_address
+from common.contacts import mask_email, same_address
 from messaging.records import any_of
 from messaging.rules import Rule, Rules
 from messaging.rules_file import load_rules
@@ -151,7 +151,7 @@ def run(python: str = sys.executable) -> int:
         if not done:
             left = ", ".join(unsettled(pycap, Rules(tuple(rules)).every)) or "none"
             print(f"== not settled within {MAX_SECONDS:g} s (records {left})")
-        print("== python -m services.admin status")
+        print("== .venv/bin/python -m services.admin status")
         status = subprocess.run(
             [*admin, "status", "--env-file", str(env_file)], check=False, timeout=60
         )

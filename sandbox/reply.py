@@ -21,8 +21,8 @@ from dotenv import dotenv_values
 from redcap.project import Project as PyCapProject
 from redcap.request import RedcapError
 
+from common.contacts import mask_phone, pick_phone
 from common.errors import ConfigError, InvalidPhone
-from common.phones import mask_phone, pick_phone
 from common.runner import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from common.settings import DEFAULT_PHONE_FIELDS
 from sandbox.twilio.control import CONTROL_PATH
@@ -31,10 +31,10 @@ TIMEOUT = 10.0  # seconds; the simulator answers in milliseconds
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 EXAMPLES = """examples:
-  python -m sandbox reply --from +16175550101 YES
-  python -m sandbox reply --record 3 "no, I can't come"
-  python -m sandbox reply --record 4 STOP
-  python -m sandbox reply --from 72345 --media 1 ""        an MMS with a photo and no text
+  .venv/bin/python -m sandbox reply --from +16175550101 YES
+  .venv/bin/python -m sandbox reply --record 3 "no, I can't come"
+  .venv/bin/python -m sandbox reply --record 4 STOP
+  .venv/bin/python -m sandbox reply --from 72345 --media 1 ""        an MMS with a photo and no text
 """
 
 

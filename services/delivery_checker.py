@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import partial
 
 from common import logs
 from common.errors import TwilioRejected
 from common.pipeline import Status
-from common.runner import CycleResult, run_service
+from common.runner import CycleResult
 from common.twilio_client import describe_error
-from messaging.context import Context, build_context
+from messaging.context import Context, serve
 from messaging.records import (
     RuleRow,
     any_of,
@@ -130,13 +129,7 @@ def check(ctx: Context, row: RuleRow, result: CycleResult) -> dict[str, str] | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_service(
-        "delivery_checker",
-        "Record how each sent SMS ended (delivered, undelivered, failed).",
-        argv,
-        run_once,
-        partial(build_context, needs_twilio=True, name="delivery_checker"),
-    )
+    return serve("delivery_checker", __doc__, argv, run_once, needs_twilio=True)
 
 
 if __name__ == "__main__":

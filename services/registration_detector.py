@@ -10,12 +10,11 @@ is something new, one batched import per rule. The runaway guard refuses to touc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 from common import logs
 from common.pipeline import Status
-from common.runner import CycleResult, run_service
-from messaging.context import Context, build_context
+from common.runner import CycleResult
+from messaging.context import Context, serve
 from messaging.due import newly_true
 from messaging.records import write
 from messaging.rules import BUILTIN, Rule
@@ -54,13 +53,7 @@ def mark(ctx: Context, rule: Rule, record_ids: Sequence[str], result: CycleResul
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_service(
-        "registration_detector",
-        "Mark records each message rule newly applies to (e.g. complete registrations).",
-        argv,
-        run_once,
-        partial(build_context, needs_twilio=False, name="registration_detector"),
-    )
+    return serve("registration_detector", __doc__, argv, run_once, needs_twilio=False)
 
 
 if __name__ == "__main__":

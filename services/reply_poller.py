@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from functools import partial
 
 from common.errors import ConfigError
 from common.lock import REPLIES
-from common.runner import CycleResult, run_service
-from messaging.context import Context, build_context
+from common.runner import CycleResult
+from messaging.context import Context, serve
 from messaging.inbound import poll
 
 
@@ -38,14 +37,7 @@ def start(ctx: Context, args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_service(
-        "reply_poller",
-        "Record participants' replies (YES / NO / STOP) in REDCap.",
-        argv,
-        run_once,
-        partial(build_context, needs_twilio=True, name="reply_poller"),
-        start=start,
-    )
+    return serve("reply_poller", __doc__, argv, run_once, needs_twilio=True, start=start)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import datetime
-from functools import partial
 
 from common.lock import SENDER
-from common.runner import CycleResult, run_service
+from common.runner import CycleResult
 from messaging.alerts import Digests
-from messaging.context import Context, build_context
+from messaging.context import Context, serve
 from messaging.due import RuleWork, cancel_stopped, record_expired, work
 from messaging.pacing import Pacers
 from messaging.reconcile import reconcile
@@ -99,14 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ""  # it writes nothing, so it holds no lock and may run beside the sender
         return SENDER
 
-    return run_service(
+    return serve(
         "sms_sender",
-        "Send each rule's messages (SMS or e-mail) to the records they are due for.",
+        __doc__,
         argv,
         sender.run_once,
-        partial(
-            build_context, needs_twilio=True, needs_survey=True, needs_mail=True, name="sms_sender"
-        ),
+        needs_twilio=True,
+        needs_survey=True,
+        needs_mail=True,
         add_arguments=add_arguments,
         start=start,
     )

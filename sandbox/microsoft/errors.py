@@ -9,6 +9,7 @@ with the AADSTS code (TWILIO_API.md §6.4). Graph answers ``{"error": {"code", "
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 
@@ -16,15 +17,17 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+@dataclass(eq=False)
 class IdentityError(Exception):
     """A token request refused: OAuth ``error`` plus an AADSTS number."""
 
-    def __init__(self, status: int, error: str, code: int, description: str) -> None:
-        super().__init__(f"{status} {error} AADSTS{code}")
-        self.status = status
-        self.error = error
-        self.code = code
-        self.description = description
+    status: int
+    error: str
+    code: int
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.error} AADSTS{self.code}"
 
     def body(self) -> dict[str, object]:
         trace = str(uuid.uuid4())
@@ -39,17 +42,17 @@ class IdentityError(Exception):
         }
 
 
+@dataclass(eq=False)
 class GraphApiError(Exception):
     """A Graph request refused: HTTP status and Graph's string ``code``."""
 
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
 
     def body(self, client_request_id: str = "") -> dict[str, object]:
         request_id = str(uuid.uuid4())

@@ -7,6 +7,8 @@ Precedence follows the PHP that REDCap generates from the logic, loosest first: 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sandbox.redcap.logic_ast import (
     Arith,
     BoolOp,
@@ -64,36 +66,37 @@ class Parser:
 
     # -- binary levels -----------------------------------------------------------------------
     def _or(self) -> Node:
-        node = self._and()
-        while self._peek().kind == "or":
-            self._take()
-            node = BoolOp("or", node, self._and())
-        return node
+        return self._left_associative(("or",), self._and, BoolOp)
 
     def _and(self) -> Node:
-        node = self._equality()
-        while self._peek().kind == "and":
-            self._take()
-            node = BoolOp("and", node, self._equality())
+        return self._left_associative(("and",), self._equality, BoolOp)
+
+    def _left_associative(
+        self,
+        kinds: tuple[str, ...],
+        operand: Callable[[], Node],
+        make: Callable[[str, Node, Node], Node],
+    ) -> Node:
+        """``operand (op operand)*`` for the operator kinds ``kinds``, grouped from the left (the
+        node gets the kind: ``||`` and ``OR`` are ``or``)."""
+        node = operand()
+        while self._peek().kind in kinds:
+            node = make(self._take().kind, node, operand())
         return node
 
     def _equality(self) -> Node:
-        node = self._relational()
-        if self._is_cmp(_EQUALITY):
-            op = self._take()
-            node = Compare(_EQUALITY[op.text], node, self._relational())
-            if self._is_cmp(_EQUALITY):
-                raise LogicError(
-                    f"chained comparison at {self._peek().describe()}: add parentheses"
-                )
-        return node
+        return self._comparison(_EQUALITY, self._relational)
 
     def _relational(self) -> Node:
-        node = self._additive()
-        if self._is_cmp(_RELATIONAL):
+        return self._comparison(_RELATIONAL, self._additive)
+
+    def _comparison(self, table: dict[str, str], operand: Callable[[], Node]) -> Node:
+        """One level of comparison: ``operand (op operand)?``; a second op needs parentheses."""
+        node = operand()
+        if self._is_cmp(table):
             op = self._take()
-            node = Compare(_RELATIONAL[op.text], node, self._additive())
-            if self._is_cmp(_RELATIONAL):
+            node = Compare(table[op.text], node, operand())
+            if self._is_cmp(table):
                 raise LogicError(
                     f"chained comparison at {self._peek().describe()}: add parentheses"
                 )
@@ -104,18 +107,10 @@ class Parser:
         return token.kind == "cmp" and token.text in table
 
     def _additive(self) -> Node:
-        node = self._multiplicative()
-        while self._peek().kind in ("+", "-"):
-            op = self._take().text
-            node = Arith(op, node, self._multiplicative())
-        return node
+        return self._left_associative(("+", "-"), self._multiplicative, Arith)
 
     def _multiplicative(self) -> Node:
-        node = self._unary()
-        while self._peek().kind in ("*", "/"):
-            op = self._take().text
-            node = Arith(op, node, self._unary())
-        return node
+        return self._left_associative(("*", "/"), self._unary, Arith)
 
     def _unary(self) -> Node:
         if self._peek().kind == "not":

@@ -27,10 +27,7 @@ def _arms_param(call: ApiCall) -> set[int] | None:
 
 def export_events(call: ApiCall) -> Response:
     """Events in project order, optionally by arm (§5 ``event``; scheduling off)."""
-    project = call.project
-    if not project.is_longitudinal:
-        raise ApiError(400, "You cannot export events for classic projects")
-    arms = _arms_param(call)
+    arms = _arms_param(_longitudinal(call, "events"))
     rows: list[dict[str, str | int]] = [
         {
             "event_name": event.name,
@@ -39,42 +36,50 @@ def export_events(call: ApiCall) -> Response:
             "custom_event_label": event.custom_label,
             "event_id": event.event_id,
         }
-        for event in project.events
+        for event in call.project.events
         if arms is None or event.arm_num in arms
     ]
-    header = list(rows[0]) if rows else []
-    return render.by_format(
-        call.format,
-        lambda: render.php_json(rows),
-        lambda: render.trimmed_csv(header, rows) if rows else "",
-        lambda: render.xml_items("events", rows),
-    )
+    return _rows(call, "events", rows, list(rows[0]) if rows else [])
 
 
 def export_arms(call: ApiCall) -> Response:
     """Arm numbers and names (§5 ``arm``)."""
-    project = call.project
-    if not project.is_longitudinal:
-        raise ApiError(400, "You cannot export arms for classic projects")
-    arms = _arms_param(call)
+    arms = _arms_param(_longitudinal(call, "arms"))
     rows: list[dict[str, str | int]] = [
         {"arm_num": arm.num, "name": arm.name}
-        for arm in project.arms
+        for arm in call.project.arms
         if arms is None or arm.num in arms
     ]
+    return _rows(call, "arms", rows, ["arm_num", "name"], sanitize=True)
+
+
+def _longitudinal(call: ApiCall, what: str) -> ApiCall:
+    """``call``, if its project is longitudinal; REDCap's refusal on a classic project."""
+    if not call.project.is_longitudinal:
+        raise ApiError(400, f"You cannot export {what} for classic projects")
+    return call
+
+
+def _rows(
+    call: ApiCall,
+    tag: str,
+    rows: list[dict[str, str | int]],
+    header: list[str],
+    *,
+    sanitize: bool = False,
+) -> Response:
+    """``rows`` in the call's format: JSON, CSV (nothing at all for no rows) or XML items."""
     return render.by_format(
         call.format,
         lambda: render.php_json(rows),
-        lambda: render.trimmed_csv(["arm_num", "name"], rows, sanitize=True) if rows else "",
-        lambda: render.xml_items("arms", rows),
+        lambda: render.trimmed_csv(header, rows, sanitize=sanitize) if rows else "",
+        lambda: render.xml_items(tag, rows),
     )
 
 
 def export_form_event_mapping(call: ApiCall) -> Response:
     """Forms designated per event; an error on classic projects, which PyCap relies on."""
-    project = call.project
-    if not project.is_longitudinal:
-        raise ApiError(400, "You cannot export form/event mappings for classic projects")
+    project = _longitudinal(call, "form/event mappings").project
     arms = _arms_param(call)
     rows: list[dict[str, str | int]] = []
     for arm in project.arms:

@@ -7,18 +7,22 @@ one). It never carries ``type`` + ``title``: with those the SDK would raise
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
 
 
+@dataclass(eq=False)
 class TwilioApiError(Exception):
     """A request the simulator refuses, as Twilio would: HTTP status + Twilio error code."""
 
-    def __init__(self, status: int, code: int, message: str, detail: str | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.detail = detail
+    status: int
+    code: int
+    message: str
+    detail: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
 
     def body(self) -> dict[str, object]:
         """The JSON error body Twilio sends."""

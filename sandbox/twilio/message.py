@@ -96,20 +96,25 @@ def to_json(message: Message, account_sid: str) -> dict[str, object]:
     }
 
 
-def status_callback_params(message: Message, account_sid: str) -> dict[str, str]:
-    """The form parameters of a status callback for the message's current status (§2.1)."""
+def _webhook_params(message: Message, account_sid: str) -> dict[str, str]:
+    """The parameters every webhook about a message carries (§2.1, §4.6)."""
     params = {
         "AccountSid": account_sid,
         "ApiVersion": API_VERSION,
         "From": message.sender,
         "MessageSid": message.sid,
-        "MessageStatus": message.status,
         "SmsSid": message.sid,
         "SmsStatus": message.status,
         "To": message.to,
     }
     if message.messaging_service_sid:
         params["MessagingServiceSid"] = message.messaging_service_sid
+    return params
+
+
+def status_callback_params(message: Message, account_sid: str) -> dict[str, str]:
+    """The form parameters of a status callback for the message's current status (§2.1)."""
+    params = {**_webhook_params(message, account_sid), "MessageStatus": message.status}
     if message.error_code is not None:
         params["ErrorCode"] = str(message.error_code)
     if message.status in ("delivered", "undelivered") and message.updated is not None:
@@ -120,19 +125,10 @@ def status_callback_params(message: Message, account_sid: str) -> dict[str, str]
 
 def inbound_params(message: Message, account_sid: str) -> dict[str, str]:
     """The form parameters of the "a message comes in" webhook (TWILIO_API.md §4.6)."""
-    params = {
-        "AccountSid": account_sid,
-        "ApiVersion": API_VERSION,
+    return {
+        **_webhook_params(message, account_sid),
         "Body": message.body,
-        "From": message.sender,
-        "MessageSid": message.sid,
         "NumMedia": str(message.num_media),
         "NumSegments": str(message.num_segments),
         "SmsMessageSid": message.sid,
-        "SmsSid": message.sid,
-        "SmsStatus": message.status,
-        "To": message.to,
     }
-    if message.messaging_service_sid:
-        params["MessagingServiceSid"] = message.messaging_service_sid
-    return params

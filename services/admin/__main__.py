@@ -62,7 +62,9 @@ def parser() -> argparse.ArgumentParser:
     add_systemd_parsers(sub)  # install-systemd, uninstall-systemd
     for command in (sub.choices[name] for name in sub.choices):
         # Accept --env-file after the command too (admin status --env-file x): what people type.
-        command.add_argument("--env-file", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        command.add_argument(
+            "--env-file", default=argparse.SUPPRESS, help="settings file (default .env)"
+        )
     return p
 
 

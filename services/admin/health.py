@@ -31,8 +31,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from common.contacts import normalize_phone
 from common.errors import ConfigError, TwilioUnavailable
-from common.phones import normalize_phone
 from common.pipeline import Status
 from common.setting_values import QuietHours
 from common.twilio_client import SmsGateway
@@ -136,8 +136,9 @@ def _overdue(ctx: Context, rule: Rule, rows: list[RuleRow], now: datetime) -> Fi
         now,
         limit,
         "record(s) due to be sent and not sent",
-        "the sender (python -m services.sms_sender) is not running or fails before sending: "
-        "check it is running and read its log (journalctl --user -u 'redcap-relay-sender*')",
+        "the sender (.venv/bin/python -m services.sms_sender) is not running or fails before "
+        "sending: check it is running and read its log "
+        "(journalctl --user -u 'redcap-relay-sender*')",
     )
 
 
@@ -181,8 +182,8 @@ def _report(ctx: Context, rule: Rule, rows: list[RuleRow], now: datetime) -> Fin
         now,
         min(first, final),
         "SMS with no delivery report recorded",
-        "the delivery checker (python -m services.delivery_checker) is not running or cannot "
-        "reach Twilio: check it is running and read its log; it records the outcomes once "
+        "the delivery checker (.venv/bin/python -m services.delivery_checker) is not running or "
+        "cannot reach Twilio: check it is running and read its log; it records the outcomes once "
         "it runs",
     )
 
@@ -229,8 +230,9 @@ def _unpolled(
             owner = max(before, key=lambda pair: pair[1])[0]
             late.setdefault(owner.rule.name, []).append((owner, at))
     fix = (
-        "the reply poller (python -m services.reply_poller) is not running or failing: check it "
-        "is running and read its log; it records these while they are within REPLY_LOOKBACK_HOURS"
+        "the reply poller (.venv/bin/python -m services.reply_poller) is not running or failing: "
+        "check it is running and read its log; it records these while they are within "
+        "REPLY_LOOKBACK_HOURS"
     )
     found = [
         _finding("replies_not_polled", rows[0][0].rule, rows, now, slack(ctx), "", fix)

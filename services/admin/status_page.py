@@ -21,7 +21,7 @@ from messaging.alerts import REASONS
 from messaging.context import Context
 from services.admin.health import human
 
-_REQUEUE = "fix it in REDCap, then python -m services.admin requeue RECORD --rule RULE"
+_REQUEUE = "fix it in REDCap, then .venv/bin/python -m services.admin requeue RECORD --rule RULE"
 ADVICE = {  # what a coordinator does about each failure code
     "no_phone": f"add the phone number; {_REQUEUE}",
     "invalid_phone": f"correct the phone number; {_REQUEUE}",

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from common.contacts import mask_phone, pick_phone
 from common.errors import ConfigError, InvalidPhone
-from common.phones import mask_phone, pick_phone
 from common.settings import Settings
 from messaging.rules_file import rules_for
 

@@ -185,7 +185,7 @@ def test_reply_makes_a_participant_text_the_running_sandbox(tmp_path: Path) -> N
     masks the numbers; once the sandbox has stopped it fails with one line, exit 1."""
     from datetime import UTC, datetime
 
-    from common.phones import normalize_phone
+    from common.contacts import normalize_phone
     from common.twilio_client import SmsGateway
 
     env_file = tmp_path / ".env.sandbox"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.addresses import (
+from common.contacts import (
     InvalidEmail,
     allowed,
     mask_email,

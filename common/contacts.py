@@ -1,0 +1,149 @@
+"""A participant's phone number and e-mail address: pick the first usable one of the configured
+fields, normalize it, and mask it for logs.
+
+Phones are normalized to E.164 with phonenumbers. Addresses are checked by email-validator for
+syntax only (``check_deliverability=False``): a DNS lookup per participant would make the send
+path depend on the resolver and cost a round trip per record; Graph's ErrorInvalidRecipients and
+bounces tell us the rest. Both are PHI: reasons name the field and what is wrong, never the
+number, the address or its domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from common.errors import ConfigError, InvalidEmail, InvalidPhone
+
+
+# -- picking ------------------------------------------------------------------------------------
+def pick_phone(values: Mapping[str, str], fields: Sequence[str], region: str) -> tuple[str, str]:
+    """The first usable phone among ``fields`` (in order), as (field, E.164).
+
+    Raises InvalidPhone (``no_phone`` / ``invalid_phone``) naming the fields tried and why each
+    failed, without the digits.
+    """
+    found, problems = _first_usable(values, fields, lambda raw: normalize_phone(raw, region))
+    if found is not None:
+        return found
+    if problems:
+        raise InvalidPhone("invalid_phone", "no usable phone number (" + "; ".join(problems) + ")")
+    raise InvalidPhone("no_phone", "no phone number in " + ", ".join(fields))
+
+
+def pick_email(values: Mapping[str, str], fields: Sequence[str]) -> tuple[str, str]:
+    """The first valid address among ``fields`` (in order), as (field, address).
+
+    Raises InvalidEmail (``no_email`` / ``invalid_email``) naming the fields and what is wrong.
+    """
+    found, problems = _first_usable(values, fields, normalize_email)
+    if found is not None:
+        return found
+    if problems:
+        raise InvalidEmail(
+            "invalid_email", "no usable e-mail address (" + "; ".join(problems) + ")"
+        )
+    raise InvalidEmail("no_email", "no e-mail address in " + (", ".join(fields) or "EMAIL_FIELDS"))
+
+
+def _first_usable(
+    values: Mapping[str, str], fields: Sequence[str], normalize: Callable[[str], str]
+) -> tuple[tuple[str, str] | None, list[str]]:
+    """(field, normalized value) of the first non-blank field ``normalize`` accepts, and why each
+    non-blank one before it was refused."""
+    problems: list[str] = []
+    for name in fields:
+        raw = values.get(name, "")
+        if not raw.strip():
+            continue
+        try:
+            return (name, normalize(raw)), problems
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+    return None, problems
+
+
+# -- phones -------------------------------------------------------------------------------------
+def normalize_phone(raw: str, region: str) -> str:
+    """``raw`` as E.164 (``+16175550100``); ValueError with a reason (no digits) if unusable."""
+    text = raw.strip()
+    if not text:
+        raise ValueError("blank")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a phone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError("wrong number of digits")
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"not a valid number for region {region} or its country code")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def mask_phone(e164: str) -> str:
+    """``+16175550100`` -> ``+1******0100``: country code and last four digits only."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+        country = f"+{number.country_code}"
+        national = str(number.national_number)
+    except phonenumbers.NumberParseException:
+        digits = "".join(ch for ch in e164 if ch.isdigit())
+        return "*" * max(len(digits) - 4, 0) + digits[-4:]
+    hidden = max(len(national) - 4, 0)
+    return country + "*" * hidden + national[-4:]
+
+
+# -- e-mail addresses ---------------------------------------------------------------------------
+def normalize_email(raw: str) -> str:
+    """``raw`` with its domain lower-cased (email-validator's normal form); ValueError with a
+    reason that quotes no part of the address."""
+    text = raw.strip()
+    if not text:
+        raise ValueError("blank")
+    try:
+        return str(validate_email(text, check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        reason = str(exc).rstrip(".")
+        local, _, domain = text.rpartition("@")
+        quoted = [part for part in (local, domain) if len(part) > 2 and part in reason]
+        raise ValueError("not a valid e-mail address" if quoted else reason) from None
+
+
+def same_address(a: str, b: str) -> bool:
+    """Addresses compared as mail systems do in practice: case-insensitively."""
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def parse_address_list(text: str, setting: str) -> tuple[str, ...]:
+    """A comma-separated list of addresses (ALERT_EMAIL_TO, EMAIL_ALLOWED_ADDRESSES)."""
+    addresses: list[str] = []
+    for position, item in enumerate((part.strip() for part in text.split(",")), 1):
+        if not item:
+            continue
+        try:
+            addresses.append(normalize_email(item))
+        except ValueError as exc:
+            raise ConfigError(
+                f"{setting}: entry {position} is not an e-mail address ({exc}); write "
+                "addresses separated by commas, e.g. coordinator@example.org"
+            ) from None
+    return tuple(dict.fromkeys(addresses))
+
+
+def mask_email(address: str) -> str:
+    """``ada.lovelace@example.org`` -> ``a***@e***.org``: enough to tell two apart in a log."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    name, dot, top = domain.rpartition(".")
+    masked_domain = f"{name[:1]}***{dot}{top}" if dot else f"{domain[:1]}***"
+    return f"{local[:1]}***@{masked_domain}"
+
+
+def allowed(address: str, allow: Iterable[str] | None) -> bool:
+    """True when there is no allowlist or ``address`` is on it."""
+    return allow is None or any(same_address(address, a) for a in allow)
