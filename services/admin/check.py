@@ -8,13 +8,18 @@ Each line is ``[ok  ]``, ``[warn]`` or ``[FAIL]`` with what was found and, for a
 Exit 0 when everything passed (warnings pass), 1 otherwise. Nothing is written anywhere.
 
 The REDCap budget line adds up the studies polling the same REDCap from this host (the installed
-instances and these settings, :mod:`services.capacity`) and warns past half of REDCap's limit.
+instances and these settings, :mod:`services.admin.capacity`) and warns past half of REDCap's
+limit. The clock lines compare this machine's clock with REDCap's and Twilio's (their answers'
+``Date`` headers) and warn past :data:`CLOCK_TOLERANCE`: delays and claim timeouts run on this
+clock while Twilio's times say when messages and replies happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from common.errors import ConfigError, RelayError
@@ -31,6 +36,11 @@ from messaging.samples import mail_samples, samples
 from services.admin import capacity
 
 RULES_DOCS = "see docs/rules.md (the rules file and its keys)"
+CLOCK_TOLERANCE = timedelta(seconds=30)
+CLOCK_FIX = (
+    "keep this machine's clock synchronised (systemd-timesyncd or chrony: "
+    "timedatectl show-timesync)"
+)
 
 
 def command_check(env_file: str | None, environ: Mapping[str, str] | None = None) -> int:
@@ -56,6 +66,7 @@ def command_check(env_file: str | None, environ: Mapping[str, str] | None = None
     if rules.sends_email or settings.alert_email_to:
         checks += graph_checks(settings)
     checks += template_checks(settings, rules)
+    checks += reply_checks(settings, rules)
     return _print_checks(checks)
 
 
@@ -83,6 +94,45 @@ def template_checks(settings: Settings, rules: Rules) -> list[Check]:
         if rule.mail is not None:
             checks += _mail_template_checks(settings, rule)
     return checks
+
+
+def reply_checks(settings: Settings, rules: Rules) -> list[Check]:
+    """A rule whose reply window is longer than REPLY_LOOKBACK_HOURS: replies past the lookback
+    are never read, so its window is shorter than it says."""
+    checks = []
+    for rule in rules.replying:
+        if settings.reply_lookback_hours < rule.reply_within_hours:
+            checks.append(
+                Check(
+                    f"replies {rule.name}",
+                    True,
+                    f"REPLY_LOOKBACK_HOURS={settings.reply_lookback_hours:g} is shorter than "
+                    f"its reply_within_hours = {rule.reply_within_hours:g}: replies later than "
+                    f"{settings.reply_lookback_hours:g} hours are never read; raise "
+                    f"REPLY_LOOKBACK_HOURS to {rule.reply_within_hours:g}, or shorten the window",
+                    warning=True,
+                )
+            )
+    return checks
+
+
+def clock_check(name: str, theirs: datetime | None, ours: datetime | None = None) -> Check:
+    """This machine's clock against ``name``'s (its answer's Date header): a [warn] past
+    CLOCK_TOLERANCE."""
+    title = f"{name} clock"
+    if theirs is None:
+        return Check(title, True, f"not compared: {name} sent no Date header", warning=True)
+    offset = ((ours or datetime.now(UTC)) - theirs).total_seconds()
+    if abs(offset) <= CLOCK_TOLERANCE.total_seconds():
+        return Check(title, True, f"this machine's clock is within {abs(offset):.0f} s of it")
+    side = "ahead of" if offset > 0 else "behind"
+    return Check(
+        title,
+        True,
+        f"this machine's clock is {abs(offset):.0f} s {side} {name}'s (more than "
+        f"{CLOCK_TOLERANCE.total_seconds():.0f} s); {CLOCK_FIX}",
+        warning=True,
+    )
 
 
 def _sms_template_checks(settings: Settings, rule: Rule) -> list[Check]:
@@ -125,6 +175,9 @@ def _redcap_checks(settings: Settings, rules: Rules) -> list[Check]:
     except RelayError as exc:
         return [Check("REDCap", False, str(exc), "check REDCAP_API_URL and REDCAP_API_TOKEN")]
     checks = [Check("REDCap", True, settings.redcap_api_url), *checks]
+    # REDCap answered the checks above; a clock it cannot tell is no failure.
+    with contextlib.suppress(RelayError):
+        checks.append(clock_check("REDCap", client.server_time()))
     if layout is not None:
         try:
             checks += survey_checks(client, settings, layout, rules)
@@ -141,7 +194,7 @@ def _twilio_checks(settings: Settings) -> list[Check]:
     except ConfigError as exc:
         return [Check("Twilio settings", False, str(exc), "see .env.example")]
     try:
-        gateway.check_credentials()
+        twilio_time = gateway.check_credentials()
     except ConfigError as exc:
         return [Check("Twilio credentials", False, str(exc), "copy them again from the console")]
     except RelayError as exc:
@@ -149,6 +202,7 @@ def _twilio_checks(settings: Settings) -> list[Check]:
     return [
         Check("Twilio credentials", True, f"account {settings.twilio_account_sid[:6]}..."),
         Check("Twilio sender", True, settings.sender_label),
+        clock_check("Twilio", twilio_time),
     ]
 
 
