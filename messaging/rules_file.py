@@ -163,7 +163,9 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         raise ConfigError(str(exc)) from None
     if "reply_within_hours" in table and replies is None:
         raise ConfigError(f"{where}: reply_within_hours needs replies (the answers it waits for)")
-    window = read.hours("reply_within_hours", REPLY_WINDOW_HOURS, minimum=1, maximum=MAX_HOURS)
+    window = read.number(
+        "reply_within_hours", 1, MAX_HOURS, default=REPLY_WINDOW_HOURS, unit="hours", example=72
+    )
     answers = {
         key.removeprefix("answer_"): choice.templates(f"{where}: {key}", spec, link=False)
         for key, spec in table.items()
@@ -349,26 +351,22 @@ class _Reader:
             )
         return value
 
-    def number(self, key: str, minimum: float, maximum: float = MAX_MINUTES) -> float:
-        """A number of minutes; 0 when the key is absent (not set)."""
-        if key not in self._table:
-            return 0.0
-        value = self._table[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{self._where}: {key} must be a number of minutes, e.g. 60")
-        if not minimum <= value <= maximum:
-            raise ConfigError(
-                f"{self._where}: {key} = {value} must be from {minimum:g} to {maximum:g}"
-            )
-        return float(value)
-
-    def hours(self, key: str, default: float, minimum: float, maximum: float) -> float:
-        """A number of hours; ``default`` when the key is absent."""
+    def number(
+        self,
+        key: str,
+        minimum: float,
+        maximum: float = MAX_MINUTES,
+        *,
+        default: float = 0.0,
+        unit: str = "minutes",
+        example: int = 60,
+    ) -> float:
+        """A number of ``unit``; ``default`` (0: not set) when the key is absent."""
         if key not in self._table:
             return default
         value = self._table[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{self._where}: {key} must be a number of hours, e.g. 72")
+            raise ConfigError(f"{self._where}: {key} must be a number of {unit}, e.g. {example}")
         if not minimum <= value <= maximum:
             raise ConfigError(
                 f"{self._where}: {key} = {value} must be from {minimum:g} to {maximum:g}"

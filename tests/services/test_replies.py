@@ -10,59 +10,16 @@ from pathlib import Path
 import pytest
 
 from sandbox.clock import SimClock
-from services import delivery_checker, registration_detector, reply_poller
+from services import delivery_checker, reply_poller
 from services.sms_sender import Sender
 from tests.services.conftest import START, Rig, start_rules_rig
-
-VISIT = """
-[[rule]]
-name = "visit"
-when = "[registration_complete] = '2'"
-delay_minutes = 0
-template = "Your visit is tomorrow. Reply YES to confirm or NO to cancel."
-replies.confirmed = ["yes", "y", "si", "sí"]
-replies.cancelled = ["no", "n"]
-answer_confirmed = "Thank you, your visit is confirmed."
-answer_cancelled = "Thank you. We will call you to find another time."
-answer_unclear = "Sorry, please reply YES or NO."
-"""
-NEWS = """
-[[rule]]
-name = "news"
-when = "[registration_complete] = '2'"
-delay_minutes = 0
-template = "Study news: thank you for taking part."
-"""
-PHONE = "+16175550100"
+from tests.services.replying import NEWS, PHONE, VISIT, bodies, join, poll, send, text_back
 
 
 @pytest.fixture
 def replies(tmp_path: Path) -> Iterator[Rig]:
     # Twilio's times and the services' are compared: one clock for both, at START.
     yield from start_rules_rig(tmp_path, VISIT + NEWS, sim_clock=SimClock(UTC, START))
-
-
-def join(rig: Rig, record_id: str, phone: str = "(617) 555-0100") -> None:
-    rig.register(record_id, phone)
-    registration_detector.run_once(rig.ctx(needs_twilio=False))
-
-
-def send(rig: Rig) -> dict[str, int]:
-    return dict(Sender(dry_run=False).run_once(rig.ctx()).counts)
-
-
-def poll(rig: Rig) -> dict[str, int]:
-    return dict(reply_poller.run_once(rig.ctx()).counts)
-
-
-def text_back(rig: Rig, body: str, phone: str = PHONE, media: int = 0) -> str:
-    rig.sim_clock.advance(30)
-    rig.clock.advance(30)
-    return rig.twilio.inject_inbound(phone, rig.twilio.from_number, body, media=media)
-
-
-def bodies(rig: Rig, phone: str = PHONE) -> list[str]:
-    return [str(m["body"]) for m in rig.sent_to(phone)]
 
 
 def test_yes_is_recorded_once_and_answered_once(replies: Rig) -> None:

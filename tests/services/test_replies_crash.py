@@ -28,21 +28,8 @@ from services import registration_detector, reply_poller
 from services.sms_sender import Sender
 from tests.services.conftest import ROOT, Rig, clean_env, start_rules_rig
 from tests.services.killing import IMPORT, KILL_SETTINGS, SMS_STEPS, Step, kill_at
+from tests.services.replying import CANCELLED, CONFIRMED, PHONE, VISIT
 
-VISIT = """
-[[rule]]
-name = "visit"
-when = "[registration_complete] = '2'"
-delay_minutes = 0
-template = "Your visit is tomorrow. Reply YES to confirm or NO to cancel."
-replies.confirmed = ["yes", "y"]
-replies.cancelled = ["no", "n"]
-answer_confirmed = "Thank you, your visit is confirmed."
-answer_cancelled = "Thank you. We will call you to find another time."
-"""
-PHONE = "+16175550100"
-CONFIRMED = "Thank you, your visit is confirmed."
-CANCELLED = "Thank you. We will call you to find another time."
 POLLER = "services.reply_poller"
 SENDER = "services.sms_sender"
 UNSETTLED = ("registered", "sending")  # an auto-answer the sender has still to finish

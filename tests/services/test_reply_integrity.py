@@ -14,30 +14,19 @@ from services import registration_detector, reply_poller
 from services.admin.status import funnel
 from services.sms_sender import Sender
 from tests.services.conftest import Rig, at_start, start_rules_rig
+from tests.services.replying import (
+    CANCELLED,
+    CONFIRMED,
+    NEWS,
+    UNCLEAR,
+    VISIT,
+    join,
+    ours,
+    poll,
+    send,
+    text_back,
+)
 
-VISIT = """
-[[rule]]
-name = "visit"
-when = "[registration_complete] = '2'"
-delay_minutes = 0
-template = "Your visit is tomorrow. Reply YES to confirm or NO to cancel."
-replies.confirmed = ["yes", "y"]
-replies.cancelled = ["no", "n"]
-answer_confirmed = "Thank you, your visit is confirmed."
-answer_cancelled = "Thank you. We will call you to find another time."
-answer_unclear = "Sorry, please reply YES or NO."
-"""
-NEWS = """
-[[rule]]
-name = "news"
-when = "[registration_complete] = '2'"
-delay_minutes = 0
-template = "Study news: thank you for taking part."
-"""
-PHONE = "+16175550100"
-CONFIRMED = "Thank you, your visit is confirmed."
-CANCELLED = "Thank you. We will call you to find another time."
-UNCLEAR = "Sorry, please reply YES or NO."
 DAY = 24 * 3600
 
 
@@ -51,29 +40,6 @@ def visit(tmp_path: Path) -> Iterator[Rig]:
 def news(tmp_path: Path) -> Iterator[Rig]:
     """The visit rule and a rule without replies."""
     yield from start_rules_rig(tmp_path, VISIT + NEWS, sim_clock=at_start())
-
-
-def join(rig: Rig, record_id: str, phone: str = "(617) 555-0100") -> None:
-    rig.register(record_id, phone)
-    registration_detector.run_once(rig.ctx(needs_twilio=False))
-
-
-def send(rig: Rig, **overrides: str) -> dict[str, int]:
-    return dict(Sender(dry_run=False).run_once(rig.ctx(**overrides)).counts)
-
-
-def poll(rig: Rig, **overrides: str) -> dict[str, int]:
-    return dict(reply_poller.run_once(rig.ctx(**overrides)).counts)
-
-
-def text_back(rig: Rig, body: str, phone: str = PHONE, to: str = "") -> str:
-    rig.advance(30)
-    return rig.twilio.inject_inbound(phone, to or rig.twilio.from_number, body)
-
-
-def ours(rig: Rig, phone: str = PHONE) -> list[str]:
-    """What we sent that number (not Twilio's own keyword answers), oldest first."""
-    return [str(m["body"]) for m in rig.sent_to(phone) if m["direction"] == "outbound-api"]
 
 
 # -- 1. the reply window ---------------------------------------------------------------------------

@@ -4,14 +4,12 @@ simulator's answers dated by its own clock, as Twilio's are by Twilio's."""
 
 from __future__ import annotations
 
-import json
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
 import requests
-from openapi_core import Config, OpenAPI
-from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_core import OpenAPI
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -20,7 +18,7 @@ from common.twilio_client import SmsGateway
 from sandbox.clock import SimClock
 from sandbox.twilio.server import TwilioSim
 from tests.reference import TWILIO_MESSAGING_OPENAPI
-from tests.sandbox.twilio.test_openapi import TWILIO_FORMATS, explain
+from tests.sandbox.twilio.test_openapi import check, load_openapi
 
 MESSAGING = "https://messaging.twilio.com"
 POOL = ("+15005550010", "+15005550011", "+15005550012")
@@ -28,14 +26,7 @@ POOL = ("+15005550010", "+15005550011", "+15005550012")
 
 @pytest.fixture(scope="module")
 def openapi() -> OpenAPI:
-    config = Config(
-        extra_format_validators=TWILIO_FORMATS,
-        extra_format_unmarshallers={name: lambda value: value for name in TWILIO_FORMATS},
-        response_properties_default_policy="required",
-        additional_properties_default_policy="forbid",
-    )
-    with TWILIO_MESSAGING_OPENAPI.open(encoding="utf-8") as handle:
-        return OpenAPI.from_dict(json.load(handle), config=config)
+    return load_openapi(TWILIO_MESSAGING_OPENAPI)
 
 
 @pytest.fixture
@@ -63,17 +54,6 @@ def wire(sim: TwilioSim) -> tuple[Client, list[requests.Response]]:
     return Client(sim.account_sid, sim.auth_token, http_client=http), captured
 
 
-def check(openapi: OpenAPI, sim: TwilioSim, response: requests.Response) -> None:
-    request = response.request.copy()
-    assert request.url is not None
-    request.url = request.url.replace(sim.base_url, MESSAGING, 1)
-    oreq = RequestsOpenAPIRequest(request)
-    errors = openapi.unmarshal_request(oreq).errors
-    assert errors == [], f"{request.method} {request.url}: {explain(errors)}"
-    result = openapi.unmarshal_response(oreq, RequestsOpenAPIResponse(response))
-    assert result.errors == [], f"{response.status_code} {request.url}: {explain(result.errors)}"
-
-
 def test_the_pool_lists_in_pages_as_the_spec_says(openapi: OpenAPI, pool: TwilioSim) -> None:
     """The simulator's number and the service's others, over pages of 2 (next_page_url
     followed), each page and each number conforming to ListPhoneNumberResponse."""
@@ -88,7 +68,7 @@ def test_the_pool_lists_in_pages_as_the_spec_says(openapi: OpenAPI, pool: Twilio
     one = service.phone_numbers(numbers[1].sid).fetch()
     assert one.phone_number == POOL[0]
     for response in captured:
-        check(openapi, pool, response)
+        check(openapi, pool, response, MESSAGING)
 
 
 def test_another_service_is_not_found(pool: TwilioSim) -> None:
