@@ -74,12 +74,16 @@ def load_environment(env_file: str | None, environ: Mapping[str, str]) -> dict[s
     return {**read_env_file(env_file), **environ}
 
 
-def load_settings(env_file: str | None, environ: Mapping[str, str]) -> Settings:
+def load_settings(
+    env_file: str | None, environ: Mapping[str, str], *, redcap: bool = True
+) -> Settings:
     """Settings from the file and the environment; a name in the file that is no setting (a
-    typo such as ``SMS_DELAY_MINUTE``) is an error, since it would silently do nothing."""
+    typo such as ``SMS_DELAY_MINUTE``) is an error, since it would silently do nothing.
+    ``redcap=False``: for a command that never talks to REDCap, its URL, token and project id
+    may be missing."""
     from_file = read_env_file(env_file)
     return Settings.from_env(
-        {**from_file, **environ}, file_names=from_file, source=env_file or ".env"
+        {**from_file, **environ}, file_names=from_file, source=env_file or ".env", redcap=redcap
     )
 
 
@@ -136,26 +140,34 @@ class Settings:
     log_format: str
     lock_dir: Path
     rules_file: str  # RULES_FILE; empty: the built-in rule from the settings above
+    consent_field: str  # CONSENT_FIELD: admin check warns of a rule whose `when` ignores it
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str], file_names: Iterable[str] = (), source: str = ".env"
+        cls,
+        env: Mapping[str, str],
+        file_names: Iterable[str] = (),
+        source: str = ".env",
+        *,
+        redcap: bool = True,
     ) -> Settings:
         """Parse and check every setting; raise ConfigError naming the first bad one.
 
         ``file_names`` are the names written in the settings file ``source``: each must be a
-        setting (the real environment holds much else and is not checked).
+        setting (the real environment holds much else and is not checked). ``redcap=False``
+        lets REDCAP_API_URL, REDCAP_API_TOKEN and REDCAP_PROJECT_ID be missing (``admin
+        instrument``, which makes the fields before anyone has a token); given, they are checked.
         """
         r = EnvReader(env)
-        url = r.text("REDCAP_API_URL", required=True, hint="e.g. https://redcap.example.org/api/")
-        if not re.match(r"^https?://", url):
+        url = r.text("REDCAP_API_URL", required=redcap, hint="e.g. https://redcap.example.org/api/")
+        if url and not re.match(r"^https?://", url):
             raise ConfigError(f"REDCAP_API_URL={url!r} is not a URL; set it to your REDCap API URL")
         if url.endswith("/api"):
             url += "/"  # REDCap redirects /api to /api/ and the redirect turns POST into GET
-        if not url.endswith("/api/"):
+        if url and not url.endswith("/api/"):
             raise ConfigError("REDCAP_API_URL must end with /api/ (REDCap's API endpoint)")
-        token = r.text("REDCAP_API_TOKEN", required=True, hint="from REDCap's API page")
-        if not _TOKEN.match(token):
+        token = r.text("REDCAP_API_TOKEN", required=redcap, hint="from REDCap's API page")
+        if token and not _TOKEN.match(token):
             raise ConfigError(
                 "REDCAP_API_TOKEN is not a REDCap project token (32 hex characters); "
                 "copy it again from the project's API page"
@@ -169,7 +181,7 @@ class Settings:
         settings = cls(
             redcap_api_url=url,
             redcap_api_token=token,
-            redcap_project_id=r.integer("REDCAP_PROJECT_ID", required=True, minimum=1),
+            redcap_project_id=r.integer("REDCAP_PROJECT_ID", required=redcap, minimum=1),
             redcap_event=r.field("REDCAP_EVENT", "", what="event"),
             registration_complete_field=r.field(
                 "REGISTRATION_COMPLETE_FIELD", "registration_complete"
@@ -246,6 +258,7 @@ class Settings:
             log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),
             lock_dir=Path(r.text("LOCK_DIR", default="") or default_lock_dir(env)),
             rules_file=r.text("RULES_FILE", default=""),
+            consent_field=r.field("CONSENT_FIELD", ""),
         )
         check_names(file_names, r.names, source)
         settings.check_redcap_budget()
