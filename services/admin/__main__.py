@@ -60,10 +60,17 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--report-id", metavar="N", help="read this REDCap report's rows instead of our export"
     )
-    force = sub.add_parser("force", help="send to one record now (ignores delay, quiet hours)")
+    force = sub.add_parser(
+        "force", help="send to one record now (ignores delay and quiet hours, not stop_when)"
+    )
     force.add_argument("record")
     force.add_argument(
         "--resend", action="store_true", help="send even if this record was already messaged"
+    )
+    force.add_argument(
+        "--ignore-stop",
+        action="store_true",
+        help="send even if the rule's stop_when holds for this record",
     )
     requeue = sub.add_parser(
         "requeue", help="return a failed/undelivered/skipped record to 'registered'"
@@ -101,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ctx = build_context(
                 settings, needs_twilio=True, needs_survey=True, needs_mail=True, name="admin"
             )
-            return command_force(ctx, ctx.rules.named(args.rule), args.record, args.resend)
+            rule = ctx.rules.named(args.rule)
+            return command_force(ctx, rule, args.record, args.resend, args.ignore_stop)
         ctx = build_context(settings, needs_twilio=False, name="admin")
         if args.command == "baseline":
             return command_baseline(ctx, args.rule)
