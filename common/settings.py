@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
@@ -141,6 +142,7 @@ class Settings:
     lock_dir: Path
     rules_file: str  # RULES_FILE; empty: the built-in rule from the settings above
     consent_field: str  # CONSENT_FIELD: admin check warns of a rule whose `when` ignores it
+    sandbox_clock_file: Path | None  # a rehearsal's shared clock; never set in production
 
     @classmethod
     def from_env(
@@ -259,10 +261,35 @@ class Settings:
             lock_dir=Path(r.text("LOCK_DIR", default="") or default_lock_dir(env)),
             rules_file=r.text("RULES_FILE", default=""),
             consent_field=r.field("CONSENT_FIELD", ""),
+            sandbox_clock_file=Path(c) if (c := r.text("SANDBOX_CLOCK_FILE", default="")) else None,
         )
         check_names(file_names, r.names, source)
+        settings.check_rehearsal()
         settings.check_redcap_budget()
         return settings
+
+    def check_rehearsal(self) -> None:
+        """SANDBOX_CLOCK_FILE moves the rules' time, so it is refused unless every service
+        these settings name (defaults included) is on this machine, the sandbox's simulators:
+        in production it can only be an error, never a clock."""
+        if self.sandbox_clock_file is None:
+            return
+        for name, url in (
+            ("REDCAP_API_URL", self.redcap_api_url),
+            ("TWILIO_API_BASE_URL", self.twilio_api_base_url),
+            ("GRAPH_AUTHORITY_URL", self.graph_authority_url),
+            ("GRAPH_API_BASE_URL", self.graph_api_base_url),
+        ):
+            if url and urlsplit(url).hostname not in LOCAL_HOSTS:
+                raise ConfigError(
+                    f"SANDBOX_CLOCK_FILE is set but {name} is not on this machine; only "
+                    "python -m sandbox sets it, for its simulators: remove it from these settings"
+                )
+        if not self.sandbox_clock_file.is_file():
+            raise ConfigError(
+                f"SANDBOX_CLOCK_FILE={self.sandbox_clock_file}: no such file; it is written by "
+                "python -m sandbox while it runs: start it, then use the .env.sandbox it writes"
+            )
 
     def check_redcap_budget(self) -> None:
         """The sender's REDCap traffic must stay well inside REDCap's API rate limit, whose
@@ -318,6 +345,9 @@ class Settings:
     @property
     def sender_label(self) -> str:
         return self.twilio_from_number or self.twilio_messaging_service_sid
+
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 # -- the credentials, checked only by the commands that use them -------------------------------
