@@ -21,8 +21,7 @@ from messaging.rules import Rules
 GO_LIVE = "docs/go-live.md"
 TEST_NUMBER = "+15005550006"  # Twilio's test credentials' sender, and the sandbox's
 # Twilio's own opt-in keywords (docs/replies.md): START and UNSTOP are refused as reply words,
-# YES is allowed (it is what most studies ask for) and answered by Twilio only for someone who
-# had texted STOP.
+# YES is allowed (it is what most studies ask for), though Twilio answers it too.
 TWILIO_OPT_IN = frozenset({"yes"})
 
 
@@ -111,8 +110,10 @@ def reply_words(settings: Settings, rules: Rules) -> list[Check]:
         assert replies is not None  # rules.replying are the rules with replies
         said = [word for word in replies.words if word in TWILIO_OPT_IN]
         notes = [
-            f"{word!r} is also Twilio's opt-in keyword: from someone who texted STOP it "
-            f"re-subscribes them (recorded as opted_in, not {replies.words[word]})"
+            f"{word!r} is also Twilio's opt-in keyword: Twilio answers it with its own opt-in "
+            "text beside the auto-answer, and from someone who texted STOP it re-subscribes "
+            f"them (recorded as opted_in, not {replies.words[word]}); docs/replies.md says how "
+            "to avoid it"
             for word in said
         ]
         if settings.twilio_messaging_service_sid:
