@@ -116,8 +116,9 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="simulate N participants completing registration: the registration field set to "
-        "REGISTRATION_COMPLETE_VALUE, a phone in the first of PHONE_FIELDS in the project",
+        help="simulate participants completing registration: one before go-live, then N once "
+        "admin baseline has run; the registration field, a phone in the first of PHONE_FIELDS, "
+        "and plausible values in the fields the rules read",
     )
     p.add_argument(
         "--simulate-interval",

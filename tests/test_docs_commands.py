@@ -14,6 +14,8 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -165,12 +167,7 @@ def test_the_sandbox_page_runs_as_written(checkout: Path) -> None:
     start = next(line for line in page if line.endswith("-m sandbox"))
     services = [line for line in page if "--env-file .env.sandbox" in line]
     assert len(services) == 5
-    with (checkout / "sandbox.log").open("w") as log:
-        sim = subprocess.Popen(
-            shlex.split(start), cwd=checkout, stdout=log, stderr=log, env=environment(checkout)
-        )
-    try:
-        wait_until(lambda: "Ctrl-C to stop" in (checkout / "sandbox.log").read_text(), timeout=30)
+    with sandbox_running(checkout, start):
         assert (checkout / ".env.sandbox").exists()
         check, *loops, status = services
         checked = run(checkout, check)
@@ -184,6 +181,19 @@ def test_the_sandbox_page_runs_as_written(checkout: Path) -> None:
         reply = next(line for line in page if "reply --from" in line)
         replied = run(checkout, reply)
         assert replied.returncode == 0, replied.stderr
+
+
+@contextmanager
+def sandbox_running(checkout: Path, start: str) -> Iterator[None]:
+    """``python -m sandbox`` as a page starts it, until it says it runs; SIGTERM (and a bounded
+    wait, kill as the last resort) when the block ends."""
+    with (checkout / "sandbox.log").open("w") as log:
+        sim = subprocess.Popen(
+            shlex.split(start), cwd=checkout, stdout=log, stderr=log, env=environment(checkout)
+        )
+    try:
+        wait_until(lambda: "Ctrl-C to stop" in (checkout / "sandbox.log").read_text(), timeout=30)
+        yield
     finally:
         sim.send_signal(signal.SIGTERM)
         try:
@@ -217,25 +227,13 @@ def test_the_rehearsal_page_runs_as_written(checkout: Path) -> None:
     start, *steps = walkthrough()
     assert start.endswith("-m sandbox --rules-file sandbox/rehearsal_rules.toml")
     assert len(steps) >= 20
-    with (checkout / "sandbox.log").open("w") as log:
-        sim = subprocess.Popen(
-            shlex.split(start), cwd=checkout, stdout=log, stderr=log, env=environment(checkout)
-        )
-    try:
-        wait_until(lambda: "Ctrl-C to stop" in (checkout / "sandbox.log").read_text(), timeout=30)
-        said: dict[str, list[str]] = {}
+    said: dict[str, list[str]] = {}
+    with sandbox_running(checkout, start):
         for line in steps:
             done = run(checkout, line)
             assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
             assert "Traceback" not in done.stderr
             said.setdefault(line, []).append(done.stdout + done.stderr)
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait(timeout=10)
     sender = said[f"{PYTHON} -m services.sms_sender --env-file .env.sandbox --once"]
     assert "waiting_delay=7" in sender[0]  # registered: nothing due before the hour
     first, last = said[f"{PYTHON} -m sandbox sent"]

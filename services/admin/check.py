@@ -187,12 +187,8 @@ def _twilio_checks(settings: Settings, out: Checklist) -> None:
     try:
         gateway.check_credentials()
     except RelayError as exc:
-        fix = (
-            "copy the Account SID and Auth Token again from the Twilio console (Account Info)"
-            if isinstance(exc, ConfigError)
-            else "check TWILIO_API_BASE_URL and the network, then run it again"
-        )
-        out.add([Check("Twilio credentials", False, str(exc), fix)], exit_code(exc))
+        refused = "copy the Account SID and Auth Token again from the Twilio console (Account Info)"
+        _failed(out, "Twilio credentials", exc, refused, "check TWILIO_API_BASE_URL")
         return
     out.add(
         [
@@ -200,6 +196,13 @@ def _twilio_checks(settings: Settings, out: Checklist) -> None:
             golive.sender(settings),
         ]
     )
+
+
+def _failed(out: Checklist, name: str, exc: RelayError, refused: str, unreachable: str) -> None:
+    """A service that refused our credentials (exit 2: the settings' fault, with ``refused``)
+    or could not be reached (exit 1: ``unreachable`` and the network)."""
+    fix = refused if isinstance(exc, ConfigError) else f"{unreachable} and the network, then retry"
+    out.add([Check(name, False, str(exc), fix)], exit_code(exc))
 
 
 def _graph_checks(settings: Settings, out: Checklist) -> None:
@@ -214,12 +217,10 @@ def _graph_checks(settings: Settings, out: Checklist) -> None:
     try:
         found = mailer.check()
     except RelayError as exc:
-        fix = (
-            "compare the GRAPH_* settings with the app registration in the Entra admin center"
-            if isinstance(exc, ConfigError)
-            else "check GRAPH_AUTHORITY_URL, GRAPH_API_BASE_URL and the network, then run it again"
+        refused = "compare the GRAPH_* settings with the app registration in the Entra admin center"
+        _failed(
+            out, "Graph credentials", exc, refused, "check GRAPH_AUTHORITY_URL, GRAPH_API_BASE_URL"
         )
-        out.add([Check("Graph credentials", False, str(exc), fix)], exit_code(exc))
         return
     finally:
         mailer.close()

@@ -88,3 +88,14 @@ def test_reports_print_each_rules_recipes_ready_to_paste(tmp_path: Path) -> None
         tmp_path, "--reports", "--rules-file", str(DEMO_RULES), REDCAP_EVENT="enrollment_arm_1"
     )
     assert "filter: [enrollment_arm_1][welcome_status] <> ''" in events.stdout
+
+
+def test_a_bad_rules_file_is_one_failing_line_exit_2(rig: Rig, tmp_path: Path) -> None:
+    """The rules' mistake, named with the likely key and the rules page; no "see .env.example"."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(DEMO_RULES.read_text().replace("stop_when", "stop_wen"))
+    done = rig.run("services.admin", "check", RULES_FILE=str(rules))
+    assert done.returncode == 2
+    [failed] = [line for line in done.stdout.splitlines() if line.startswith("[FAIL]")]
+    assert "rule 'reminder': unknown key 'stop_wen'; did you mean 'stop_when'?" in failed
+    assert failed.endswith("(see docs/rules.md)") and ".env.example" not in done.stdout
