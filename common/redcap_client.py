@@ -14,6 +14,8 @@ import io
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import redcap.request
@@ -30,7 +32,18 @@ log = logging.getLogger(__name__)
 _RETRY_STATUSES = (500, 502, 503, 504)
 
 
+# The Date header of REDCap's last answer (REDCap's clock), noted by the session's hook. PyCap
+# keeps one session per process, so one note per process; only ``admin check`` reads it.
+_last_date: list[datetime] = []
+
+
 def _raise_for_status(response: requests.Response, *args: object, **kwargs: object) -> None:
+    date = response.headers.get("Date")
+    if date:
+        try:
+            _last_date[:] = [parsedate_to_datetime(date).astimezone(UTC)]
+        except (TypeError, ValueError):
+            _last_date.clear()
     response.raise_for_status()
 
 
@@ -153,6 +166,13 @@ class RedcapClient:
             self._project.export_survey_link, record=record, instrument=instrument, event=event
         )
         return str(link).strip()
+
+    def server_time(self) -> datetime | None:
+        """REDCap's clock (the ``Date`` header of a tiny answer: its version); None if REDCap
+        sent none. Raises as every call does."""
+        _last_date.clear()
+        self._call(self._project.export_version)
+        return _last_date[0] if _last_date else None
 
     def next_record_name(self) -> str:
         """REDCap's next record name (the highest numeric record name + 1): one tiny request."""

@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +30,7 @@ from common.errors import (
 from common.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
+SERVICE_PAGE_SIZE = 1000  # the most Messaging v1 gives in a page: one request for any service
 MAX_TIMEOUT = 15.0  # seconds: Twilio answers in well under a second; a longer wait is an outage
 INBOUND_PAGE_SIZE = 50
 # 20 pages of 50: the 1,000 newest messages of the lookback window's GMT days. Past that the
@@ -104,20 +106,25 @@ class MessageInfo:
         )
 
 
-class _BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
-    """Sends every ``*.twilio.com`` request to TWILIO_API_BASE_URL instead (the sandbox)."""
+class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
+    """The SDK's HTTP client with a timeout, that notes the ``Date`` of Twilio's last answer
+    (Twilio's clock) and, with TWILIO_API_BASE_URL set, sends every ``*.twilio.com`` request
+    there instead (the sandbox)."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
         super().__init__(timeout=timeout)
-        self._base = urlsplit(base_url)
+        self._base = urlsplit(base_url) if base_url.rstrip("/") != DEFAULT_BASE_URL else None
+        self.last_date: datetime | None = None
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         parts = urlsplit(url)
-        if parts.hostname and parts.hostname.endswith("twilio.com"):
+        if self._base is not None and parts.hostname and parts.hostname.endswith("twilio.com"):
             url = urlunsplit(
                 (self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment)
             )
-        return super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
+        self.last_date = _http_date((response.headers or {}).get("Date"))
+        return response
 
 
 class SmsGateway:
@@ -133,13 +140,10 @@ class SmsGateway:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 15.0,
     ) -> None:
-        if base_url.rstrip("/") == DEFAULT_BASE_URL:
-            http_client = TwilioHttpClient(timeout=timeout)
-        else:
-            http_client = _BaseUrlHttpClient(base_url, timeout)
-        # Credentials are passed explicitly; the base-URL client above also catches the regional
-        # hosts (api.<region>.twilio.com) that TWILIO_REGION/TWILIO_EDGE would produce.
-        self._client = Client(account_sid, auth_token, http_client=http_client)
+        self._http = _HttpClient(base_url, timeout)
+        # Credentials are passed explicitly; with a base URL the client above also catches the
+        # regional hosts (api.<region>.twilio.com) that TWILIO_REGION/TWILIO_EDGE would produce.
+        self._client = Client(account_sid, auth_token, http_client=self._http)
         self._from = from_number
         self._service = messaging_service_sid
 
@@ -251,9 +255,10 @@ class SmsGateway:
         # Stable: messages of the same second keep Twilio's order (reversed newest-first).
         return sorted(found, key=lambda m: m.date_sent or m.date_created or day)
 
-    def check_credentials(self) -> None:
-        """One cheap authenticated call; raises ConfigError (credentials refused: 401/20003
-        names TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) or TwilioUnavailable."""
+    def check_credentials(self) -> datetime | None:
+        """One cheap authenticated call; Twilio's clock at its answer (its ``Date`` header), if
+        it said. Raises ConfigError (credentials refused: 401/20003 names TWILIO_ACCOUNT_SID and
+        TWILIO_AUTH_TOKEN) or TwilioUnavailable."""
         try:
             self._client.messages.list(limit=1, page_size=1)
         except TwilioRestException as exc:
@@ -262,6 +267,30 @@ class SmsGateway:
             raise _translate_page(exc) from None
         except requests.RequestException:
             raise TwilioUnavailable("Twilio could not be reached") from None
+        return self._http.last_date
+
+    def sender_numbers(self) -> frozenset[str]:
+        """The numbers we send from, so the only ones our participants' replies can go to:
+        TWILIO_FROM_NUMBER, or every phone number of the Messaging Service (Messaging API v1
+        ``/Services/{sid}/PhoneNumbers``, up to 1,000 a page). Raises ConfigError (credentials,
+        or no such service) or TwilioUnavailable."""
+        if not self._service:
+            return frozenset({self._from})
+        try:
+            service = self._client.messaging.v1.services(self._service)
+            found = service.phone_numbers.list(page_size=SERVICE_PAGE_SIZE)
+        except TwilioRestException as exc:
+            if int(exc.status or 0) == 404:
+                raise _no_service() from None
+            raise _translate_rest(exc, creating=False) from None
+        except TwilioException as exc:  # a list page answered non-200
+            response = exc.args[1] if len(exc.args) > 1 else None
+            if int(getattr(response, "status_code", 0) or 0) == 404:
+                raise _no_service() from None
+            raise _translate_page(exc) from None
+        except (json.JSONDecodeError, requests.RequestException):
+            raise TwilioUnavailable("Twilio could not be asked for the service's numbers") from None
+        return frozenset(str(n.phone_number) for n in found if n.phone_number)
 
 
 def _translate_rest(exc: TwilioRestException, creating: bool) -> Exception:
@@ -306,6 +335,23 @@ def _error_code(body: object) -> int | None:
     except (ValueError, AttributeError):
         return None
     return code if isinstance(code, int) else None
+
+
+def _no_service() -> ConfigError:
+    return ConfigError(
+        "TWILIO_MESSAGING_SERVICE_SID names no Messaging Service of this account; copy its SID "
+        "(MG...) from the Twilio console"
+    )
+
+
+def _http_date(value: object) -> datetime | None:
+    """An HTTP ``Date`` header as an aware time; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
 
 
 def _count(value: object) -> int:

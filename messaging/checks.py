@@ -20,7 +20,7 @@ from common.errors import RedcapRejected
 from common.project import Check, Layout, Needs
 from common.redcap_client import RedcapClient
 from common.settings import Settings
-from messaging.replies import OPT_OUT_KINDS
+from messaging.replies import OPT_OUT_KINDS, RECORD_KINDS
 from messaging.rules import Rule, Rules, survey_setting
 from messaging.templates import LocalizedTemplates, MessageTemplate
 
@@ -77,9 +77,10 @@ def rule_checks(
 
 
 def _opt_out_check(meta: Mapping[str, Mapping[str, str]]) -> Check:
-    """A rule takes replies: the record's opt-out fields must be there to record STOP."""
+    """A rule takes replies: the record's opt-out fields must be there to record STOP, and its
+    replies-read note, which makes each reply recorded once."""
     problems = []
-    for name, kind in OPT_OUT_KINDS.items():
+    for name, kind in RECORD_KINDS.items():
         row = meta.get(name)
         if row is None:
             problems.append(f"{name} missing")
@@ -87,7 +88,7 @@ def _opt_out_check(meta: Mapping[str, Mapping[str, str]]) -> Check:
             problems.append(problem)
     if problems:
         return Check("opt-out fields", False, "; ".join(problems), RULES_FIX)
-    return Check("opt-out fields", True, ", ".join(OPT_OUT_KINDS))
+    return Check("opt-out fields", True, ", ".join(RECORD_KINDS))
 
 
 def _field_problems(

@@ -1,143 +1,557 @@
-"""Replies from Twilio's message log to REDCap, each exactly once, with no cursor of our own.
+"""Replies from Twilio's message log to REDCap, each exactly once, never attributed by guessing.
 
-One cycle: list the inbound messages of the last REPLY_LOOKBACK_HOURS (one Twilio request while
-they fit a page); if there are any, one REDCap export of the records that replied within the
-window (a filter of one clause per rule, whatever the window holds), which shows most messages
-to be recorded already; only if some are not, a second export of every record whose last
-message of a reply-taking rule went to one of their numbers. Each new message is
-**attributed** to the record and rule whose most recent message to that number was sent before
-it (a family phone: the latest; a repeat: its newest message; a reply older than every message
-it could answer, or from a number we never texted, is counted and ignored), and is **done** when
-that record already holds it: its SID in a rule's ``R_reply_sid``, or a reply recorded at or
-after it (``R_reply_at``, Twilio's time). Not done: it is recorded, oldest first, record by record:
+A recorded reply is research data (a ``cancelled`` visit makes a coordinator free the slot), so a
+text is recorded only on the message it can only be answering, and a settled answer is changed
+only by a clear new one.
 
-1. an opt-out or opt-in word sets or clears ``relay_opted_out`` (one import of those rows first;
-   a crash before step 2 leaves its SID in ``relay_opt_sid`` only, and the next cycle records the
-   reply with the meaning the record already holds);
-2. the rule's ``R_reply`` (meaning), ``R_reply_at``, ``R_reply_sid``, ``R_reply_text``, and when
-   the rule has an auto-answer for that meaning, its companion ``R_answer_status = registered``
-   in the same import, so the reply and its answer are recorded together or not at all. The
-   sender sends the answer (messaging.answers). A record whose answer is being sent right now
-   (``sending``) waits for the next cycle.
+**Which texts count.** Each cycle lists the inbound messages of the last REPLY_LOOKBACK_HOURS.
+Only texts to one of the numbers we send from count (TWILIO_FROM_NUMBER, or every number of the
+Messaging Service, asked of Twilio at most every :data:`NUMBERS_TTL`): with a Messaging Service
+the list is the whole account's, and another study's number may share it. A sender that is not a
+phone number (a short code, a name) is ignored.
 
-Restarts and a second poller therefore never record or answer a reply twice (the poller also
-holds a lock per project). Bodies and numbers are PHI: REDCap holds them, logs never do.
+**Which message a text answers** (:func:`attribute`). All times are Twilio's: the reply's
+``date_sent`` against each message's ``R_sms_sent_at``, which holds Twilio's creation time of
+that message (the create's answer carries it), so the host's clock never decides. A message of a
+reply-taking rule to that number is *open* for the text when it was sent at or before it and no
+longer ago than its rule's ``reply_within_hours`` (72 by default). One open message: the text
+answers it. Several: the one of them still unanswered, if only one is. Otherwise the text is
+**ambiguous**: each unanswered one gets ``R_reply = ambiguous`` (with the time, SID and text, no
+auto-answer) for a person to place (``admin status`` names them); if all are answered, nothing
+changes on them and the poller's log names the records. Texts that answer nothing are counted:
+``ignored_outside_window``, ``ignored_older_than_messages`` (sent before any message of ours to
+that number), ``ignored_no_question`` (only rules without replies texted that number),
+``ignored_unknown_number``, ``ignored_not_our_number``, ``ignored_odd_number``.
+
+**Settled answers stay settled.** The first reply to a message is recorded whatever it says (and
+answered: ``answer_<meaning>``, ``answer_unclear``); after that only a *clear* answer (one of the
+rule's ``replies``) replaces it, with its own auto-answer: YES then NO records ``cancelled``. An
+unclear text, HELP, or the same answer again leaves the recorded reply as it is (counted
+``kept_answer``), so ``answer_unclear`` goes at most once per message.
+
+**Opt-out.** STOP / START (and YES from someone opted out) to one of our numbers set or clear
+``relay_opted_out`` on every record texted at that number by any rule, as Twilio's own block
+covers the number; the rule's ``R_reply`` shows it only where the message was unanswered.
+
+**Exactly once.** Every text read is noted by its SID in ``relay_replies_read`` (Twilio time and
+SID, newest first, the lookback window's worth) on each record texted at that number, in the same
+import as the reply it made and the auto-answer it queued, one import for all the records of a
+number: a crash leaves either all of it or none. A text is done when a record texted at its
+number notes its SID (or, on a record from before that field existed, holds a reply recorded at
+or after it). A record whose auto-answer is being sent (``sending``) waits for the next cycle.
+Texts that concern no record are remembered in memory only (restarts re-read them, harmlessly).
+
+**Cost.** Idle: one Twilio list request; a REDCap export only when the window holds texts not
+yet known, with a filter of one clause (the records whose replies-read note is within the
+window); a second export of the records texted at the new texts' numbers only when some text is
+new. Bodies and numbers are PHI: REDCap holds them, logs never do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from common.contacts import normalize_phone
-from common.field_types import WITH_SECONDS
+from common.errors import RedcapRejected
 from common.pipeline import Status
+from common.redcap_client import chunked
 from common.twilio_client import MessageInfo
 from messaging.context import Context
-from messaging.records import RuleRow, any_of, export_events, ref, rows_for, write
-from messaging.replies import KEYWORD_MEANINGS, OPT_OUT, OPT_OUT_AT, OPT_SID, OPTED_IN, OPTED_OUT
+from messaging.records import RuleRow, any_of, export_events, ref, rows_for
+from messaging.replies import (
+    AMBIGUOUS,
+    KEYWORD_MEANINGS,
+    OPT_OUT,
+    OPT_OUT_AT,
+    OPT_SID,
+    OPTED_IN,
+    OPTED_OUT,
+    REPLIES_READ,
+    keyword,
+)
 from messaging.rules import Rule
 
-# A message counts as sent before a reply if Twilio's clock and ours disagree by less than this.
-SKEW = timedelta(seconds=60)
-# Replies recorded this long before the window began are looked at too (a daylight-saving hour,
-# a minute-only field).
-MARGIN = timedelta(minutes=61)
+NUMBERS_TTL = timedelta(minutes=15)  # how long the Messaging Service's numbers are trusted
+IMPORT_ROWS = 20  # rows per import; the records of one number always travel together
+NUMBERS_PER_EXPORT = 250  # new texts' numbers asked about in one export (a clause per rule each)
 # The statuses of a rule whose message went out (a reply may answer it).
 WENT = frozenset(
     {Status.SMS_SENT, Status.DELIVERED, Status.UNDELIVERED, Status.UNCONFIRMED, Status.FAILED}
 )
 
 
-@dataclass
-class Candidate:
-    """A record's message a reply may answer: its rule row, where it went, when."""
+@dataclass(frozen=True)
+class Sent:
+    """A message of a reply-taking rule that went to a number: the record's rule row, when
+    Twilio created it, and for how long a reply may answer it."""
 
     row: RuleRow
     to: str
-    sent_at: datetime
+    at: datetime
+    window: timedelta
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.row.record_id, self.row.rule.name
 
 
 @dataclass
-class RecordState:
-    """One record's replies as REDCap holds them, updated as this cycle records more."""
+class Record:
+    """One record as REDCap holds it, and what this cycle will write on it."""
 
     record_id: str
     opted_out: bool = False
-    seen: set[str] = field(default_factory=set)  # inbound SIDs recorded on the record
-    opt_sid: str = ""  # the message whose opt-out or opt-in the record holds (relay_opt_sid)
-    # The newest reply REDCap held when the cycle began (Twilio's time). Not moved by this
-    # cycle's replies: they come oldest first, and one in the same second as the one before it
-    # is later, not already recorded.
-    latest: datetime | None = None
-    opt_row: dict[str, str] = field(default_factory=dict)
-    rule_rows: dict[str, dict[str, str]] = field(default_factory=dict)  # rule -> values to write
-    busy: bool = False  # an auto-answer is being sent: leave the record to the next cycle
+    opt_sid: str = ""  # the text whose opt-out or opt-in the record holds (relay_opt_sid)
+    read: dict[str, datetime] = field(default_factory=dict)  # SID -> Twilio time
+    read_known: bool = False  # relay_replies_read held anything: the SIDs decide alone
+    legacy_latest: datetime | None = None  # newest R_reply_at, for records read before that
+    replies: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)  # rule name ->
+    busy: bool = False  # an auto-answer of it is being sent: leave it to the next cycle
+    home: dict[str, str] = field(default_factory=dict)  # its REDCAP_EVENT values to write
+    rules: dict[str, dict[str, str]] = field(default_factory=dict)  # rule name -> values
+
+    def holds(self, sid: str, when: datetime) -> bool:
+        if sid in self.read:
+            return True
+        return not self.read_known and self.legacy_latest is not None and when <= self.legacy_latest
+
+    def answered(self, sent: Sent) -> bool:
+        """A reply is recorded for this message (whatever it meant)."""
+        meaning, at = self.replies.get(sent.row.rule.name, ("", None))
+        return bool(meaning) and at is not None and at >= sent.at
 
 
-def poll(ctx: Context, now: datetime) -> dict[str, int]:
-    """One cycle (see the module docstring); counts by outcome."""
-    assert ctx.sms is not None
-    since = now - timedelta(hours=ctx.settings.reply_lookback_hours)
-    inbound = ctx.sms.inbound_since(since)
-    counts: dict[str, int] = {}
-    if not inbound:
-        return counts
-    numbers: dict[str, list[MessageInfo]] = {}
-    for message in inbound:
-        number = _number(message.from_, ctx.settings.phone_region)
-        if number is None:
-            _count(counts, "ignored_odd_number")
-        else:
-            numbers.setdefault(number, []).append(message)
-    if not numbers:
-        return counts
-    rules = ctx.rules.replying
-    # 1. The records that replied within the window: what most messages turn out to be.
-    candidates, states = _load(ctx, rules, _replied_since(ctx, rules, since - MARGIN))
-    pending: dict[str, list[MessageInfo]] = {}
-    for number, messages in numbers.items():
-        for message in messages:
-            if _known(message, candidates.get(number, []), states):
-                _count(counts, "already_recorded")
+@dataclass
+class Book:
+    """What REDCap holds about the records of some numbers, as one cycle reads and changes it."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    questions: dict[str, list[Sent]] = field(default_factory=dict)  # number -> open messages
+    texted: dict[str, set[str]] = field(default_factory=dict)  # number -> records, any rule
+
+    def done(self, message: MessageInfo, number: str) -> bool:
+        """Recorded already: a record texted at ``number`` holds it."""
+        when = _when(message)
+        return any(
+            self.records[rid].holds(message.sid, when) for rid in self.texted.get(number, ())
+        )
+
+    def merge(self, other: Book) -> None:
+        for rid, record in other.records.items():
+            self.records.setdefault(rid, record)
+        for number, sent in other.questions.items():
+            known = {s.key for s in self.questions.get(number, [])}
+            self.questions.setdefault(number, []).extend(s for s in sent if s.key not in known)
+        for number, ids in other.texted.items():
+            self.texted.setdefault(number, set()).update(ids)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a text answers: ``outcome`` (a count), the one message it answers or the messages it
+    may answer (ambiguous)."""
+
+    outcome: str
+    targets: tuple[Sent, ...] = ()
+
+
+def attribute(book: Book, message: MessageInfo, number: str) -> Verdict:
+    """The message(s) ``message`` from ``number`` answers (see the module docstring)."""
+    when = _when(message)
+    questions = book.questions.get(number, [])
+    before = [s for s in questions if s.at <= when]
+    if not before:
+        if questions:
+            return Verdict("ignored_older_than_messages")
+        return Verdict(
+            "ignored_no_question" if book.texted.get(number) else "ignored_unknown_number"
+        )
+    open_ = [s for s in before if when - s.at <= s.window]
+    if not open_:
+        return Verdict("ignored_outside_window")
+    if len(open_) == 1:
+        return Verdict("recorded", (open_[0],))
+    waiting = [s for s in open_ if not book.records[s.row.record_id].answered(s)]
+    if len(waiting) == 1:
+        return Verdict("recorded", (waiting[0],))
+    if waiting:
+        return Verdict("ambiguous", tuple(waiting))
+    return Verdict("ambiguous_after_answers", tuple(open_))
+
+
+class Poller:
+    """The reply poller's per-process memory (never pipeline state): the numbers we send from,
+    for NUMBERS_TTL, and the texts that concern no record, so they cost nothing again."""
+
+    def __init__(self) -> None:
+        self._numbers: frozenset[str] = frozenset()
+        self._numbers_until: float | None = None
+        self.ignored: set[str] = set()
+
+    def ours(self, ctx: Context) -> frozenset[str]:
+        assert ctx.sms is not None
+        now = ctx.clock.monotonic()
+        if self._numbers_until is None or now >= self._numbers_until:
+            self._numbers = ctx.sms.sender_numbers()
+            self._numbers_until = now + NUMBERS_TTL.total_seconds()
+        return self._numbers
+
+    def poll(self, ctx: Context, now: datetime) -> dict[str, int]:
+        """One cycle (see the module docstring); counts by outcome."""
+        assert ctx.sms is not None
+        since = now - timedelta(hours=ctx.settings.reply_lookback_hours)
+        counts: dict[str, int] = {}
+        fresh = [m for m in ctx.sms.inbound_since(since) if m.sid not in self.ignored]
+        if not fresh:
+            return counts
+        ours = self.ours(ctx)
+        numbers: dict[str, list[MessageInfo]] = {}
+        for message in fresh:
+            number = _number(message.from_, ctx.settings.phone_region)
+            if message.to not in ours:
+                self._ignore(message, "ignored_not_our_number", counts)
+            elif number is None:
+                self._ignore(message, "ignored_odd_number", counts)
             else:
-                pending.setdefault(number, []).append(message)
-    if not pending:
+                numbers.setdefault(number, []).append(message)
+        if not numbers:
+            return counts
+        # 1. The records that read a text within the window: what most texts turn out to be.
+        book = _load(ctx, f"[{REPLIES_READ}] >= '{_utc(since)}'")
+        pending = {
+            number: new
+            for number, messages in numbers.items()
+            if (new := [m for m in messages if not book.done(m, number)])
+        }
+        _count(counts, "already_recorded", sum(map(len, numbers.values())) - _size(pending))
+        if not pending:
+            return counts
+        # 2. Only for what is new: every record texted at one of those numbers, by any rule
+        # (in exports of at most NUMBERS_PER_EXPORT numbers, so no filter grows without bound).
+        for part in chunked(sorted(pending), NUMBERS_PER_EXPORT):
+            book.merge(_load(ctx, _texted_at(ctx, part)))
+        for message in sorted((m for ms in pending.values() for m in ms), key=_when):
+            number = _number(message.from_, ctx.settings.phone_region)
+            assert number is not None
+            if book.done(message, number):  # on a record from before relay_replies_read
+                for rid in book.texted.get(number, ()):
+                    _note_read(book.records[rid], message, _when(message), since)
+                _count(counts, "already_recorded")
+                continue
+            outcome = _read(ctx, book, message, number, since)
+            if outcome.startswith("ignored_") and not book.texted.get(number):
+                self.ignored.add(message.sid)
+            _count(counts, outcome)
+        _count(counts, "refused", _write(ctx, book))
         return counts
-    # 2. Only for what is new: every record whose message went to one of those numbers.
-    candidates, more = _load(ctx, rules, _sent_to(ctx, rules, sorted(pending)))
-    states.update(more)
-    for number, messages in pending.items():
-        for message in messages:
-            _count(counts, _attribute(ctx, message, candidates.get(number, []), states))
-    _write(ctx, rules, states)
-    return counts
+
+    def _ignore(self, message: MessageInfo, why: str, counts: dict[str, int]) -> None:
+        self.ignored.add(message.sid)
+        _count(counts, why)
 
 
-def _replied_since(ctx: Context, rules: Sequence[Rule], since: datetime) -> str:
-    stamp = since.astimezone(ctx.settings.timezone).strftime(WITH_SECONDS)
-    return any_of([f"{ref(ctx, rule, rule.fields.reply_at)} >= '{stamp}'" for rule in rules])
+# -- reading what REDCap holds -------------------------------------------------------------------
+def _texted_at(ctx: Context, numbers: Sequence[str]) -> str:
+    # An auto-answer goes to the number its rule texted: that rule's clause finds the record.
+    rules = [rule for rule in ctx.rules.written if rule.sends_sms]
+    return any_of([f"{ref(ctx, r, r.fields.to)} = '{number}'" for r in rules for number in numbers])
 
 
-def _sent_to(ctx: Context, rules: Sequence[Rule], numbers: Sequence[str]) -> str:
-    return any_of(
-        [f"{ref(ctx, rule, rule.fields.to)} = '{number}'" for rule in rules for number in numbers]
+def _load(ctx: Context, logic: str) -> Book:
+    """One export of the records ``logic`` selects: every texting rule's message, the reply
+    rules' replies and auto-answers, the record's opt-out and replies read."""
+    rules = [rule for rule in ctx.rules.every if rule.sends_sms]
+    raw = ctx.redcap.export(_fields(ctx, rules), logic, events=export_events(ctx, rules, home=True))
+    return book_of(ctx, raw)
+
+
+def _fields(ctx: Context, rules: Sequence[Rule]) -> list[str]:
+    fields = [ctx.layout.record_id_field, OPT_OUT, OPT_SID, REPLIES_READ]
+    for rule in rules:
+        f = rule.fields
+        fields += [f.status, f.to, f.sent_at]
+        if rule.replies is not None:
+            fields += [f.reply, f.reply_at]
+    return list(dict.fromkeys(fields))
+
+
+def book_of(ctx: Context, raw: Sequence[Mapping[str, str]]) -> Book:
+    """The records of an export (holding :func:`_fields`), their texted numbers and the open
+    questions they hold; also what ``admin status`` reads from its own export."""
+    key, home, tz = ctx.layout.record_id_field, ctx.layout.event, ctx.settings.timezone
+    book = Book()
+    for values in raw:
+        record = book.records.setdefault(values[key], Record(values[key]))
+        if home is None or values.get("redcap_event_name") == home:
+            record.opted_out = values.get(OPT_OUT, "").strip() == "1"
+            record.opt_sid = values.get(OPT_SID, "")
+            record.read = _parse_read(values.get(REPLIES_READ, ""))
+            record.read_known = bool(values.get(REPLIES_READ, "").strip())
+    for rule in ctx.rules.every:
+        if not rule.sends_sms:
+            continue
+        f = rule.fields
+        for row in rows_for(ctx, rule, raw):
+            record = book.records[row.record_id]
+            to = row.get(f.to)
+            if rule.answer_of and row.status == Status.SENDING:
+                record.busy = True
+            if not to or row.status not in WENT:
+                continue
+            book.texted.setdefault(to, set()).add(row.record_id)
+            sent_at = row.time(f.sent_at, tz)
+            if rule.replies is None or sent_at is None:
+                continue
+            replied = row.time(f.reply_at, tz)
+            if replied is not None and row.get(f.reply_at).count(":") < 2:
+                replied += timedelta(seconds=59)  # a minute-only field: as late as it may be
+            record.replies[rule.name] = (row.get(f.reply), replied)
+            if replied and (record.legacy_latest is None or replied > record.legacy_latest):
+                record.legacy_latest = replied
+            window = timedelta(hours=rule.reply_within_hours)
+            book.questions.setdefault(to, []).append(Sent(row, to, sent_at, window))
+    return book
+
+
+# -- recording a text ----------------------------------------------------------------------------
+def _read(ctx: Context, book: Book, message: MessageInfo, number: str, since: datetime) -> str:
+    """Attribute and record one new text; the outcome to count."""
+    texted = [book.records[rid] for rid in sorted(book.texted.get(number, ()))]
+    opted_out = any(record.opted_out for record in texted)
+    said = keyword(message.body, opted_out)
+    verdict = attribute(book, message, number)
+    targets = [book.records[s.row.record_id] for s in verdict.targets]
+    if any(record.busy for record in [*targets, *texted]):
+        return "waiting_answer_in_flight"
+    when = _when(message)
+    if said in (OPTED_OUT, OPTED_IN):
+        for record in texted:
+            _opt(ctx, record, message, said, when)
+    outcome = verdict.outcome
+    if outcome == "recorded":
+        outcome = _answer(ctx, book, verdict.targets[0], message, when, said)
+    elif outcome == "ambiguous" and said not in (OPTED_OUT, OPTED_IN):
+        for sent in verdict.targets:
+            _reply(ctx, book.records[sent.row.record_id], sent, message, when, AMBIGUOUS)
+        _warn(ctx, "a text from a shared phone may answer any of", verdict.targets)
+    elif outcome == "ambiguous_after_answers":
+        _warn(
+            ctx, "a text from a shared phone changed nothing: it may answer any of", verdict.targets
+        )
+    for record in texted:
+        _note_read(record, message, when, since)
+    if said in (OPTED_OUT, OPTED_IN) and texted and outcome != "recorded":
+        return said  # counted as what it did: every record at the number opted out (or in)
+    return outcome
+
+
+def _answer(
+    ctx: Context, book: Book, sent: Sent, message: MessageInfo, when: datetime, said: str | None
+) -> str:
+    """The text answers ``sent``: record it, unless that message's reply is settled."""
+    record, rule = book.records[sent.row.record_id], sent.row.rule
+    assert rule.replies is not None
+    if message.sid == record.opt_sid:
+        # Its opt-out or opt-in is on the record already: read it as it was read then (a YES
+        # that opted in must not become a confirmation now that the record is opted in).
+        meaning = OPTED_OUT if record.opted_out else OPTED_IN
+    else:
+        meaning = said or rule.replies.interpret(message.body)
+    if record.answered(sent):
+        current, _ = record.replies[rule.name]
+        # A clear answer replaces any reply; an opt-out or opt-in any but a clear answer;
+        # anything else (unclear, HELP, the same again) none.
+        clear = rule.replies.is_answer(meaning)
+        opting = meaning in (OPTED_OUT, OPTED_IN) and not rule.replies.is_answer(current)
+        if meaning == current or not (clear or opting):
+            return "kept_answer"
+    _reply(ctx, record, sent, message, when, meaning)
+    return "recorded"
+
+
+def _reply(
+    ctx: Context, record: Record, sent: Sent, message: MessageInfo, when: datetime, meaning: str
+) -> None:
+    """Record ``meaning`` as the reply to ``sent``, and queue (or supersede) its auto-answer."""
+    rule, f = sent.row.rule, sent.row.rule.fields
+    text = message.body or (
+        f"(MMS: {message.num_media} media, no text)" if message.num_media else ""
+    )
+    values = {
+        f.reply: meaning,
+        f.reply_at: ctx.stamp(f.reply_at, when),
+        f.reply_sid: message.sid,
+        f.reply_text: text,
+    }
+    answer = ctx.rules.companion(rule)
+    answered = (
+        answer is not None
+        and meaning in rule.answers
+        and meaning not in KEYWORD_MEANINGS
+        and not record.opted_out
+    )
+    earlier = record.rules.get(rule.name, {})
+    if answer is not None:
+        a = answer.fields
+        if answered:
+            values.update(
+                {
+                    a.status: Status.REGISTERED,
+                    a.registered_at: "",
+                    a.attempts: "0",
+                    a.interrupted: "",
+                    a.error_code: "",
+                    a.error_message: "",
+                }
+            )
+        else:
+            # A later reply supersedes an earlier one: an auto-answer queued for it (this
+            # cycle, or an earlier one and not sent yet) is cancelled, not sent for the wrong
+            # reply.
+            earlier = {k: v for k, v in earlier.items() if not k.startswith(a.prefix + "_")}
+            if _queued(sent, answer):
+                values.update(
+                    {
+                        a.status: Status.CANCELLED,
+                        a.error_code: "superseded",
+                        a.error_message: "a later reply takes no auto-answer",
+                    }
+                )
+    record.rules[rule.name] = {**earlier, **values}
+    record.replies[rule.name] = (meaning, when)
+    ctx.log.info(
+        "record=%s rule=%s reply recorded: %s%s",
+        record.record_id,
+        rule.name,
+        meaning,
+        " (auto-answer queued)" if answered else "",
     )
 
 
-def _known(
-    message: MessageInfo, candidates: Sequence[Candidate], states: Mapping[str, RecordState]
-) -> bool:
-    """Recorded already, as far as the records that replied within the window show: its SID
-    is on one of them, or one it could answer holds a reply at or after it."""
-    when = message.date_sent or message.date_created
-    if any(message.sid in state.seen for state in states.values()):
-        return True
-    return when is not None and any(
-        c.sent_at <= when + SKEW and _holds(states[c.row.record_id], message.sid, when)
-        for c in candidates
+def _queued(sent: Sent, answer: Rule) -> bool:
+    """The record's auto-answer of this rule is queued and not sent yet."""
+    return sent.row.get(answer.fields.status) == Status.REGISTERED
+
+
+def _opt(ctx: Context, record: Record, message: MessageInfo, said: str, when: datetime) -> None:
+    if message.sid == record.opt_sid:
+        return  # its opt-out or opt-in is on the record already
+    record.opted_out = said == OPTED_OUT
+    record.opt_sid = message.sid
+    record.home.update(
+        {
+            OPT_OUT: "1" if record.opted_out else "",
+            OPT_OUT_AT: ctx.stamp(OPT_OUT_AT, when) if record.opted_out else "",
+            OPT_SID: message.sid,
+        }
     )
+    ctx.log.info("record=%s %s", record.record_id, said.replace("_", " "))
+
+
+def _note_read(record: Record, message: MessageInfo, when: datetime, since: datetime) -> None:
+    record.read[message.sid] = when
+    kept = {sid: at for sid, at in record.read.items() if at >= since}
+    lines = [
+        f"{_utc(at)} {sid}" for sid, at in sorted(kept.items(), key=lambda i: i[1], reverse=True)
+    ]
+    record.home[REPLIES_READ] = "\n".join(lines)
+
+
+def _warn(ctx: Context, what: str, sent: Iterable[Sent]) -> None:
+    where = ", ".join(f"record {s.row.record_id} rule {s.row.rule.name}" for s in sent)
+    ctx.log.warning("%s %s; a person decides (admin status lists them)", what, where)
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _write(ctx: Context, book: Book) -> int:
+    """Each number's records in one import (their replies, auto-answers, opt-outs and replies
+    read together: all or nothing), several numbers' to an import; the records REDCap refused."""
+    groups = [
+        [row for rid in group for row in _rows(ctx, book.records[rid], ctx.rules.every)]
+        for group in _groups(book)
+    ]
+    refused = 0
+    for batch in _batches(groups):
+        try:
+            # overwrite: a blank erases (the opt-out lifted, a previous answer's error).
+            ctx.redcap.import_rows([row for rows in batch for row in rows], overwrite=True)
+        except RedcapRejected:
+            for rows in batch:
+                try:
+                    ctx.redcap.import_rows(rows, overwrite=True)
+                except RedcapRejected as exc:
+                    ids = sorted({row[ctx.layout.record_id_field] for row in rows})
+                    ctx.log.error("replies of records %s refused by REDCap: %s", ids, exc)
+                    refused += len(ids)
+    return refused
+
+
+def _groups(book: Book) -> list[list[str]]:
+    """The changed records, grouped so that records sharing a number travel together."""
+    changed = [rid for rid, record in book.records.items() if record.home or record.rules]
+    parent = {rid: rid for rid in changed}
+
+    def root(rid: str) -> str:
+        while parent[rid] != rid:
+            rid = parent[rid]
+        return rid
+
+    for ids in book.texted.values():
+        members = [rid for rid in ids if rid in parent]
+        for other in members[1:]:
+            parent[root(other)] = root(members[0])
+    groups: dict[str, list[str]] = {}
+    for rid in changed:
+        groups.setdefault(root(rid), []).append(rid)
+    return list(groups.values())
+
+
+def _rows(ctx: Context, record: Record, rules: Iterable[Rule]) -> list[dict[str, str]]:
+    """The record's rows: what it changed, one row per event (a rule's own event, or
+    REDCAP_EVENT for its opt-out and replies read): REDCap refuses a record and event twice in
+    one import."""
+    by_event: dict[str, dict[str, str]] = {}
+    for rule in rules:
+        if rule.name in record.rules:
+            row = ctx.layout.row(record.record_id, record.rules[rule.name], rule.event)
+            by_event.setdefault(row.get("redcap_event_name", ""), {}).update(row)
+    if record.home:
+        row = ctx.layout.row(record.record_id, record.home)
+        by_event.setdefault(row.get("redcap_event_name", ""), {}).update(row)
+    return list(by_event.values())
+
+
+def _batches(groups: Sequence[list[dict[str, str]]]) -> Iterable[list[list[dict[str, str]]]]:
+    batch: list[list[dict[str, str]]] = []
+    for rows in groups:
+        if batch and sum(map(len, batch)) + len(rows) > IMPORT_ROWS:
+            yield batch
+            batch = []
+        batch.append(rows)
+    if batch:
+        yield batch
+
+
+# -- small pieces --------------------------------------------------------------------------------
+def _when(message: MessageInfo) -> datetime:
+    return message.date_sent or message.date_created or datetime.min.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_read(text: str) -> dict[str, datetime]:
+    read: dict[str, datetime] = {}
+    for line in text.splitlines():
+        stamp, _, sid = line.strip().partition(" ")
+        try:
+            read[sid.strip()] = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            continue  # a line someone edited by hand: it marks nothing done
+    return read
 
 
 def _number(raw: str, region: str) -> str | None:
@@ -148,162 +562,10 @@ def _number(raw: str, region: str) -> str | None:
         return None
 
 
-def _load(
-    ctx: Context, rules: Sequence[Rule], logic: str
-) -> tuple[dict[str, list[Candidate]], dict[str, RecordState]]:
-    """One export of the records ``logic`` selects: every reply rule's message, reply and
-    auto-answer state, and the record's opt-out."""
-    key = ctx.layout.record_id_field
-    fields = [key, OPT_OUT, OPT_SID]
-    companions = {r.name: c for r in rules if (c := ctx.rules.companion(r)) is not None}
-    for rule in rules:
-        f = rule.fields
-        fields += [f.status, f.to, f.sent_at, f.reply, f.reply_at, f.reply_sid]
-        if rule.name in companions:
-            fields.append(companions[rule.name].fields.status)
-    events = export_events(ctx, rules, home=True)  # REDCAP_EVENT holds the opt-out
-    raw = ctx.redcap.export(list(dict.fromkeys(fields)), logic, events=events)
-    states: dict[str, RecordState] = {}
-    home = ctx.layout.event
-    for values in raw:
-        rid = values[key]
-        state = states.setdefault(rid, RecordState(rid))
-        if home is None or values.get("redcap_event_name") == home:
-            state.opted_out = values.get(OPT_OUT, "").strip() == "1"
-            # Not "done" by itself: its opt-out may have landed without its reply (a crash
-            # between the two imports); the reply SID is what makes it done.
-            state.opt_sid = values.get(OPT_SID, "")
-    tz = ctx.settings.timezone
-    candidates: dict[str, list[Candidate]] = {}
-    for rule in rules:
-        f = rule.fields
-        companion = companions.get(rule.name)
-        for row in rows_for(ctx, rule, raw):
-            state = states[row.record_id]
-            if row.get(f.reply_sid):
-                state.seen.add(row.get(f.reply_sid))
-            replied = row.time(f.reply_at, tz)
-            if replied and (state.latest is None or replied > state.latest):
-                state.latest = replied
-            if companion and row.get(companion.fields.status) == Status.SENDING:
-                state.busy = True
-            sent_at = row.time(f.sent_at, tz)
-            if row.status in WENT and row.get(f.to) and sent_at is not None:
-                candidates.setdefault(row.get(f.to), []).append(
-                    Candidate(row, row.get(f.to), sent_at)
-                )
-    return candidates, states
+def _size(pending: Mapping[str, list[MessageInfo]]) -> int:
+    return sum(len(messages) for messages in pending.values())
 
 
-def _attribute(
-    ctx: Context,
-    message: MessageInfo,
-    candidates: Sequence[Candidate],
-    states: Mapping[str, RecordState],
-) -> str:
-    when = message.date_sent or message.date_created
-    if when is None:
-        return "ignored_no_time"
-    before = [c for c in candidates if c.sent_at <= when + SKEW]
-    if not before:
-        if any(_holds(states[c.row.record_id], message.sid, when) for c in candidates):
-            return "already_recorded"  # recorded before a newer message went to the number
-        return "ignored_older_than_messages" if candidates else "ignored_unknown_number"
-    chosen = max(before, key=lambda c: c.sent_at)
-    state = states[chosen.row.record_id]
-    if _holds(state, message.sid, when):
-        return "already_recorded"
-    if state.busy:
-        return "waiting_answer_in_flight"
-    _record(ctx, message, when, chosen.row, state)
-    return "recorded"
-
-
-def _holds(state: RecordState, sid: str, when: datetime) -> bool:
-    """The record holds this reply: its SID, or a reply recorded at or after it."""
-    return sid in state.seen or (state.latest is not None and when <= state.latest)
-
-
-def _record(
-    ctx: Context, message: MessageInfo, when: datetime, row: RuleRow, state: RecordState
-) -> None:
-    rule = row.rule
-    assert rule.replies is not None
-    if message.sid == state.opt_sid:
-        # Its opt-out or opt-in is on the record already: read it as it was read then (a YES
-        # that opted in must not become a confirmation now that the record is opted in).
-        meaning = OPTED_OUT if state.opted_out else OPTED_IN
-    else:
-        meaning = rule.replies.interpret(message.body, opted_out=state.opted_out)
-    f = rule.fields
-    at = ctx.stamp(f.reply_at, when)
-    if meaning in (OPTED_OUT, OPTED_IN) and message.sid != state.opt_sid:
-        state.opted_out = meaning == OPTED_OUT
-        state.opt_row = {
-            OPT_OUT: "1" if state.opted_out else "",
-            OPT_OUT_AT: ctx.stamp(OPT_OUT_AT, when) if state.opted_out else "",
-            OPT_SID: message.sid,
-        }
-    text = message.body or (
-        f"(MMS: {message.num_media} media, no text)" if message.num_media else ""
-    )
-    values = {f.reply: meaning, f.reply_at: at, f.reply_sid: message.sid, f.reply_text: text}
-    answered = meaning in rule.answers and meaning not in KEYWORD_MEANINGS and not state.opted_out
-    sender = ctx.rules.companion(rule)
-    if answered and sender is not None:
-        companion = sender.fields
-        values.update(
-            {
-                companion.status: Status.REGISTERED,
-                companion.registered_at: "",
-                companion.attempts: "0",
-                companion.interrupted: "",
-                companion.error_code: "",
-                companion.error_message: "",
-            }
-        )
-    # A later reply of this cycle to the same rule supersedes an earlier one: an auto-answer
-    # queued for the earlier one answers the latest text, or none if that takes no answer.
-    # One queued by an earlier cycle and not sent yet is cancelled the same way.
-    earlier = state.rule_rows.get(rule.name, {})
-    if not answered and sender is not None:
-        companion = sender.fields
-        earlier = {k: v for k, v in earlier.items() if not k.startswith(companion.prefix + "_")}
-        if row.get(companion.status) == Status.REGISTERED:
-            values.update(
-                {
-                    companion.status: Status.CANCELLED,
-                    companion.error_code: "superseded",
-                    companion.error_message: "a later reply takes no auto-answer",
-                }
-            )
-    state.rule_rows[rule.name] = {**earlier, **values}
-    state.seen.add(message.sid)
-    ctx.log.info(
-        "record=%s rule=%s reply recorded: %s%s",
-        row.record_id,
-        rule.name,
-        meaning,
-        " (auto-answer queued)" if answered else "",
-    )
-
-
-def _write(ctx: Context, rules: Sequence[Rule], states: Mapping[str, RecordState]) -> None:
-    """Opt-outs first, then each rule's replies with their auto-answers (module docstring)."""
-    opt_rows = [ctx.layout.row(s.record_id, s.opt_row) for s in states.values() if s.opt_row]
-    if opt_rows:
-        ctx.redcap.import_rows(opt_rows, overwrite=True)
-    for rule in rules:
-        rows = [
-            ctx.layout.row(s.record_id, s.rule_rows[rule.name], rule.event)
-            for s in states.values()
-            if rule.name in s.rule_rows
-        ]
-        if rows:
-            # overwrite: a reply to an answer-less meaning blanks nothing else; a registered
-            # answer's blank error fields erase the previous answer's.
-            write(ctx, rule, rows, overwrite=True)
-
-
-def _count(counts: dict[str, int], key: str) -> None:
-    counts[key] = counts.get(key, 0) + 1
+def _count(counts: dict[str, int], key: str, n: int = 1) -> None:
+    if n:
+        counts[key] = counts.get(key, 0) + n

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from common.field_types import Kind
 from common.pipeline import Status
-from messaging.replies import OPT_OUT, OPT_OUT_AT, OPT_OUT_KINDS, OPT_SID
+from messaging.replies import OPT_OUT, OPT_OUT_AT, OPT_SID, RECORD_KINDS, REPLIES_READ
 from messaging.rules import RULES_FORM, Rule, Rules
 
 HEADER = (
@@ -75,17 +75,22 @@ LABELS = {
     "email_to": ("Address e-mailed", ""),
     "alerted_at": ("Staff alerted about this record's problem at", TIME_NOTE),
     "reply": (
-        "Meaning of the last reply",
-        "one of the rule's answers, unclear, opted_out, opted_in",
+        "Reply to the rule's last message",
+        "one of the rule's answers, unclear, help, opted_out, opted_in, or ambiguous (a shared "
+        "phone: a person decides); only a clear answer replaces it",
     ),
-    "reply_at": ("Last reply received at", TIME_NOTE),
-    "reply_sid": ("Twilio SID of the last reply", "what makes the reply recorded"),
-    "reply_text": ("Text of the last reply", "as the participant wrote it"),
+    "reply_at": ("That reply received at", TIME_NOTE),
+    "reply_sid": ("Twilio SID of that reply", ""),
+    "reply_text": ("Text of that reply", "as the participant wrote it"),
 }
 OPT_OUT_LABELS = {
     OPT_OUT: ("Opted out of messages (1 = yes)", "Set by a STOP reply; cleared by START"),
     OPT_OUT_AT: ("Opted out at", TIME_NOTE),
     OPT_SID: ("Twilio SID of the last STOP or START", ""),
+    REPLIES_READ: (
+        "Texts read from the participant's numbers",
+        "Twilio time and SID of each, newest first (the lookback window); not the texts",
+    ),
 }
 # Rules that send e-mail: the fields the two channels share say so (the note stays, but for
 # the reference's).
@@ -116,12 +121,13 @@ def instrument_csv(rules: Rules) -> str:
 
 def _opt_out_rows() -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
-    for number, (name, kind) in enumerate(OPT_OUT_KINDS.items()):
+    for number, (name, kind) in enumerate(RECORD_KINDS.items()):
         label, note = OPT_OUT_LABELS[name]
         header = "Opt-out (set by the reply poller; honoured by every rule)" if number == 0 else ""
         validation = "datetime_seconds_ymd" if kind is Kind.TIME else ""
+        field_type = "notes" if name == REPLIES_READ else "text"
         rows.append(
-            (name, RULES_FORM, header, "text", label, "", note, validation,
+            (name, RULES_FORM, header, field_type, label, "", note, validation,
              "", "", "", "", "", "", "", "", "", "")
         )  # fmt: skip
     return rows

@@ -112,7 +112,7 @@ def _settle(
     mine = [m for m in found if _is_mine(row, m, link)]
     if mine:
         message = min(mine, key=lambda m: m.date_created or since)
-        out.append(sent_row(ctx, row, message, adopted=True))
+        out.append(sent_row(ctx, row, message))
         logs.transition(
             ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=to, reason="reconciled", rule=name
         )

@@ -252,13 +252,12 @@ def attempt_used(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
     return values_row(ctx, row, {row.rule.fields.status: Status.REGISTERED})
 
 
-def sent_row(
-    ctx: Context, row: RuleRow, message: MessageInfo, adopted: bool = False
-) -> dict[str, str]:
-    """``sms_sent`` with the SID and the series count. The time is ours when we saw Twilio
-    accept it, or Twilio's creation time for a message adopted by reconciliation."""
+def sent_row(ctx: Context, row: RuleRow, message: MessageInfo) -> dict[str, str]:
+    """``sms_sent`` with the SID and the series count. The time is Twilio's creation time (the
+    create's answer carries it; reconciliation reads it from the message found), so a reply's
+    time, also Twilio's, is compared on one clock; ours only if Twilio gave none."""
     f = row.rule.fields
-    when = (message.date_created if adopted else None) or ctx.clock.now()
+    when = message.date_created or ctx.clock.now()
     values = {
         f.status: Status.SMS_SENT,
         f.sid: message.sid,

@@ -37,11 +37,19 @@ UNCLEAR = "unclear"
 OPTED_OUT = "opted_out"
 OPTED_IN = "opted_in"
 HELP = "help"  # Twilio answers HELP / INFO itself
+# A text from a phone several records share, when more than one of their messages waits for an
+# answer: written on each of those records for a person to place; never auto-answered.
+AMBIGUOUS = "ambiguous"
 KEYWORD_MEANINGS = frozenset({OPTED_OUT, OPTED_IN, HELP})  # never auto-answered by us
-# The record's opt-out, in REDCAP_EVENT (form "relay"): "1" while opted out, when, and the SID
-# of the inbound message that last opted the participant out or in.
+NOT_ANSWERS = frozenset({UNCLEAR, AMBIGUOUS, *KEYWORD_MEANINGS})  # no answer name may be one
+# The record's own reply fields, in REDCAP_EVENT (form "relay"): its opt-out ("1" while opted
+# out, when, and the SID of the inbound message that last opted the participant out or in), and
+# the replies the poller has read from the participant's numbers within the lookback window (so
+# a restart knows what is done, whatever each reply meant).
 OPT_OUT, OPT_OUT_AT, OPT_SID = "relay_opted_out", "relay_opted_out_at", "relay_opt_sid"
+REPLIES_READ = "relay_replies_read"
 OPT_OUT_KINDS = {OPT_OUT: Kind.TEXT, OPT_OUT_AT: Kind.TIME, OPT_SID: Kind.TEXT}
+RECORD_KINDS = {**OPT_OUT_KINDS, REPLIES_READ: Kind.TEXT}
 ANSWER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 MAX_WORD = 40
 
@@ -55,6 +63,19 @@ def normalize(text: str) -> str:
     return " ".join(words)
 
 
+def keyword(body: str, opted_out: bool = False) -> str | None:
+    """What Twilio's own keywords in ``body`` mean, whatever the rule: OPTED_OUT (STOP...),
+    OPTED_IN (START, UNSTOP, and YES from someone opted out), HELP; None for any other text."""
+    said = normalize(body)
+    if said in OPT_OUT_WORDS:
+        return OPTED_OUT
+    if said in OPT_IN_WORDS or (opted_out and said == "yes"):
+        return OPTED_IN
+    if said in HELP_WORDS:
+        return HELP
+    return None
+
+
 @dataclass(frozen=True)
 class Replies:
     """A rule's answers: word (normalized) -> answer name."""
@@ -66,15 +87,13 @@ class Replies:
         return tuple(dict.fromkeys(self.words.values()))
 
     def interpret(self, body: str, opted_out: bool = False) -> str:
-        """The answer ``body`` gives: one of the rule's answers, OPTED_OUT, OPTED_IN or UNCLEAR."""
-        said = normalize(body)
-        if said in OPT_OUT_WORDS:
-            return OPTED_OUT
-        if said in OPT_IN_WORDS or (opted_out and said == "yes"):
-            return OPTED_IN
-        if said in HELP_WORDS:
-            return HELP
-        return self.words.get(said, UNCLEAR)
+        """The answer ``body`` gives: one of the rule's answers, a keyword's meaning (OPTED_OUT,
+        OPTED_IN, HELP) or UNCLEAR."""
+        return keyword(body, opted_out) or self.words.get(normalize(body), UNCLEAR)
+
+    def is_answer(self, meaning: str) -> bool:
+        """``meaning`` is one of the rule's own answers (a clear one), not unclear or a keyword."""
+        return meaning in self.words.values()
 
     @staticmethod
     def parse(table: object, where: str) -> Replies:
@@ -85,10 +104,10 @@ class Replies:
             )
         words: dict[str, str] = {}
         for answer, listed in table.items():
-            if not ANSWER_NAME.match(str(answer)) or answer in (UNCLEAR, *KEYWORD_MEANINGS):
+            if not ANSWER_NAME.fullmatch(str(answer)) or answer in NOT_ANSWERS:
                 raise ValueError(
                     f"{where}: replies.{answer}: an answer is a lower-case name (not unclear, "
-                    "opted_out, opted_in or help), e.g. replies.confirmed"
+                    "ambiguous, opted_out, opted_in or help), e.g. replies.confirmed"
                 )
             if not isinstance(listed, list) or not listed:
                 raise ValueError(

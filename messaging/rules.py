@@ -20,6 +20,7 @@ file's ``[[rule]]`` tables are the rules, in the words of REDCap's Alerts & Noti
     email_template = "..."
     email_html = "<p>...</p>"
     replies.confirmed = ["yes", "y"]        # replies (messaging.replies) and auto-answers
+    reply_within_hours = 72                 # a reply answers the message only this soon after
     answer_confirmed = "Thank you."
 
 This module is the rule model: a :class:`Rule`, the names of its REDCap fields
@@ -65,8 +66,10 @@ KEYS = (
     "email_template",
     "email_html",
     "replies",
+    "reply_within_hours",
     "answer_<answer>",
 )
+REPLY_WINDOW_HOURS = 72.0  # reply_within_hours' default: a reply later than this answers nothing
 SMS, EMAIL = "sms", "email"
 CHANNELS = {"sms": (SMS,), "email": (EMAIL,), "sms,email": (SMS, EMAIL), "email,sms": (EMAIL, SMS)}
 
@@ -92,6 +95,7 @@ class Rule:
     channels: tuple[str, ...] = (SMS,)  # in the order tried: the first usable address wins
     mail: MailTemplates | None = None  # when EMAIL is among the channels
     replies: Replies | None = None  # the rule takes replies (messaging.replies)
+    reply_within_hours: float = REPLY_WINDOW_HOURS  # a reply answers a message only this soon
     answers: Mapping[str, LocalizedTemplates] = field(default_factory=dict)  # auto-answers
     # An auto-answer rule (answer_rule): the rule it answers for, the field holding the
     # reply's meaning (which picks the template) and the number the reply came from.

@@ -22,6 +22,7 @@ from messaging.rules import (
     EMAIL,
     KEYS,
     NAME,
+    REPLY_WINDOW_HOURS,
     RULES_FORM,
     SMS,
     MailTemplates,
@@ -176,6 +177,9 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         replies = Replies.parse(table["replies"], where) if "replies" in table else None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if "reply_within_hours" in table and replies is None:
+        raise ConfigError(f"{where}: reply_within_hours needs replies (the answers it waits for)")
+    window = read.hours("reply_within_hours", REPLY_WINDOW_HOURS, minimum=1, maximum=MAX_HOURS)
     answers = {
         key.removeprefix("answer_"): choice.templates(
             where, key, spec, link=False, no_link=_ANSWER_NO_LINK
@@ -196,6 +200,7 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         channels=channels,
         mail=mail,
         replies=replies,
+        reply_within_hours=window,
         answers=MappingProxyType(answers),
         fields=RuleFields(
             name,
@@ -217,6 +222,7 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
 
 
 MAX_MINUTES = 366 * 24 * 60
+MAX_HOURS = 366 * 24
 # An e-mail-only rule has no SMS template; this stands in for it and is never rendered.
 _NO_SMS = LocalizedTemplates.build("(e-mail only)", link=False)
 # Why these texts never carry the participant's link, whatever the rule's survey.
@@ -400,6 +406,19 @@ class _Reader:
         value = self._table[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{self._where}: {key} must be a number of minutes, e.g. 60")
+        if not minimum <= value <= maximum:
+            raise ConfigError(
+                f"{self._where}: {key} = {value} must be from {minimum:g} to {maximum:g}"
+            )
+        return float(value)
+
+    def hours(self, key: str, default: float, minimum: float, maximum: float) -> float:
+        """A number of hours; ``default`` when the key is absent."""
+        if key not in self._table:
+            return default
+        value = self._table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self._where}: {key} must be a number of hours, e.g. 72")
         if not minimum <= value <= maximum:
             raise ConfigError(
                 f"{self._where}: {key} = {value} must be from {minimum:g} to {maximum:g}"

@@ -205,9 +205,12 @@ def _choose_contact(ctx: Context, row: RuleRow) -> tuple[str, str] | PermanentEr
         return PermanentError(OPTED_OUT, "the participant opted out (replied STOP); START lifts it")
     if row.rule.to_field:  # an auto-answer goes back to the number the reply came from
         try:
-            return SMS, normalize_phone(row.get(row.rule.to_field), settings.phone_region)
+            to = normalize_phone(row.get(row.rule.to_field), settings.phone_region)
         except ValueError as exc:
             return PermanentError("invalid_phone", f"the reply's number is not usable ({exc})")
+        if settings.sms_allowed_numbers is not None and to not in settings.sms_allowed_numbers:
+            return PermanentError("not_allowed", "the number is not in SMS_ALLOWED_NUMBERS")
+        return SMS, to
     problems: list[PermanentError] = []
     for channel in row.rule.channels:
         try:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -71,8 +73,17 @@ class Stats:
 class SimServer:
     """Runs an :class:`App` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: App, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        app: App,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.app = app
+        # What the Date header of every answer says: the simulated service's own clock (real
+        # services stamp their answers with theirs), or real time.
+        self.clock = clock
         self.faults = FaultPlan()
         self.stats = Stats()
         self._stats_lock = threading.Lock()
@@ -178,6 +189,11 @@ class SimServer:
                 server._serve(self)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _any
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                if server.clock is None:
+                    return super().date_time_string(timestamp)
+                return formatdate(server.clock().timestamp(), usegmt=True)
 
             def log_message(self, format: str, *args: object) -> None:
                 # Request lines can carry phone numbers in query strings: never log them.

@@ -16,14 +16,25 @@ from common.errors import ConfigError
 from common.lock import REPLIES
 from common.runner import CycleResult
 from messaging.context import Context, serve
-from messaging.inbound import poll
+from messaging.inbound import Poller
+
+
+class ReplyPoller:
+    """Per-process memory (not pipeline state): :class:`messaging.inbound.Poller`'s."""
+
+    def __init__(self) -> None:
+        self.poller = Poller()
+
+    def run_once(self, ctx: Context) -> CycleResult:
+        result = CycleResult()
+        for key, n in self.poller.poll(ctx, ctx.clock.now()).items():
+            result.add(key, n)
+        return result
 
 
 def run_once(ctx: Context) -> CycleResult:
-    result = CycleResult()
-    for key, n in poll(ctx, ctx.clock.now()).items():
-        result.add(key, n)
-    return result
+    """One cycle of a fresh poller (what ``--once`` and the tests run)."""
+    return ReplyPoller().run_once(ctx)
 
 
 def start(ctx: Context, args: argparse.Namespace) -> str:
@@ -37,7 +48,8 @@ def start(ctx: Context, args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return serve("reply_poller", __doc__, argv, run_once, needs_twilio=True, start=start)
+    poller = ReplyPoller()
+    return serve("reply_poller", __doc__, argv, poller.run_once, needs_twilio=True, start=start)
 
 
 if __name__ == "__main__":

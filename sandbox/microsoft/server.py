@@ -57,7 +57,7 @@ class MicrosoftSim:
         self.mailboxes = Mailboxes(clock=self.clock)
         self.mailboxes.add(sender)
         self.app = MicrosoftApp(self.directory, self.mailboxes)
-        self.server = SimServer(self.app, port)
+        self.server = SimServer(self.app, port, clock=self.clock.now)
 
     @property
     def base_url(self) -> str:

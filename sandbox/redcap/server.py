@@ -41,7 +41,7 @@ class RedcapSim:
         self.limiter = RateLimiter(self.clock, rate_limit_per_minute)
         self.app = RedcapApp(self.clock, self.limiter, version=version)
         self.app.add_project(project, token)
-        self.server = SimServer(self.app, port=port)
+        self.server = SimServer(self.app, port=port, clock=self.clock.now)
         self.app.base_url = self.server.base_url
         self._started = False
 

@@ -1,10 +1,11 @@
 """HTTP face of the Twilio simulator: routes, Basic auth, JSON and error bodies.
 
-Serves the Messages resource of API 2010-04-01 as the twilio SDK calls it (TWILIO_API.md §1.1,
-§8): create (201), fetch, list, update (redact/cancel) and delete (204). Anything else is a 404
-with code 20404; a wrong method is a 405 with code 20004. Wrong or missing credentials get 401 with
-code 20003 before anything else is looked at. ``/sandbox/inbound.json`` is the simulator's own
-control endpoint (:mod:`sandbox.twilio.control`), behind the same credentials.
+Serves the Messages resource of API 2010-04-01 as the twilio SDK calls it (TWILIO_API.md §1.1, §8):
+create (201), fetch, list, update (redact/cancel) and delete (204), and the Messaging Service's
+sender numbers of Messaging API v1 (:mod:`sandbox.twilio.services`). Anything else is a 404 with
+code 20404; a wrong method is a 405 with code 20004. Wrong or missing credentials get 401 with code
+20003 before anything else is looked at. ``/sandbox/inbound.json`` is the simulator's own control
+endpoint (:mod:`sandbox.twilio.control`), behind the same credentials.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from sandbox.twilio.errors import TwilioApiError
 from sandbox.twilio.listing import envelope, parse_query, select_page
 from sandbox.twilio.message import to_json
 from sandbox.twilio.messages import MessageStore
+from sandbox.twilio.services import ROUTE as SERVICE_ROUTE
+from sandbox.twilio.services import ServiceNumber
+from sandbox.twilio.services import answer as service_answer
 
 ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages(?:/(?P<sid>[^/]+?))?\.json$")
 OPS = {
@@ -43,10 +47,12 @@ class TwilioApp:
         account_sid: str,
         auth_token: str,
         inject: Inject | None = None,
+        service_numbers: tuple[ServiceNumber, ...] = (),
     ) -> None:
         self.store = store
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.service_numbers = service_numbers  # the Messaging Service's sender pool
         self.arrivals = ArrivalLog()
         self.inject = inject  # what the control endpoint calls; None: no control endpoint
 
@@ -58,6 +64,8 @@ class TwilioApp:
         """
         if request.path == CONTROL_PATH:
             return {"resource": "control", "method": request.method, "op": "inbound"}
+        if SERVICE_ROUTE.match(request.path):
+            return {"resource": "service_numbers", "method": request.method, "op": "list"}
         route = ROUTE.match(request.path)
         if route is None:
             return {"resource": "other", "method": request.method, "op": ""}
@@ -77,6 +85,19 @@ class TwilioApp:
         if request.path == CONTROL_PATH and self.inject is not None:
             sid = receive_inbound(request, self.inject, self.store.from_number)
             return _json(201, to_json(self.store.get(sid), self.account_sid))
+        if SERVICE_ROUTE.match(request.path):
+            if request.method != "GET":
+                raise TwilioApiError(405, 20004, "Method not allowed")
+            return _json(
+                200,
+                service_answer(
+                    request.path,
+                    request.query,
+                    self.service_numbers,
+                    self.account_sid,
+                    self.store.messaging_service_sid,
+                ),
+            )
         route = ROUTE.match(request.path)
         if route is None:
             raise _not_found(request.path)

@@ -43,13 +43,14 @@ class MessageStore:
         messaging_service_sid: str,
         timings: Timings,
         on_transition: Transition | None = None,
+        owned_numbers: tuple[str, ...] = (),
     ) -> None:
         self.account_sid = account_sid
         self.clock = clock
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.timings = check_timings(timings)
-        self.owned_numbers = frozenset({from_number})
+        self.owned_numbers = frozenset({from_number, *owned_numbers})
         self._on_transition = on_transition
         self._lock = threading.RLock()
         self._messages: dict[str, Message] = {}

@@ -30,6 +30,7 @@ from sandbox.twilio.lifecycle import Timings
 from sandbox.twilio.message import Message, inbound_params, status_callback_params, to_json
 from sandbox.twilio.messages import MessageStore, new_sid
 from sandbox.twilio.numbers import MAGIC_FROM_OK, OUTCOME_NUMBERS
+from sandbox.twilio.services import ServiceNumber
 
 TICK_SECONDS = 0.05  # real seconds between looks at the clock for due status changes
 
@@ -49,6 +50,7 @@ class TwilioSim:
         port: int = 0,
         timings: Timings = (1.0, 2.0, 4.0),
         webhook_timeout: float = 5.0,
+        service_numbers: tuple[str, ...] = (),
     ) -> None:
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
@@ -57,6 +59,9 @@ class TwilioSim:
         self.messaging_service_sid = new_sid("MG")
         self.inbound_url: str | None = None  # the number's "a message comes in" webhook
         self.webhooks = WebhookSender(self.auth_token, timeout=webhook_timeout)
+        # The Messaging Service's sender pool: the simulator's number (the one it sends from),
+        # then any others the account put in the service.
+        pool = tuple(dict.fromkeys((from_number, *service_numbers)))
         self.store = MessageStore(
             account_sid=self.account_sid,
             clock=self.clock,
@@ -64,11 +69,17 @@ class TwilioSim:
             messaging_service_sid=self.messaging_service_sid,
             timings=timings,
             on_transition=self._transition,
+            owned_numbers=pool,
         )
+        added = self.clock.now()
         self.app = TwilioApp(
-            self.store, self.account_sid, self.auth_token, inject=self.inject_inbound
+            self.store,
+            self.account_sid,
+            self.auth_token,
+            inject=self.inject_inbound,
+            service_numbers=tuple(ServiceNumber(new_sid("PN"), n, added) for n in pool),
         )
-        self.server = SimServer(self.app, port)
+        self.server = SimServer(self.app, port, clock=self.clock.now)
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 

@@ -12,16 +12,22 @@ fields, event, survey), 4 when REDCap has banned this machine, 1 for anything el
 that cannot be reached).
 
 The REDCap budget line adds up the studies polling the same REDCap from this host (the installed
-instances and these settings, :mod:`services.capacity`) and warns past half of REDCap's limit.
+instances and these settings, :mod:`services.admin.capacity`) and warns past half of REDCap's
+limit. The clock lines compare this machine's clock with REDCap's and Twilio's (their answers'
+``Date`` headers) and warn past :data:`CLOCK_TOLERANCE`: delays and claim timeouts run on this
+clock while Twilio's times say when messages and replies happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common.clock import clock_for
 from common.errors import ConfigError, RelayError
 from common.graph_client import GraphMailer
 from common.project import Check, Layout, inspect
@@ -61,6 +67,13 @@ class Checklist:
         return failed[0] if failed else EXIT_OK
 
 
+CLOCK_TOLERANCE = timedelta(seconds=30)
+CLOCK_FIX = (
+    "keep this machine's clock synchronised (systemd-timesyncd or chrony: "
+    "timedatectl show-timesync)"
+)
+
+
 def command_check(env_file: str | None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     out = Checklist()
@@ -84,6 +97,7 @@ def command_check(env_file: str | None, environ: Mapping[str, str] | None = None
     if rules.sends_email or settings.alert_email_to:
         _graph_checks(settings, out)
     out.add(template_checks(settings, rules))
+    out.add(reply_checks(settings, rules))
     out.add(golive.consent(settings, rules, layout.metadata if layout else None))
     if rules.sends_sms:
         out.add(golive.reply_words(settings, rules))
@@ -117,6 +131,45 @@ def template_checks(settings: Settings, rules: Rules) -> list[Check]:
         for answer in rule.answers.values():  # auto-answers are texts too, and never link
             checks += _sms_template_checks(settings, answer, f"auto-answer {rule.name}", False)
     return checks
+
+
+def reply_checks(settings: Settings, rules: Rules) -> list[Check]:
+    """A rule whose reply window is longer than REPLY_LOOKBACK_HOURS: replies past the lookback
+    are never read, so its window is shorter than it says."""
+    checks = []
+    for rule in rules.replying:
+        if settings.reply_lookback_hours < rule.reply_within_hours:
+            checks.append(
+                Check(
+                    f"replies {rule.name}",
+                    True,
+                    f"REPLY_LOOKBACK_HOURS={settings.reply_lookback_hours:g} is shorter than "
+                    f"its reply_within_hours = {rule.reply_within_hours:g}: replies later than "
+                    f"{settings.reply_lookback_hours:g} hours are never read; raise "
+                    f"REPLY_LOOKBACK_HOURS to {rule.reply_within_hours:g}, or shorten the window",
+                    warning=True,
+                )
+            )
+    return checks
+
+
+def clock_check(name: str, theirs: datetime | None, ours: datetime | None = None) -> Check:
+    """This machine's clock against ``name``'s (its answer's Date header): a [warn] past
+    CLOCK_TOLERANCE."""
+    title = f"{name} clock"
+    if theirs is None:
+        return Check(title, True, f"not compared: {name} sent no Date header", warning=True)
+    offset = ((ours or datetime.now(UTC)) - theirs).total_seconds()
+    if abs(offset) <= CLOCK_TOLERANCE.total_seconds():
+        return Check(title, True, f"this machine's clock is within {abs(offset):.0f} s of it")
+    side = "ahead of" if offset > 0 else "behind"
+    return Check(
+        title,
+        True,
+        f"this machine's clock is {abs(offset):.0f} s {side} {name}'s (more than "
+        f"{CLOCK_TOLERANCE.total_seconds():.0f} s); {CLOCK_FIX}",
+        warning=True,
+    )
 
 
 def _sms_template_checks(
@@ -168,6 +221,9 @@ def _redcap_checks(settings: Settings, rules: Rules, out: Checklist) -> Layout |
         out.add([Check("REDCap", False, str(exc), fix)], exit_code(exc))
         return None
     out.add([Check("REDCap", True, settings.redcap_api_url), *checks])
+    # REDCap answered the checks above; a clock it cannot tell is no failure.
+    with contextlib.suppress(RelayError):
+        out.add([clock_check("REDCap", client.server_time(), _now(settings))])
     if layout is not None:
         try:
             out.add(survey_checks(client, settings, layout, rules))
@@ -185,7 +241,7 @@ def _twilio_checks(settings: Settings, out: Checklist) -> None:
         out.add([Check("Twilio settings", False, str(exc), SETTINGS_FIX)], EXIT_CONFIG)
         return
     try:
-        gateway.check_credentials()
+        twilio_time = gateway.check_credentials()
     except RelayError as exc:
         refused = "copy the Account SID and Auth Token again from the Twilio console (Account Info)"
         _failed(out, "Twilio credentials", exc, refused, "check TWILIO_API_BASE_URL")
@@ -194,8 +250,15 @@ def _twilio_checks(settings: Settings, out: Checklist) -> None:
         [
             Check("Twilio credentials", True, f"account {settings.twilio_account_sid[:6]}..."),
             golive.sender(settings),
+            clock_check("Twilio", twilio_time, _now(settings)),
         ]
     )
+
+
+def _now(settings: Settings) -> datetime:
+    """The services' time: this machine's, or in a rehearsal the sandbox's clock (which its
+    simulators' Date headers follow)."""
+    return clock_for(settings.timezone, settings.sandbox_clock_file).now().astimezone(UTC)
 
 
 def _failed(out: Checklist, name: str, exc: RelayError, refused: str, unreachable: str) -> None:

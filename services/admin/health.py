@@ -25,8 +25,8 @@ record ids only, never a number or a text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,13 +38,15 @@ from common.setting_values import QuietHours
 from common.twilio_client import SmsGateway
 from messaging.context import Context
 from messaging.due import due_at
-from messaging.inbound import SKEW
+from messaging.inbound import attribute, book_of
 from messaging.records import RuleRow, rows_for
+from messaging.replies import AMBIGUOUS, REPLIES_READ
 from messaging.rules import Rule
 
 STALE_CYCLES = 5  # poll intervals a healthy service may miss (a slow REDCap, a restart)
 MARGIN = timedelta(minutes=5)
 FIRST_REPORT = timedelta(hours=1)  # Twilio moves a message on within minutes
+AMBIGUOUS_NAMED = 20  # records named in the ambiguous-reply finding (the count covers all)
 UNKNOWN_DUE = datetime.min.year  # due_at's answer for a record with no registration time
 SERVICE_FIELDS = {  # last activity: the newest time each service writes
     "detector": ("registered_at",),
@@ -76,7 +78,12 @@ def health(
     """``healthy``, the findings and what could not be checked, from the exported ``raw``
     (holding ``columns``) and, for replies, one Twilio request through ``sms``."""
     now, found, skipped = ctx.clock.now(), [], []
-    checks = (("overdue", _overdue), ("stuck_sending", _sending), ("no_delivery_report", _report))
+    checks = (
+        ("overdue", _overdue),
+        ("stuck_sending", _sending),
+        ("no_delivery_report", _report),
+        ("ambiguous_reply", _ambiguous),
+    )
     for rule in ctx.rules.every:
         if rule.fields.status not in columns:
             continue
@@ -105,6 +112,8 @@ def _needs(ctx: Context, rule: Rule, check: str) -> list[str]:
         return [name for name in names if name]
     if check == "stuck_sending":
         return [f.claimed_at]
+    if check == "ambiguous_reply":
+        return [f.reply, f.reply_at] if rule.replies is not None else []
     return [f.sent_at, f.checked_at]
 
 
@@ -196,38 +205,40 @@ def _unpolled(
     columns: set[str],
     skipped: list[str],
 ) -> list[Finding]:
+    """Texts in Twilio, older than slack, to one of our numbers, that the poller would have
+    recorded on a record and no record holds: the poller's own reading of them
+    (:func:`messaging.inbound.book_of`, ``attribute``), from this export."""
     rules = [r for r in ctx.rules.replying if r.fields.status in columns]
     if not rules:
         return []
     f0 = rules[0].fields
-    if any(name not in columns for name in (f0.to, f0.sent_at, f0.reply_at, f0.reply_sid)):
+    needed = (f0.to, f0.sent_at, f0.reply, f0.reply_at, REPLIES_READ)
+    if any(name not in columns for name in needed):
         skipped.append("replies_not_polled: the rows lack the reply fields")
         return []
     if sms is None:
         skipped.append("replies_not_polled: no Twilio settings to ask which replies arrived")
         return []
     try:
+        ours = sms.sender_numbers()
         inbound = sms.inbound_since(
             now - timedelta(hours=ctx.settings.reply_lookback_hours), max_pages=1
         )
     except (ConfigError, TwilioUnavailable) as exc:
         skipped.append(f"replies_not_polled: Twilio could not be asked ({exc})")
         return []
-    tz, region = ctx.settings.timezone, ctx.settings.phone_region
-    by_number: dict[str, list[RuleRow]] = {}
-    for rule in rules:
-        for row in rows_for(ctx, rule, raw):
-            if (number := _e164(row.get(rule.fields.to), region)) is not None:
-                by_number.setdefault(number, []).append(row)
+    book, region = book_of(ctx, raw), ctx.settings.phone_region
     late: dict[str, list[tuple[RuleRow, datetime | None]]] = {}
     for message in inbound:
         at = message.date_sent or message.date_created
-        texted = by_number.get(_e164(message.from_, region) or "", [])
-        if at is None or now - at <= slack(ctx) or _holds(texted, message.sid, at, tz):
+        number = _e164(message.from_, region) if message.from_.startswith("+") else None
+        if at is None or number is None or message.to not in ours or now - at <= slack(ctx):
             continue
-        before = [(row, t) for row in texted if (t := _sent(row, tz)) and t <= at + SKEW]
-        if before:  # else a number we never texted first: the poller ignores it too
-            owner = max(before, key=lambda pair: pair[1])[0]
+        if book.done(message, number):
+            continue
+        verdict = attribute(book, message, number)
+        if verdict.targets:  # else it answers nothing: the poller ignores it too
+            owner = verdict.targets[0].row
             late.setdefault(owner.rule.name, []).append((owner, at))
     fix = (
         "the reply poller (.venv/bin/python -m services.reply_poller) is not running or failing: "
@@ -241,19 +252,31 @@ def _unpolled(
     return [f for f in found if f is not None]
 
 
-def _sent(row: RuleRow, tz: ZoneInfo) -> datetime | None:
-    return row.time(row.rule.fields.sent_at, tz)
-
-
-def _holds(rows: Iterable[RuleRow], sid: str, at: datetime, tz: ZoneInfo) -> bool:
-    """Some record texted from that number holds the reply (its SID, or a reply recorded at or
-    after it; a minute-only field loses the seconds)."""
-    for row in rows:
-        f = row.rule.fields
-        replied = row.time(f.reply_at, tz)
-        if row.get(f.reply_sid) == sid or (replied and replied >= at - timedelta(minutes=1)):
-            return True
-    return False
+def _ambiguous(ctx: Context, rule: Rule, rows: list[RuleRow], now: datetime) -> Finding | None:
+    """Texts from a shared phone that could answer several records' messages: a person places
+    them (the records are named)."""
+    if rule.replies is None:
+        return None
+    tz = ctx.settings.timezone
+    waiting = [
+        (row, row.time(rule.fields.reply_at, tz))
+        for row in rows
+        if row.get(rule.fields.reply) == AMBIGUOUS
+    ]
+    finding = _finding(
+        "ambiguous_reply",
+        rule,
+        waiting,
+        now,
+        timedelta(0),
+        "record(s) whose reply came from a phone that several records share",
+        "call the participant, then set the reply of the right record to its answer and blank "
+        f"the others ({rule.fields.reply}, in REDCap); no auto-answer was sent",
+    )
+    if finding is not None:
+        named = ", ".join(sorted(row.record_id for row, _ in waiting)[:AMBIGUOUS_NAMED])
+        finding = replace(finding, what=f"{finding.what}: records {named}")
+    return finding
 
 
 def _e164(raw: str, region: str) -> str | None:
@@ -280,10 +303,9 @@ def _finding(
     limit_minutes = round(limit.total_seconds() / 60, 1)
     what = what or "replies in Twilio not recorded in REDCap"
     how_long = f"for {human(age)}" if age is not None else "with no time recorded"
-    text = (
-        f"rule {rule.name}: {len(late)} {what} (longer than {human(limit_minutes)}); "
-        f"oldest record {row.record_id}, {how_long}"
-    )
+    longer = f" (longer than {human(limit_minutes)})" if limit else ""
+    oldest = f"oldest record {row.record_id}, {how_long}"
+    text = f"rule {rule.name}: {len(late)} {what}{longer}; {oldest}"
     return Finding(check, rule.name, len(late), row.record_id, age, limit_minutes, text, fix)
 
 

@@ -24,7 +24,16 @@ from common.runner import EXIT_FAILURE, EXIT_OK
 from common.twilio_client import SmsGateway
 from messaging.context import Context
 from messaging.records import RuleRow, export_events, rows_for
-from messaging.replies import HELP, OPT_OUT, OPTED_IN, OPTED_OUT, UNCLEAR
+from messaging.replies import (
+    AMBIGUOUS,
+    HELP,
+    OPT_OUT,
+    OPT_SID,
+    OPTED_IN,
+    OPTED_OUT,
+    REPLIES_READ,
+    UNCLEAR,
+)
 from messaging.rules import EMAIL, SMS, Rule
 from services.admin import health as admin_health
 from services.admin import status_page
@@ -61,10 +70,14 @@ def status_fields(ctx: Context) -> list[str]:
         fields += [f.status, f.registered_at, f.claimed_at, f.sent_at, f.checked_at]
         fields += [f.error_code, f.interrupted]
         fields += [name for name in (f.channel, f.count, rule.anchor) if name]
+        if rule.sends_sms and ctx.rules.replying:
+            fields.append(f.to)  # who was texted at a number: what a reply is read against
         if rule.replies is not None:
-            fields += [f.reply, f.reply_at, f.reply_sid, f.to]
+            fields += [f.reply, f.reply_at, f.reply_sid]
     if ctx.layout.opt_out:
         fields.append(OPT_OUT)
+    if ctx.rules.replying:
+        fields += [OPT_SID, REPLIES_READ]
     return list(dict.fromkeys(fields))
 
 
@@ -135,7 +148,7 @@ def _replies(
     the latest)."""
     assert rule.replies is not None
     said = Counter(row.get(rule.fields.reply) for row in rows if row.get(rule.fields.reply))
-    meanings = [*rule.replies.answers, UNCLEAR, HELP, OPTED_OUT, OPTED_IN, *sorted(said)]
+    meanings = [*rule.replies.answers, UNCLEAR, AMBIGUOUS, HELP, OPTED_OUT, OPTED_IN, *sorted(said)]
     sent = 0
     if (companion := ctx.rules.companion(rule)) is not None:
         sent = sum(row.sent for row in rows_for(ctx, companion, raw))

@@ -116,8 +116,8 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     assert "Twilio accepted 16 message(s)" in done.stdout  # 13, a third visit, two answers
     assert "opted out (replied STOP, or Twilio refused with 21610): 1" in lines
     assert (
-        "latest reply per participant: confirmed 1, cancelled 1, unclear 0, help 0, "
-        "opted_out 1, opted_in 0" in lines
+        "latest reply per participant: confirmed 1, cancelled 1, unclear 0, ambiguous 0, "
+        "help 0, opted_out 1, opted_in 0" in lines
     )
     assert "auto-answers sent: 2" in lines
     # The numbers (demo phones are 617-555-01xx, masked as +1******01xx) and the texts sent

@@ -65,6 +65,11 @@ class Rig:
             clock=self.clock,
         )
 
+    def advance(self, seconds: float) -> None:
+        """Time passes for the services and for the simulators alike."""
+        self.clock.advance(seconds)
+        self.sim_clock.advance(seconds)
+
     def register(self, record_id: str, phone: str = "(617) 555-0100", **kwargs: str) -> None:
         register(self.project, self.sim_clock, Participant(record_id, phone, "Ada"), **kwargs)
 
@@ -139,6 +144,14 @@ def clean_env() -> dict[str, str]:
     return keep
 
 
+def at_start() -> SimClock:
+    """A simulators' clock frozen at START, moved only by :meth:`Rig.advance`: Twilio's times
+    (the SMS accepted-at times REDCap records) then match the services' ManualClock."""
+    clock = SimClock(UTC, START)
+    clock.freeze()
+    return clock
+
+
 def start_rig(
     project: Project, tmp: Path, *, sim_clock: SimClock | None = None, **overrides: str
 ) -> Iterator[Rig]:
@@ -173,6 +186,12 @@ def start_rules_rig(
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     yield from start_rig(build_demo_project(), tmp_path)
+
+
+@pytest.fixture
+def timed_rig(tmp_path: Path) -> Iterator[Rig]:
+    """The demo project, the simulators on the services' time (:func:`at_start`)."""
+    yield from start_rig(build_demo_project(), tmp_path, sim_clock=at_start())
 
 
 @pytest.fixture

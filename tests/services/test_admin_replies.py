@@ -87,6 +87,7 @@ def test_status_json_counts_replies_answers_and_opt_outs(answered: Rig) -> None:
             "confirmed": 0,
             "cancelled": 2,
             "unclear": 1,
+            "ambiguous": 0,
             "help": 1,
             "opted_out": 1,
             "opted_in": 1,
@@ -108,8 +109,8 @@ def test_status_text_says_it_in_words_without_numbers_or_texts(answered: Rig) ->
     news = lines.index("rule news:")
     mine = lines[visit:news]
     assert (
-        "latest reply per participant: confirmed 0, cancelled 2, unclear 1, help 1, "
-        "opted_out 1, opted_in 1" in mine
+        "latest reply per participant: confirmed 0, cancelled 2, unclear 1, ambiguous 0, "
+        "help 1, opted_out 1, opted_in 1" in mine
     )
     assert "auto-answers sent: 4" in mine
     assert not any(line.startswith(("latest reply", "auto-answers")) for line in lines[news:])

@@ -16,7 +16,7 @@ from tests.services.conftest import START, Rig, start_rules_rig
 def sent(rig: Rig, phone: str) -> None:
     rig.register("1", phone)
     registration_detector.run_once(rig.ctx(needs_twilio=False))
-    rig.clock.advance(61)
+    rig.advance(61)
     Sender(dry_run=False).run_once(rig.ctx())
     assert rig.status("1") == "sms_sent"
 
@@ -43,13 +43,14 @@ def test_final_outcome_is_recorded(rig: Rig, phone: str, status: str, code: str)
     assert values["pipeline_delivery_checked_at"]
 
 
-def test_silence_becomes_unconfirmed_after_the_limit(rig: Rig) -> None:
+def test_silence_becomes_unconfirmed_after_the_limit(timed_rig: Rig) -> None:
     """A message stuck in 'sent' is unconfirmed after DELIVERY_CHECK_MAX_HOURS, not resent."""
+    rig = timed_rig
     sent(rig, "+15005553000")
     rig.sim_clock.advance(30)
     assert delivery_checker.run_once(rig.ctx()).counts["pending"] == 1
     assert rig.status("1") == "sms_sent"
-    rig.clock.advance(73 * 3600)
+    rig.advance(73 * 3600)
     delivery_checker.run_once(rig.ctx())
     assert rig.status("1") == "unconfirmed"
     assert len(rig.sent_to("+15005553000")) == 1

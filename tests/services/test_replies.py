@@ -170,20 +170,6 @@ def test_a_21610_from_twilio_opts_the_record_out(replies: Rig) -> None:
     assert values["visit_error_code"] == "21610"
 
 
-def test_a_shared_phone_goes_to_the_most_recent_message(replies: Rig) -> None:
-    """Two records on one family phone: the reply belongs to the record texted last."""
-    join(replies, "1")
-    send(replies)
-    replies.clock.advance(60)
-    replies.sim_clock.advance(60)
-    join(replies, "2")
-    send(replies)
-    text_back(replies, "no")
-    poll(replies)
-    assert replies.values("2")["visit_reply"] == "cancelled"
-    assert "visit_reply" not in replies.values("1")
-
-
 def test_unknown_numbers_and_odd_senders_are_counted_and_ignored(replies: Rig) -> None:
     """A number we never texted, a short code, an alphanumeric sender: ignored with a reason,
     nothing written."""
@@ -192,9 +178,14 @@ def test_unknown_numbers_and_odd_senders_are_counted_and_ignored(replies: Rig) -
     text_back(replies, "yes", phone="+16175550199")
     text_back(replies, "yes", phone="12345")
     text_back(replies, "yes", phone="ACMEBANK")
-    counts = poll(replies)
+    poller = reply_poller.ReplyPoller()
+    counts = dict(poller.run_once(replies.ctx()).counts)
     assert counts == {"ignored_unknown_number": 1, "ignored_odd_number": 2}
     assert "visit_reply" not in replies.values("1")
+    ctx = replies.ctx()
+    replies.redcap.server.reset_stats()
+    assert dict(poller.run_once(ctx).counts) == {}  # remembered by this process
+    assert replies.redcap.server.stats.total_requests() == 0
 
 
 def test_a_reply_older_than_the_message_is_not_attributed_to_it(replies: Rig) -> None:
@@ -333,20 +324,17 @@ def test_admin_commands_name_the_auto_answer_rule(replies: Rig) -> None:
     assert refused.returncode == 2 and "baseline rule visit instead" in refused.stderr
 
 
-def test_a_queued_answer_superseded_by_help_is_cancelled_not_failed(replies: Rig) -> None:
-    """YES queues its answer; HELP arrives (a later cycle) before the sender ran: the queued
-    answer is cancelled (superseded), never sent, never a failure for the digests."""
+def test_help_after_yes_keeps_the_answer_and_its_queued_auto_answer(replies: Rig) -> None:
+    """YES queues its answer; HELP arrives (a later cycle) before the sender ran: YES stays
+    the reply (a settled answer), and its answer goes, once."""
     join(replies, "1")
     send(replies)
-    text_back(replies, "yes")
+    yes = text_back(replies, "yes")
     poll(replies)
     text_back(replies, "HELP")
-    poll(replies)
+    assert poll(replies) == {"already_recorded": 1, "kept_answer": 1}
     values = replies.values("1")
-    assert values["visit_reply"] == "help"
-    assert (values["visit_answer_status"], values["visit_answer_error_code"]) == (
-        "cancelled",
-        "superseded",
-    )
+    assert (values["visit_reply"], values["visit_reply_sid"]) == ("confirmed", yes)
+    assert values["visit_answer_status"] == "registered"
     send(replies)
-    assert len(bodies(replies)) == 2
+    assert bodies(replies)[2:] == ["Thank you, your visit is confirmed."]

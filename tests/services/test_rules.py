@@ -14,7 +14,7 @@ from sandbox.redcap.demo import build_demo_project
 from sandbox.rehearsal import add_rule_fields
 from services import delivery_checker, registration_detector
 from services.sms_sender import Sender
-from tests.services.conftest import Rig, start_rig, start_rules_rig
+from tests.services.conftest import Rig, at_start, start_rig, start_rules_rig
 
 WELCOME = """
 [[rule]]
@@ -52,7 +52,9 @@ PHONE = "+16175550100"
 @pytest.fixture
 def three(tmp_path: Path) -> Iterator[Rig]:
     """The demo project with the welcome, reminder and visit rules; noon UTC in New York."""
-    yield from start_rules_rig(tmp_path, WELCOME + REMINDER + VISIT, TIMEZONE="America/New_York")
+    yield from start_rules_rig(
+        tmp_path, WELCOME + REMINDER + VISIT, sim_clock=at_start(), TIMEZONE="America/New_York"
+    )
 
 
 def join(rig: Rig, record_id: str, phone: str, **values: str) -> None:
@@ -76,8 +78,7 @@ def only_visit(rig: Rig, *records: str) -> None:
 
 
 def advance(rig: Rig, minutes: float) -> None:
-    rig.clock.advance(minutes * 60)
-    rig.sim_clock.advance(minutes * 60)
+    rig.advance(minutes * 60)
 
 
 def bodies(rig: Rig, phone: str = PHONE) -> list[str]:
