@@ -1,7 +1,10 @@
 """A participant's phone number and e-mail address: pick the first usable one of the configured
 fields, normalize it, and mask it for logs.
 
-Phones are normalized to E.164 with phonenumbers. Addresses are checked by email-validator for
+Phones are normalized to E.164 with phonenumbers, and a number that phonenumbers says cannot take
+an SMS (a landline where its numbering plan tells landlines from mobiles, as the UK's does; a
+toll-free, premium-rate or shared-cost number) is passed over, with its reason: texting it would
+cost a message and never arrive. Addresses are checked by email-validator for
 syntax only (``check_deliverability=False``): a DNS lookup per participant would make the send
 path depend on the resolver and cost a round trip per record; Graph's ErrorInvalidRecipients and
 bounces tell us the rest. Both are PHI: reasons name the field and what is wrong, never the
@@ -17,19 +20,25 @@ from email_validator import EmailNotValidError, validate_email
 
 from common.errors import ConfigError, InvalidEmail, InvalidPhone
 
-
 # -- picking ------------------------------------------------------------------------------------
-def pick_phone(values: Mapping[str, str], fields: Sequence[str], region: str) -> tuple[str, str]:
-    """The first usable phone among ``fields`` (in order), as (field, E.164).
+NOT_TEXTABLE = "not_textable"  # the reason code of a number that cannot take an SMS
 
-    Raises InvalidPhone (``no_phone`` / ``invalid_phone``) naming the fields tried and why each
-    failed, without the digits.
+
+def pick_phone(values: Mapping[str, str], fields: Sequence[str], region: str) -> tuple[str, str]:
+    """The first phone among ``fields`` (in order) that can take an SMS, as (field, E.164).
+
+    Raises InvalidPhone naming the fields tried and why each failed, without the digits:
+    ``no_phone`` (none given), ``not_textable`` (only numbers that cannot take an SMS: a
+    landline, toll-free...) or ``invalid_phone`` (any other unusable one among them).
     """
-    found, problems = _first_usable(values, fields, lambda raw: normalize_phone(raw, region))
+    found, problems = _first_usable(values, fields, lambda raw: textable_phone(raw, region))
     if found is not None:
         return found
     if problems:
-        raise InvalidPhone("invalid_phone", "no usable phone number (" + "; ".join(problems) + ")")
+        why = "; ".join(problems)
+        if all(problem.endswith(_CANNOT_TEXT) for problem in problems):
+            raise InvalidPhone(NOT_TEXTABLE, f"no phone number that can take an SMS ({why})")
+        raise InvalidPhone("invalid_phone", f"no usable phone number ({why})")
     raise InvalidPhone("no_phone", "no phone number in " + ", ".join(fields))
 
 
@@ -80,6 +89,28 @@ def normalize_phone(raw: str, region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"not a valid number for region {region} or its country code")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+# phonenumbers' number types that never take an SMS. FIXED_LINE is said only where the numbering
+# plan tells landlines from mobiles (GB, FR, DE, AU...); the US and Canada give
+# FIXED_LINE_OR_MOBILE, which passes.
+_NO_SMS = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "a landline",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+}
+_CANNOT_TEXT = "which cannot take an SMS"
+
+
+def textable_phone(raw: str, region: str) -> str:
+    """``raw`` as E.164 if it can take an SMS; ValueError with the reason (no digits) if it is
+    unusable (:func:`normalize_phone`) or of a kind that cannot (a landline, toll-free...)."""
+    e164 = normalize_phone(raw, region)
+    kind = _NO_SMS.get(phonenumbers.number_type(phonenumbers.parse(e164, None)))
+    if kind is not None:
+        raise ValueError(f"{kind}, {_CANNOT_TEXT}")
+    return e164
 
 
 def mask_phone(e164: str) -> str:

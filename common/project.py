@@ -230,7 +230,8 @@ def load_layout(client: RedcapClient, settings: Settings, needs: Needs) -> Layou
     layout, checks = inspect(client, settings, needs)
     for check in checks:
         if not check.ok:
-            raise ProjectCheckError(f"{check.detail}; {check.fix}" if check.fix else check.detail)
+            found = f"{check.name}: {check.detail}"
+            raise ProjectCheckError(f"{found}; {check.fix}" if check.fix else found)
     assert layout is not None  # every check passed
     return layout
 

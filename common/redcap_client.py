@@ -25,7 +25,7 @@ from redcap.request import RedcapError
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from common.errors import RedcapBanned, RedcapRejected, RedcapUnavailable
+from common.errors import ConfigError, RedcapBanned, RedcapRejected, RedcapUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,19 @@ class RedcapClient:
         return [{k: str(v) for k, v in row.items()} for row in self._rows(rows)]
 
     def report(self, report_id: str) -> list[dict[str, str]]:
-        """The rows of a saved report (its columns and filter, as the team set it up), raw."""
-        rows = self._call(self._project.export_report, report_id=str(report_id), raw_or_label="raw")
+        """The rows of a saved report (its columns and filter, as the team set it up), raw.
+        ConfigError when the project has no such report (REDCap answers 403 for it)."""
+        try:
+            rows = self._call(
+                self._project.export_report, report_id=str(report_id), raw_or_label="raw"
+            )
+        except RedcapRejected as exc:
+            if "does not belong to this project" in str(exc):
+                raise ConfigError(
+                    f"this project has no report {report_id}; use a Report ID that REDCap's "
+                    "My Reports & Exports page shows"
+                ) from None
+            raise
         return [{k: str(v) for k, v in row.items()} for row in self._rows(rows)]
 
     def import_rows(self, rows: Sequence[Mapping[str, str]], overwrite: bool = False) -> int:
@@ -206,8 +217,10 @@ def _translate_http(exc: requests.HTTPError) -> Exception:
     if status >= 500 or status == 0:
         return RedcapUnavailable(f"REDCap answered HTTP {status} (after retries)")
     text = _error_text(response.text if response is not None else "")
-    if status in (401, 403):
+    if status == 401 or (status == 403 and "permissions to use the API" in text):
         return RedcapRejected(f"REDCap refused the token ({status}): {text}")
+    if status == 403:  # the token is fine; a right it lacks, or a report of another project
+        return RedcapRejected(f"REDCap refused the request ({status}): {text}")
     record_errors = _record_errors(text)
     if record_errors:
         # REDCap quotes each refused value (it may be a phone number): keep field and message.

@@ -106,8 +106,10 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings(env_file: str | None, environ: Mapping[str, str] | None = None) -> Settings:
-    return settings_from(env_file, os.environ if environ is None else environ)
+def load_settings(
+    env_file: str | None, environ: Mapping[str, str] | None = None, *, redcap: bool = True
+) -> Settings:
+    return settings_from(env_file, os.environ if environ is None else environ, redcap=redcap)
 
 
 def run_service(
@@ -168,19 +170,23 @@ def run_service(
             notifier.close()
 
 
-def report_failure(exc: RelayError, say: Callable[[str], None]) -> int:
-    """Say what went wrong in one line and return the exit code for it."""
+def exit_code(exc: RelayError) -> int:
+    """The exit code every command gives ``exc`` (the module docstring's table)."""
     if isinstance(exc, ConfigError):
-        say(f"configuration error: {exc}")
         return EXIT_CONFIG
     if isinstance(exc, ProjectCheckError):
-        say(f"REDCap project check failed: {exc}")
         return EXIT_PROJECT
     if isinstance(exc, RedcapBanned):
-        say(str(exc))
         return EXIT_BANNED
-    say(str(exc))
     return EXIT_FAILURE
+
+
+def report_failure(exc: RelayError, say: Callable[[str], None]) -> int:
+    """Say what went wrong in one line and return the exit code for it."""
+    code = exit_code(exc)
+    prefix = {EXIT_CONFIG: "configuration error: ", EXIT_PROJECT: "REDCap project check failed: "}
+    say(f"{prefix.get(code, '')}{exc}")
+    return code
 
 
 def _stderr(line: str) -> None:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
@@ -74,12 +75,16 @@ def load_environment(env_file: str | None, environ: Mapping[str, str]) -> dict[s
     return {**read_env_file(env_file), **environ}
 
 
-def load_settings(env_file: str | None, environ: Mapping[str, str]) -> Settings:
+def load_settings(
+    env_file: str | None, environ: Mapping[str, str], *, redcap: bool = True
+) -> Settings:
     """Settings from the file and the environment; a name in the file that is no setting (a
-    typo such as ``SMS_DELAY_MINUTE``) is an error, since it would silently do nothing."""
+    typo such as ``SMS_DELAY_MINUTE``) is an error, since it would silently do nothing.
+    ``redcap=False``: for a command that never talks to REDCap, its URL, token and project id
+    may be missing."""
     from_file = read_env_file(env_file)
     return Settings.from_env(
-        {**from_file, **environ}, file_names=from_file, source=env_file or ".env"
+        {**from_file, **environ}, file_names=from_file, source=env_file or ".env", redcap=redcap
     )
 
 
@@ -136,26 +141,35 @@ class Settings:
     log_format: str
     lock_dir: Path
     rules_file: str  # RULES_FILE; empty: the built-in rule from the settings above
+    consent_field: str  # CONSENT_FIELD: admin check warns of a rule whose `when` ignores it
+    sandbox_clock_file: Path | None  # a rehearsal's shared clock; never set in production
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str], file_names: Iterable[str] = (), source: str = ".env"
+        cls,
+        env: Mapping[str, str],
+        file_names: Iterable[str] = (),
+        source: str = ".env",
+        *,
+        redcap: bool = True,
     ) -> Settings:
         """Parse and check every setting; raise ConfigError naming the first bad one.
 
         ``file_names`` are the names written in the settings file ``source``: each must be a
-        setting (the real environment holds much else and is not checked).
+        setting (the real environment holds much else and is not checked). ``redcap=False``
+        lets REDCAP_API_URL, REDCAP_API_TOKEN and REDCAP_PROJECT_ID be missing (``admin
+        instrument``, which makes the fields before anyone has a token); given, they are checked.
         """
         r = EnvReader(env)
-        url = r.text("REDCAP_API_URL", required=True, hint="e.g. https://redcap.example.org/api/")
-        if not re.match(r"^https?://", url):
+        url = r.text("REDCAP_API_URL", required=redcap, hint="e.g. https://redcap.example.org/api/")
+        if url and not re.match(r"^https?://", url):
             raise ConfigError(f"REDCAP_API_URL={url!r} is not a URL; set it to your REDCap API URL")
         if url.endswith("/api"):
             url += "/"  # REDCap redirects /api to /api/ and the redirect turns POST into GET
-        if not url.endswith("/api/"):
+        if url and not url.endswith("/api/"):
             raise ConfigError("REDCAP_API_URL must end with /api/ (REDCap's API endpoint)")
-        token = r.text("REDCAP_API_TOKEN", required=True, hint="from REDCap's API page")
-        if not _TOKEN.match(token):
+        token = r.text("REDCAP_API_TOKEN", required=redcap, hint="from REDCap's API page")
+        if token and not _TOKEN.match(token):
             raise ConfigError(
                 "REDCAP_API_TOKEN is not a REDCap project token (32 hex characters); "
                 "copy it again from the project's API page"
@@ -169,7 +183,7 @@ class Settings:
         settings = cls(
             redcap_api_url=url,
             redcap_api_token=token,
-            redcap_project_id=r.integer("REDCAP_PROJECT_ID", required=True, minimum=1),
+            redcap_project_id=r.integer("REDCAP_PROJECT_ID", required=redcap, minimum=1),
             redcap_event=r.field("REDCAP_EVENT", "", what="event"),
             registration_complete_field=r.field(
                 "REGISTRATION_COMPLETE_FIELD", "registration_complete"
@@ -246,10 +260,36 @@ class Settings:
             log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),
             lock_dir=Path(r.text("LOCK_DIR", default="") or default_lock_dir(env)),
             rules_file=r.text("RULES_FILE", default=""),
+            consent_field=r.field("CONSENT_FIELD", ""),
+            sandbox_clock_file=Path(c) if (c := r.text("SANDBOX_CLOCK_FILE", default="")) else None,
         )
         check_names(file_names, r.names, source)
+        settings.check_rehearsal()
         settings.check_redcap_budget()
         return settings
+
+    def check_rehearsal(self) -> None:
+        """SANDBOX_CLOCK_FILE moves the rules' time, so it is refused unless every service
+        these settings name (defaults included) is on this machine, the sandbox's simulators:
+        in production it can only be an error, never a clock."""
+        if self.sandbox_clock_file is None:
+            return
+        for name, url in (
+            ("REDCAP_API_URL", self.redcap_api_url),
+            ("TWILIO_API_BASE_URL", self.twilio_api_base_url),
+            ("GRAPH_AUTHORITY_URL", self.graph_authority_url),
+            ("GRAPH_API_BASE_URL", self.graph_api_base_url),
+        ):
+            if url and urlsplit(url).hostname not in LOCAL_HOSTS:
+                raise ConfigError(
+                    f"SANDBOX_CLOCK_FILE is set but {name} is not on this machine; only "
+                    "python -m sandbox sets it, for its simulators: remove it from these settings"
+                )
+        if not self.sandbox_clock_file.is_file():
+            raise ConfigError(
+                f"SANDBOX_CLOCK_FILE={self.sandbox_clock_file}: no such file; it is written by "
+                "python -m sandbox while it runs: start it, then use the .env.sandbox it writes"
+            )
 
     def check_redcap_budget(self) -> None:
         """The sender's REDCap traffic must stay well inside REDCap's API rate limit, whose
@@ -305,6 +345,9 @@ class Settings:
     @property
     def sender_label(self) -> str:
         return self.twilio_from_number or self.twilio_messaging_service_sid
+
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 # -- the credentials, checked only by the commands that use them -------------------------------

@@ -53,6 +53,7 @@ ERROR_TEXT = {
     30006: "landline or unreachable carrier",
     30007: "filtered by the carrier (spam/content rules)",
     30008: "unknown delivery error",
+    30032: "toll-free sender number not verified for US/Canada texts",
     30034: "sender number not registered for US A2P 10DLC",
 }
 
@@ -256,12 +257,15 @@ class SmsGateway:
 
     def check_credentials(self) -> datetime | None:
         """One cheap authenticated call; Twilio's clock at its answer (its ``Date`` header), if
-        it said. Raises ConfigError or TwilioUnavailable."""
+        it said. Raises ConfigError (credentials refused: 401/20003 names TWILIO_ACCOUNT_SID and
+        TWILIO_AUTH_TOKEN) or TwilioUnavailable."""
         try:
             self._client.messages.list(limit=1, page_size=1)
         except TwilioRestException as exc:
             raise _translate_rest(exc, creating=False) from None
-        except (TwilioException, requests.RequestException):
+        except TwilioException as exc:  # a list page answered non-200 (a 401 among them)
+            raise _translate_page(exc) from None
+        except requests.RequestException:
             raise TwilioUnavailable("Twilio could not be reached") from None
         return self._http.last_date
 
@@ -312,15 +316,25 @@ def _translate_page(exc: TwilioException) -> Exception:
     response = exc.args[1] if len(exc.args) > 1 else None
     status = int(getattr(response, "status_code", 0) or 0)
     if status in (401, 403):
+        code = _error_code(getattr(response, "text", ""))
         return ConfigError(
-            f"Twilio refused the credentials (HTTP {status}); check TWILIO_ACCOUNT_SID and "
-            "TWILIO_AUTH_TOKEN"
+            f"Twilio refused the credentials (HTTP {status}{f', error {code}' if code else ''}); "
+            "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
         )
     if status == 429:
         return TwilioUnavailable("Twilio is rate limiting (429)")
     if status:
         return TwilioUnavailable(f"Twilio answered HTTP {status} to a list")
     return TwilioUnavailable("Twilio's answer to a list could not be read")
+
+
+def _error_code(body: object) -> int | None:
+    """Twilio's error code from an error body (``{"code": 20003, ...}``), if it has one."""
+    try:
+        code = json.loads(str(body or "")).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
 
 
 def _no_service() -> ConfigError:

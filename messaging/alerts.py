@@ -62,6 +62,7 @@ MARGIN = timedelta(minutes=61)  # as messaging.due: a daylight-saving hour, a tr
 REASONS = {
     "no_phone": "no phone number on the record",
     "invalid_phone": "the phone number is not valid",
+    "not_textable": "the phone number cannot take an SMS (a landline, toll-free...)",
     "no_email": "no e-mail address on the record",
     "invalid_email": "the e-mail address is not valid",
     "no_contact": "no usable phone number or e-mail address",

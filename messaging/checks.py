@@ -11,6 +11,7 @@ rule, the key and the fix. :func:`survey_checks` asks whether each rule's survey
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Set
 from functools import partial
 
@@ -21,6 +22,7 @@ from common.redcap_client import RedcapClient
 from common.settings import Settings
 from messaging.replies import OPT_OUT_KINDS, RECORD_KINDS
 from messaging.rules import Rule, Rules, survey_setting
+from messaging.templates import LocalizedTemplates, MessageTemplate
 
 BUILTIN_FIX = (
     "fix the field in the Online Designer, or upload redcap/pipeline_instrument.csv in REDCap's "
@@ -68,6 +70,7 @@ def rule_checks(
             checks.append(Check(title, False, *logic))
             continue
         checks.append(Check(title, True, f"{len(rule.fields.kinds())} fields"))
+        checks += [Check(title, True, detail, warning=True) for detail in _warnings(rule, meta)]
     if rules.replying:
         checks.append(_opt_out_check(meta))
     return checks
@@ -104,7 +107,7 @@ def _field_problems(
     if not problems and forms_by_event is not None and status is not None:
         if rule.event not in forms_by_event:
             problems.append(
-                f"rule {rule.name}: event {rule.event!r} is not an event of this project "
+                f"event {rule.event!r} is not an event of this project "
                 f"(events: {', '.join(forms_by_event)})"
             )
         elif status["form_name"] not in forms_by_event[rule.event]:
@@ -116,44 +119,136 @@ def _field_problems(
 
 
 def _read_problems(rule: Rule, meta: Mapping[str, Mapping[str, str]]) -> list[tuple[str, str]]:
-    where = "SMS_TEMPLATE" if rule.builtin else f"rule {rule.name}: template"
+    """What the rule reads that the project lacks, each named by the key as the rules file writes
+    it (``answer_cancelled.es``, ``email_template``; SMS_TEMPLATE for the built-in rule)."""
     problems: list[tuple[str, str]] = []
-    used = [
-        *(rule.templates.fields if rule.sends_sms and not rule.answer_of else ()),
-        *(rule.mail.fields if rule.mail else ()),
-        *(name for templates in rule.answers.values() for name in templates.fields),
-    ]
-    missing = [name for name in dict.fromkeys(used) if name not in meta]
-    if missing:
-        problems.append(
-            (
-                f"{where} uses unknown field(s): {', '.join(missing)}",
-                "fix the {field:NAME} placeholders",
+    for where, template in _texts(rule):
+        missing = [name for name in template.fields if name not in meta]
+        for name in missing:
+            problems.append(
+                (
+                    f"{where} uses {{field:{name}}}, and {name} is not a field of this project",
+                    _did_you_mean(name, meta) + "correct the placeholder, or add the field",
+                )
             )
-        )
     if rule.anchor:
         row = meta.get(rule.anchor)
         check = field_types.validation(row) if row else ""
         if row is None:
             problems.append(
-                (f"rule {rule.name}: anchor {rule.anchor!r} is not a field", "name a date field")
+                (
+                    f"anchor = {rule.anchor!r} is not a field of this project",
+                    _did_you_mean(rule.anchor, meta) + "name a date or date-time field",
+                )
             )
         elif not check.startswith(("date_", "datetime_")):
             problems.append(
                 (
-                    f"rule {rule.name}: anchor {rule.anchor!r} is not a date or date-time field",
+                    f"anchor = {rule.anchor!r} is not a date or date-time field",
                     "name a field validated as a date or date-time (e.g. datetime_ymd)",
                 )
             )
-    for name in rule.templates.language_fields:
-        if name not in meta:
+    chooser = _chooser(rule)
+    if chooser is not None:
+        name = chooser.language_field
+        row = meta.get(name)
+        if row is None:
             problems.append(
                 (
-                    f"rule {rule.name}: language_field {name!r} is not a field",
-                    "name the field holding the participant's language",
+                    f"language_field = {name!r} is not a field of this project",
+                    _did_you_mean(name, meta) + "name the field holding the participant's language",
+                )
+            )
+        elif (choices := _choices(row)) is not None and (
+            unknown := [code for code in chooser.languages if code not in choices]
+        ):
+            problems.append(
+                (
+                    f"languages: code {unknown[0]!r} is not a choice of {name} (its codes: "
+                    f"{', '.join(choices) or 'none'})",
+                    f"use {name}'s raw codes in languages, as its data dictionary row lists them",
                 )
             )
     return problems
+
+
+def _texts(rule: Rule) -> list[tuple[str, MessageTemplate]]:
+    """Every text the rule sends, with its key as written: the SMS template, the e-mail's parts
+    and the auto-answers (named once, on the rule that takes the replies, not its companion)."""
+    if rule.answer_of:
+        return []
+    if rule.builtin:
+        return [("SMS_TEMPLATE", t) for t in rule.templates.templates.values()]
+    parts = [rule.templates] if rule.sends_sms else []
+    if rule.mail is not None:
+        parts += [rule.mail.subject, rule.mail.text, *([rule.mail.html] if rule.mail.html else [])]
+    parts += list(rule.answers.values())
+    return [(part.where(locale), t) for part in parts for locale, t in part.templates.items()]
+
+
+def _chooser(rule: Rule) -> LocalizedTemplates | None:
+    """The rule's choice of language (its SMS template's, else its e-mail's), if it has one;
+    an auto-answer companion's is its parent's, checked there."""
+    if rule.answer_of:
+        return None
+    for part in (rule.templates, rule.mail.text if rule.mail else None):
+        if part is not None and part.language_field:
+            return part
+    return None
+
+
+def _choices(row: Mapping[str, str]) -> dict[str, str] | None:
+    """A choice field's raw codes and labels; None for a field without choices (free text: any
+    code may be typed there)."""
+    kind = field_types.field_type(row)
+    if kind == "yesno":
+        return {"1": "Yes", "0": "No"}
+    if kind == "truefalse":
+        return {"1": "True", "0": "False"}
+    if kind not in ("dropdown", "radio"):
+        return None
+    found: dict[str, str] = {}
+    for part in row.get("select_choices_or_calculations", "").split("|"):
+        value, _, label = part.partition(",")
+        if value.strip():
+            found[value.strip()] = label.strip()
+    return found
+
+
+def _warnings(rule: Rule, meta: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """What passes but is probably not meant: a language choice no template answers (those
+    participants silently get the first language), a date-only anchor counted in whole days
+    (the message would go at midnight)."""
+    found: list[str] = []
+    chooser = _chooser(rule)
+    row = meta.get(chooser.language_field) if chooser is not None else None
+    if chooser is not None and row is not None:
+        for code, label in (_choices(row) or {}).items():
+            if code not in chooser.languages:
+                found.append(
+                    f"{chooser.language_field} choice {code} ({label}) is not in languages: "
+                    f'those participants get {chooser.default}; add {code} = "<locale>" to '
+                    "languages if they should get another"
+                )
+    anchor = meta.get(rule.anchor) if rule.anchor else None
+    date_only = anchor is not None and field_types.validation(anchor).startswith("date_")
+    if date_only and rule.offset_minutes % MINUTES_A_DAY == 0:
+        daytime = rule.offset_minutes + DAYTIME_MINUTES
+        found.append(
+            f"anchor {rule.anchor} is a date without a time, so offset_minutes = "
+            f"{rule.offset_minutes:g} sends at 00:00 (quiet hours, if set, hold it until "
+            f"morning); offset_minutes = {daytime:g} sends at 09:00 instead"
+        )
+    return found
+
+
+def _did_you_mean(name: str, meta: Mapping[str, Mapping[str, str]]) -> str:
+    close = difflib.get_close_matches(name, list(meta), n=1)
+    return f"did you mean {close[0]}? " if close else ""
+
+
+MINUTES_A_DAY = 24 * 60
+DAYTIME_MINUTES = 9 * 60  # 09:00: what a date-only anchor's whole-day offset is moved to
 
 
 def _logic_problem(
@@ -166,9 +261,7 @@ def _logic_problem(
         try:
             client.export([record_id_field], logic, records=[_PROBE])
         except RedcapRejected as exc:
-            where = (
-                "REGISTRATION_COMPLETE_FIELD/_VALUE" if rule.builtin else f"rule {rule.name}: {key}"
-            )
+            where = "REGISTRATION_COMPLETE_FIELD/_VALUE" if rule.builtin else key
             return (
                 f"{where}: REDCap rejects the logic ({exc})",
                 "write it as in REDCap's branching logic, e.g. [field] = 'value'",

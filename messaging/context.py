@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-from common.clock import Clock, SystemClock
+from common.clock import Clock, clock_for
 from common.errors import ProjectCheckError
 from common.graph_client import GraphMailer
 from common.project import Layout, load_layout
@@ -84,7 +84,7 @@ def build_context(
         rules=rules,
         redcap=client,
         layout=layout,
-        clock=clock or SystemClock(settings.timezone),
+        clock=clock or clock_for(settings.timezone, settings.sandbox_clock_file),
         sms=sms,
         mail=mail,
         log=logging.getLogger(name),

@@ -203,15 +203,15 @@ def record_expired(ctx: Context, rows: Sequence[RuleRow]) -> None:
     write(ctx, rule, [reason_row(ctx, row, Status.EXPIRED, "expired", why) for row in rows])
 
 
-def cancel_stopped(ctx: Context, rows: Sequence[RuleRow]) -> list[RuleRow]:
-    """Ask REDCap whose ``stop_when`` holds now (one export for the rule's due records); mark
-    those ``cancelled`` and return the rest."""
+def stop_holds(ctx: Context, rows: Sequence[RuleRow]) -> set[str]:
+    """The records among one rule's ``rows`` whose ``stop_when`` holds now, as REDCap says (one
+    export); none when the rule has no ``stop_when``."""
     if not rows or not rows[0].rule.stop_when:
-        return list(rows)
+        return set()
     rule = rows[0].rule
     key = ctx.layout.record_id_field
     event = ctx.layout.event_for(rule.event)
-    held = {
+    return {
         r[key]
         for r in ctx.redcap.export(
             [key],
@@ -220,6 +220,15 @@ def cancel_stopped(ctx: Context, rows: Sequence[RuleRow]) -> list[RuleRow]:
             events=[event] if event else None,
         )
     }
+
+
+def cancel_stopped(ctx: Context, rows: Sequence[RuleRow]) -> list[RuleRow]:
+    """Ask REDCap whose ``stop_when`` holds now (one export for the rule's due records); mark
+    those ``cancelled`` and return the rest."""
+    held = stop_holds(ctx, rows)
+    if not held:
+        return list(rows)
+    rule = rows[0].rule
     why = "the rule's stop_when held when the message was due"
     cancelled = [row for row in rows if row.record_id in held]
     write(

@@ -32,6 +32,7 @@ can tell (logic it rejects, fields it lacks).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -312,9 +313,10 @@ class Rules:
         for rule in self.every:
             if rule.name == name:
                 return rule
-        raise ConfigError(
-            f"--rule {name}: no such rule; the rules are: {', '.join(r.name for r in self.every)}"
-        )
+        names = [rule.name for rule in self.every]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"--rule {name}: no such rule; {hint}the rules are: {', '.join(names)}")
 
     def companion(self, rule: Rule) -> Rule | None:
         """The rule sending ``rule``'s auto-answers; None if it has none."""

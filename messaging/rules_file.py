@@ -1,11 +1,13 @@
 """A study's rules from its settings (:func:`rules_for`): the RULES_FILE's, or the built-in rule
 made from the first version's settings. Every mistake is one ConfigError naming the rule, the key
-and the fix; an unknown key lists the allowed ones (messaging.rules.KEYS)."""
+as written (``answer_cancelled.es``) and the fix, and pointing to docs/rules.md; an unknown key
+gets the likely one ("did you mean") and lists the allowed ones (messaging.rules.KEYS)."""
 
 from __future__ import annotations
 
+import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -28,7 +30,7 @@ from messaging.rules import (
     RuleFields,
     Rules,
 )
-from messaging.templates import MAX_BODY, MAX_EMAIL, MAX_SUBJECT, LocalizedTemplates
+from messaging.templates import MAX_BODY, MAX_EMAIL, MAX_SUBJECT, NO_SURVEY, LocalizedTemplates
 
 
 def rules_for(settings: Settings) -> Rules:
@@ -62,7 +64,7 @@ def builtin_rule(
     alerts: bool = False,
 ) -> Rule:
     """Today's single message, from today's settings, in today's ``pipeline_*`` fields."""
-    templates = _templates("SMS_TEMPLATE", template_text, link=True)
+    templates = _templates("", "SMS_TEMPLATE", template_text, link=True)
     return Rule(
         name=BUILTIN,
         when=f"[{registration_field}] = '{registration_value}'",
@@ -76,9 +78,20 @@ def builtin_rule(
     )
 
 
+RULES_DOCS = "docs/rules.md"  # where every key is explained; each rules error points there
+
+
 def load_rules(path: Path, default_event: str, alerts: bool = False) -> tuple[Rule, ...]:
-    """The rules of a RULES_FILE; ConfigError naming the rule, the key and the fix. ``alerts``
-    (ALERT_EMAIL_TO is set) gives every rule its ``alerted_at`` field."""
+    """The rules of a RULES_FILE; ConfigError naming the rule, the key and the fix, and where
+    the keys are explained. ``alerts`` (ALERT_EMAIL_TO is set) gives every rule its
+    ``alerted_at`` field."""
+    try:
+        return _load(path, default_event, alerts)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (see {RULES_DOCS})") from None
+
+
+def _load(path: Path, default_event: str, alerts: bool) -> tuple[Rule, ...]:
     where = f"RULES_FILE {path}"
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -124,7 +137,10 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
     where = f"{where.rsplit(': rule', 1)[0]}: rule {name!r}"
     for key in table:
         if key not in KEYS and not key.startswith("answer_"):
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(KEYS)}")
+            raise ConfigError(
+                f"{where}: unknown key {key!r}; {_did_you_mean(key, KEYS)}"
+                f"allowed keys: {', '.join(KEYS)}"
+            )
     read = _Reader(table, where)
     when = read.text("when", required=True)
     anchor = read.field_name("anchor")
@@ -152,7 +168,7 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         raise ConfigError(f"{where}: language_field and languages go together")
     choice = _Choice(language_field, {str(k): v for k, v in languages.items()})
     templates = (
-        choice.templates(f"{where}: template", table["template"], link=bool(survey))
+        choice.templates(where, "template", table["template"], link=bool(survey))
         if SMS in channels
         else _NO_SMS
     )
@@ -167,7 +183,9 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         "reply_within_hours", 1, MAX_HOURS, default=REPLY_WINDOW_HOURS, unit="hours", example=72
     )
     answers = {
-        key.removeprefix("answer_"): choice.templates(f"{where}: {key}", spec, link=False)
+        key.removeprefix("answer_"): choice.templates(
+            where, key, spec, link=False, no_link=_ANSWER_NO_LINK
+        )
         for key, spec in table.items()
         if key.startswith("answer_")
     }
@@ -209,6 +227,20 @@ MAX_MINUTES = 366 * 24 * 60
 MAX_HOURS = 366 * 24
 # An e-mail-only rule has no SMS template; this stands in for it and is never rendered.
 _NO_SMS = LocalizedTemplates.build("(e-mail only)", link=False)
+# Why these texts never carry the participant's link, whatever the rule's survey.
+_ANSWER_NO_LINK = (
+    "an auto-answer carries no survey link (it answers a text back); put the link in template"
+)
+_SUBJECT_NO_LINK = (
+    "the subject carries no survey link (lock screens and mail lists show it); put it in "
+    "email_template"
+)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``did you mean 'x'? `` for the likeliest of ``choices``, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _answer_keys(table: Mapping[str, Any], where: str, texts: bool) -> None:
@@ -225,8 +257,11 @@ def _answer_keys(table: Mapping[str, Any], where: str, texts: bool) -> None:
         if "replies" not in table:
             raise ConfigError(f"{where}: {key} needs replies (the answers it responds to)")
         if answer != UNCLEAR and answer not in listed:
-            known = ", ".join([*(f"answer_{a}" for a in listed), f"answer_{UNCLEAR}"])
-            raise ConfigError(f"{where}: {key} answers no reply in replies; use one of: {known}")
+            keys = [*(f"answer_{a}" for a in listed), f"answer_{UNCLEAR}"]
+            raise ConfigError(
+                f"{where}: {key} answers no reply in replies; {_did_you_mean(key, keys)}"
+                f"use one of: {', '.join(keys)}"
+            )
 
 
 def _channels(table: Mapping[str, Any], where: str) -> tuple[str, ...]:
@@ -271,46 +306,60 @@ class _Choice:
     languages: Mapping[str, str]
 
     def templates(
-        self, where: str, spec: object, *, link: bool, limit: int = MAX_BODY
+        self,
+        where: str,
+        key: str,
+        spec: object,
+        *,
+        link: bool,
+        limit: int = MAX_BODY,
+        no_link: str = NO_SURVEY,
     ) -> LocalizedTemplates:
         return _templates(
             where,
+            key,
             spec,
             link=link,
             language_field=self.language_field,
             languages=self.languages,
             limit=limit,
+            no_link=no_link,
         )
 
 
 def _mail(table: Mapping[str, Any], where: str, link: bool, choice: _Choice) -> MailTemplates:
-    subject = choice.templates(f"{where}: subject", table["subject"], link=False, limit=MAX_SUBJECT)
-    for template in subject.templates.values():
+    subject = choice.templates(
+        where, "subject", table["subject"], link=False, limit=MAX_SUBJECT, no_link=_SUBJECT_NO_LINK
+    )
+    for locale, template in subject.templates.items():
         if "\n" in template.text or "\r" in template.text:
-            raise ConfigError(f"{where}: subject must be one line")
+            raise ConfigError(f"{where}: {subject.where(locale)} must be one line")
     text = choice.templates(
-        f"{where}: email_template", table["email_template"], link=link, limit=MAX_EMAIL
+        where, "email_template", table["email_template"], link=link, limit=MAX_EMAIL
     )
     html = None
     if "email_html" in table:
         html = choice.templates(
-            f"{where}: email_html", table["email_html"], link=link, limit=MAX_EMAIL
+            where, "email_html", table["email_html"], link=link, limit=MAX_EMAIL
         )
     return MailTemplates(subject, text, html)
 
 
 def _templates(
     where: str,
+    key: str,
     spec: object,
     *,
     link: bool,
     language_field: str = "",
     languages: Mapping[str, str] | None = None,
     limit: int = MAX_BODY,
+    no_link: str = NO_SURVEY,
 ) -> LocalizedTemplates:
+    """``key``'s text(s); ConfigError ``where: <the key as written>: <what is wrong>``."""
+    place = f"{where}: " if where else ""
     if not isinstance(spec, str | dict):
-        key = where.rsplit(": ", 1)[-1]
-        raise ConfigError(f'{where} must be text, or one text per language ({key}.en = "...")')
+        raise ConfigError(f'{place}{key} must be text, or one text per language ({key}.en = "...")')
     try:
         return LocalizedTemplates.build(
             spec,
@@ -318,10 +367,11 @@ def _templates(
             language_field=language_field,
             languages=dict(languages or {}),
             limit=limit,
-            key=where.rsplit(": ", 1)[-1],
+            key=key,
+            no_link=no_link,
         )
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{place}{exc}") from None
 
 
 class _Reader:

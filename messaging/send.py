@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from common import logs
-from common.contacts import allowed, normalize_phone, pick_email, pick_phone
+from common.contacts import NOT_TEXTABLE, allowed, normalize_phone, pick_email, pick_phone
 from common.errors import (
     ConfigError,
     GraphOutcomeUnknown,
@@ -76,6 +76,7 @@ SKIP_CODES = frozenset(
     {
         "no_phone",
         "invalid_phone",
+        NOT_TEXTABLE,  # a landline, toll-free... number: SMS would never arrive
         "not_allowed",
         "no_email",
         "invalid_email",

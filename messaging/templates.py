@@ -58,7 +58,7 @@ _NEEDS_TIME = ("time", "datetime")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VALUE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?: ([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?")
 _ALLOWED = "use {survey_link}, {record_id}, {field:NAME} or {field:NAME:date|time|datetime|weekday}"
-_NO_SURVEY = "this rule has no survey; add survey = ... or remove {survey_link}"
+NO_SURVEY = "this rule has no survey; add survey = ... or remove {survey_link}"
 
 
 @dataclass(frozen=True)
@@ -81,26 +81,27 @@ class MessageTemplate:
     parts: tuple[str | _Slot, ...] = field(repr=False, compare=False)
 
     @classmethod
-    def parse(cls, text: str, *, link: bool, limit: int = MAX_BODY) -> MessageTemplate:
+    def parse(
+        cls, text: str, *, link: bool, limit: int = MAX_BODY, no_link: str = NO_SURVEY
+    ) -> MessageTemplate:
         """Check the placeholders; ValueError says in one line which one is wrong and why.
-        ``limit`` is the longest text allowed (an SMS by default)."""
+        ``limit`` is the longest text allowed (an SMS by default); ``no_link`` is why
+        ``{survey_link}`` is refused where ``link`` is False (the rule has no survey, or the
+        text is one that never carries the link)."""
         if not text.strip():
             raise ValueError('the message is empty; write its text, e.g. "See you {field:a:date}"')
         if len(text) > limit:
             what = "an SMS holds" if limit == MAX_BODY else "the limit is"
             raise ValueError(f"the message is {len(text)} characters; {what} {limit}")
-        try:
-            parsed = list(string.Formatter().parse(text))
-        except ValueError as exc:
-            raise ValueError(
-                f"stray brace ({exc}); write a literal brace as {{{{ or }}}}"
-            ) from None
+        stray = _stray_brace(text)
+        if stray:
+            raise ValueError(f"{stray}; write a brace that is part of the text as {{{{ or }}}}")
         parts: list[str | _Slot] = []
-        for literal, name, spec, conversion in parsed:
+        for literal, name, spec, conversion in string.Formatter().parse(text):
             if literal:
                 parts.append(literal)
             if name is not None:
-                parts.append(_slot(name, spec or "", conversion, link=link))
+                parts.append(_slot(name, spec or "", conversion, link=link, no_link=no_link))
         slots = [p for p in parts if isinstance(p, _Slot)]
         has_link = any(s.kind == "survey_link" for s in slots)
         if link and not has_link:
@@ -149,7 +150,40 @@ class MessageTemplate:
         return "".join(pieces)
 
 
-def _slot(name: str, spec: str, conversion: str | None, *, link: bool) -> _Slot:
+def _stray_brace(text: str) -> str:
+    """Where a brace opens no placeholder or closes none, said as a person would ("" if none);
+    the same reading str.format makes, without its parser's words."""
+    depth, opened, i = 0, 0, 0
+    while i < len(text):
+        pair = text[i : i + 2]
+        if depth == 0 and pair in ("{{", "}}"):
+            i += 2
+            continue
+        if text[i] == "{":
+            if depth:
+                return (
+                    f"the '{{' at character {opened + 1} ({_around(text, opened)}) is never "
+                    "closed (another '{' comes first)"
+                )
+            depth, opened = 1, i
+        elif text[i] == "}":
+            if not depth:
+                return f"the '}}' at character {i + 1} ({_around(text, i)}) closes no placeholder"
+            depth = 0
+        i += 1
+    if depth:
+        return f"the '{{' at character {opened + 1} ({_around(text, opened)}) is never closed"
+    return ""
+
+
+def _around(text: str, at: int) -> str:
+    """A few characters either side of ``at``, quoted: enough to find it in the rules file."""
+    start, end = max(at - 12, 0), min(at + 13, len(text))
+    shown = ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+    return repr(shown.replace("\n", " "))
+
+
+def _slot(name: str, spec: str, conversion: str | None, *, link: bool, no_link: str = "") -> _Slot:
     # str.format reads "{field:a:date}" as field "field" with format spec "a:date".
     shown = (
         "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
@@ -160,7 +194,7 @@ def _slot(name: str, spec: str, conversion: str | None, *, link: bool) -> _Slot:
         if spec:
             raise ValueError(f"placeholder {shown} takes nothing after the name; write {{{name}}}")
         if name == "survey_link" and not link:
-            raise ValueError(f"placeholder {shown}: {_NO_SURVEY}")
+            raise ValueError(f"placeholder {shown}: {no_link or NO_SURVEY}")
         return _Slot("survey_link" if name == "survey_link" else "record_id")
     if name != "field":
         raise ValueError(f"placeholder {shown} is not allowed; {_ALLOWED}")
@@ -259,6 +293,8 @@ class LocalizedTemplates:
     default: str
     language_field: str = ""  # REDCap field holding each participant's language code
     languages: Mapping[str, str] = field(default_factory=dict)  # its raw codes -> locales
+    key: str = "template"  # the rules file's key (template, subject, answer_confirmed...)
+    by_language: bool = False  # written per language (template.en = ...), not as one text
 
     @classmethod
     def build(
@@ -271,29 +307,32 @@ class LocalizedTemplates:
         locale: str = "en",
         limit: int = MAX_BODY,
         key: str = "template",
+        no_link: str = NO_SURVEY,
     ) -> LocalizedTemplates:
-        """From ``template = "..."`` (in ``locale``) or ``template.en = "..."``; else ValueError.
+        """From ``template = "..."`` (in ``locale``) or ``template.en = "..."``; else ValueError
+        whose one line starts with the key as written (``template``, ``answer_cancelled.es``).
 
         Every locale must be one Babel knows, spelled as Babel does (``fr_CA``); every code in
         ``languages`` must map to a locale that has a template; every template must be reachable
-        (the first is the fallback, each other one needs a code).
+        (the first is the fallback, each other one needs a code). ``no_link``: why a
+        ``{survey_link}`` is refused when ``link`` is False.
         """
+        by_language = not isinstance(spec, str)
         written = {locale: spec} if isinstance(spec, str) else dict(spec)
         if not written:
-            raise ValueError(f'has no languages; write {key} = "..." or {key}.en = "..."')
+            raise ValueError(f'{key} has no languages; write {key} = "..." or {key}.en = "..."')
         templates: dict[str, MessageTemplate] = {}
         for name, text in written.items():
-            where = f"language {name}" if not isinstance(spec, str) else f"locale {name}"
+            where = f"{key}.{name}" if by_language else key
             _check_locale(str(name), where)
             if not isinstance(text, str):
-                raise ValueError(f'{where} must be text in quotes: {key}.{name} = "..."')
+                raise ValueError(f'{where} must be text in quotes: {where} = "..."')
             try:
-                templates[str(name)] = MessageTemplate.parse(text, link=link, limit=limit)
+                templates[str(name)] = MessageTemplate.parse(
+                    text, link=link, limit=limit, no_link=no_link
+                )
             except ValueError as exc:
-                message = str(exc)
-                raise ValueError(
-                    message if isinstance(spec, str) else f"{where}: {message}"
-                ) from None
+                raise ValueError(f"{where}: {exc}") from None
         default = next(iter(templates))
         mapped = _check_languages(language_field, dict(languages or {}), templates, default, key)
         return cls(
@@ -301,7 +340,14 @@ class LocalizedTemplates:
             default=default,
             language_field=language_field,
             languages=MappingProxyType(mapped),
+            key=key,
+            by_language=by_language,
         )
+
+    def where(self, locale: str) -> str:
+        """The key of ``locale``'s text as the rules file writes it: ``template.es``, or
+        ``template`` for a rule written in one language."""
+        return f"{self.key}.{locale}" if self.by_language else self.key
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -376,19 +422,19 @@ def _check_languages(
         _check_locale(target, where)
         if target not in templates:
             raise ValueError(
-                f'{where} maps to {target}, which has no template; add {key}.{target} = "..." '
-                f"or map it to one of {have}"
+                f'{key} has no {target} text, which {where} maps to; add {key}.{target} = "..." '
+                f"or map the code to one of {have}"
             )
         mapped[str(code)] = target
     if len(templates) > 1 and not language_field:
         raise ValueError(
-            f"has languages {have} but nothing chooses between them; add language_field = NAME "
-            f'and languages = {{ "1" = "{default}", ... }}'
+            f"{key} has languages {have} but nothing chooses between them; add language_field = "
+            f'NAME and languages = {{ "1" = "{default}", ... }}'
         )
     for name in templates:
         if name != default and name not in mapped.values():
             raise ValueError(
-                f"language {name} is never chosen: no code in languages maps to it; map a code "
+                f"{key}.{name} is never chosen: no code in languages maps to {name}; map a code "
                 f"to {name} or remove {key}.{name}"
             )
     return mapped

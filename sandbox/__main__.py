@@ -2,7 +2,13 @@
 
 Loads the demo project, or a study's own (``--project-xml``, or ``--dictionary`` with optional
 ``--records`` and ``--events``), writes ``.env.sandbox`` for the services, optionally simulates
-participants registering (``--simulate N``), and runs until Ctrl-C or SIGTERM.
+participants registering (``--simulate N``: one before go-live, the N after ``admin baseline``),
+and runs until Ctrl-C or SIGTERM.
+
+The rehearsal has a clock of its own, shared by the simulators and the services through
+SANDBOX_CLOCK_FILE in ``.env.sandbox`` (:class:`common.clock.ClockFile`): ``--speed 60`` runs it
+a minute a second, ``python -m sandbox advance 2h`` moves it on, so real delays (an hour, two
+days) are rehearsed as written.
 
 ``.env.sandbox`` holds the demo's settings, or with ``--env-file .env`` the study's own: every
 setting of that file is kept except the REDCap and Twilio URLs and credentials (and LOCK_DIR),
@@ -11,8 +17,9 @@ does; what it lacks is one line naming the setting and the fix, before anything 
 Settings naming a RULES_FILE get the rules' fields added to the copy, as uploading
 ``admin instrument``'s CSV would (:func:`sandbox.rehearsal.add_rules`).
 
-``python -m sandbox reply ...`` (:mod:`sandbox.reply`), from another terminal while it runs, makes
-a simulated participant text the study number.
+From another terminal while it runs: ``python -m sandbox reply ...`` (:mod:`sandbox.reply`)
+makes a simulated participant text the study number; ``set``, ``sent`` and ``advance``
+(:mod:`sandbox.drive`) change a record, show what was sent, move the clock.
 """
 
 from __future__ import annotations
@@ -22,15 +29,18 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+from zoneinfo import ZoneInfo
 
+from common.clock import ClockFile
 from common.errors import ConfigError, ProjectCheckError
 from common.runner import EXIT_CONFIG, EXIT_OK, EXIT_PROJECT
 from common.setting_values import default_lock_dir
+from sandbox import drive
 from sandbox.envfile import write_env
-from sandbox.participants import Participant, Registration, demo_cohort, simulate
+from sandbox.participants import Participant, Registration, demo_cohort, simulate, store
 from sandbox.redcap.demo import build_demo_project
 from sandbox.redcap.dictionary import load_dictionary, load_project_from_dictionary
 from sandbox.redcap.model import Form, Project
@@ -42,6 +52,7 @@ from sandbox.rehearsal import (
     read_study_env,
     rehearsal_env,
     rehearse_registrations,
+    waiting_for_baseline,
 )
 from sandbox.reply import main as reply_main
 from sandbox.session import Sandbox
@@ -49,9 +60,17 @@ from sandbox.session import Sandbox
 EXAMPLES = """examples:
   .venv/bin/python -m sandbox
       the demo project, with the demo's settings
+  .venv/bin/python -m sandbox --rules-file sandbox/rehearsal_rules.toml --speed 60
+      the demo project with these rules, a minute of the rules' time every second
+  (another terminal, while it runs; each has --help)
+  .venv/bin/python -m sandbox set --record 3 visit_datetime=+2d@10:00 language=2
+      set fields of record 3, as a REDCap import would (validated by REDCap's rules)
+  .venv/bin/python -m sandbox advance 2h
+      move the rehearsal's clock (the simulators' and the services') 2 hours on
+  .venv/bin/python -m sandbox sent
+      every text and e-mail the simulators took, in full
   .venv/bin/python -m sandbox reply --record 3 YES
-      (another terminal, while it runs) record 3's phone texts YES to the study number;
-      see .venv/bin/python -m sandbox reply --help
+      record 3's phone texts YES to the study number
   .venv/bin/python -m sandbox --project-xml MyProject.xml --env-file .env --simulate 3
       a copy of your project with your own settings: .env is read, never written; every
       setting is kept except REDCAP_API_URL, REDCAP_API_TOKEN, REDCAP_PROJECT_ID, TWILIO_*
@@ -59,6 +78,8 @@ EXAMPLES = """examples:
       event, the survey) ends the sandbox with one line naming the setting and the fix.
 """
 PIPELINE_CSV = Path(__file__).resolve().parent.parent / "redcap" / "pipeline_instrument.csv"
+# A day a second at most: beyond it a poll interval of seconds skips whole days of the rules.
+MAX_SPEED = 86400.0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -95,8 +116,9 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="simulate N participants completing registration: the registration field set to "
-        "REGISTRATION_COMPLETE_VALUE, a phone in the first of PHONE_FIELDS in the project",
+        help="simulate participants completing registration: one before go-live, then N once "
+        "admin baseline has run; the registration field, a phone in the first of PHONE_FIELDS, "
+        "and plausible values in the fields the rules read",
     )
     p.add_argument(
         "--simulate-interval",
@@ -105,7 +127,30 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between simulated registrations (default 5)",
     )
+    p.add_argument(
+        "--rules-file",
+        type=Path,
+        metavar="PATH",
+        help="rehearse these message rules (RULES_FILE in .env.sandbox, over --env-file's)",
+    )
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="N",
+        help="the rehearsal's clock runs N times as fast (60: a minute a second); default 1",
+    )
     return p
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not 0 < speed <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 0.1 to {MAX_SPEED:g}")
+    return speed
 
 
 def load(args: argparse.Namespace, event: str = "") -> Project:
@@ -145,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["reply"]:
         return reply_main(given[1:])
+    if given[:1] and given[0] in drive.COMMANDS:
+        return drive.main(given[0], given[1:])
     args = parser().parse_args(given)
     try:
         study = read_study_env(args.env_file) if args.env_file else None
@@ -164,9 +211,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with Sandbox(project, redcap_port=args.redcap_port, twilio_port=args.twilio_port) as box:
+    clock = ClockFile(args.env_out.resolve().with_name(args.env_out.name + ".clock"))
+    clock.start(args.speed)
+    try:
+        return serve(args, project, study, clock, stop)
+    finally:
+        clock.path.unlink(missing_ok=True)  # the services' clock goes with the simulators
+
+
+def serve(
+    args: argparse.Namespace,
+    project: Project,
+    study: Mapping[str, str] | None,
+    clock: ClockFile,
+    stop: threading.Event,
+) -> int:
+    """Run the simulators until ``stop``: write the services' settings, say where everything
+    is, and let the simulated participants register."""
+    ports = {"redcap_port": args.redcap_port, "twilio_port": args.twilio_port}
+    with Sandbox(project, clock_file=clock, **ports) as box:
         try:
-            env, registration, people = setup(args, box, study, os.environ)
+            env, registration, people, waiting = setup(args, box, study, os.environ)
         except ConfigError as exc:
             sys.stderr.write(f"sandbox: {exc}\n")
             return EXIT_CONFIG
@@ -180,9 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Twilio simulator: {box.twilio.base_url}")
         print(f"Settings for the services written to {args.env_out}; try:")
         print(f"  .venv/bin/python -m services.admin check --env-file {args.env_out}")
+        now = box.clock.now().astimezone(ZoneInfo(env.get("TIMEZONE") or "UTC"))
+        pace = f", running {args.speed:g}x" if args.speed != 1 else ""
+        print(
+            f"Sandbox time: {now:%Y-%m-%d %H:%M}{pace}; move it on with "
+            f".venv/bin/python -m sandbox advance 2h"
+        )
         if people:
-            simulate(project, box.clock, people, args.simulate_interval, stop, registration)
-            print(f"Simulating {len(people)} registrations, one every {args.simulate_interval:g} s")
+            _simulate(args, box, people, registration, waiting, stop)
         print("Ctrl-C to stop.")
         sys.stdout.flush()
         stop.wait()
@@ -190,13 +260,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def _simulate(
+    args: argparse.Namespace,
+    box: Sandbox,
+    people: list[Participant],
+    registration: Registration,
+    waiting: Callable[[], int],
+    stop: threading.Event,
+) -> None:
+    """The first participant registers now, before go-live; the others once ``admin baseline``
+    has marked whoever was there (the seed among them), so none of them is baselined."""
+    seed, *rest = people
+    store(box.project, box.clock, [seed], registration)
+    every = f"one every {args.simulate_interval:g} s"
+    if waiting() == 0:  # no rule applies to a registration: nothing to baseline
+        print(f"Simulating {len(rest)} registrations, {every}")
+    else:
+        print(
+            f"Record {seed.record_id} registered before go-live. Run "
+            f".venv/bin/python -m services.admin baseline --env-file {args.env_out} "
+            f"(as at go-live): then {len(rest)} new participants register, {every}"
+        )
+    simulate(
+        box.project,
+        box.clock,
+        rest,
+        args.simulate_interval,
+        stop,
+        registration,
+        ready=lambda: waiting() == 0,
+    )
+
+
 def setup(
     args: argparse.Namespace,
     box: Sandbox,
     study: Mapping[str, str] | None,
     environ: Mapping[str, str],
-) -> tuple[dict[str, str], Registration, list[Participant]]:
-    """The settings to write, what a simulated registration fills, and who registers.
+) -> tuple[dict[str, str], Registration, list[Participant], Callable[[], int]]:
+    """The settings to write, what a simulated registration fills, who registers (the first
+    before go-live) and how many records wait for ``admin baseline``.
 
     With the study's settings every mismatch with the project is refused; with the demo's it is
     refused only when simulating (today's rehearsal without --env-file), else a note.
@@ -206,14 +309,18 @@ def setup(
     else:
         lock_dir = os.path.join(default_lock_dir(environ), "redcap-relay-sandbox")
         env, source = rehearsal_env(study, box, lock_dir), str(args.env_file)
+    if args.rules_file:
+        env["RULES_FILE"] = str(args.rules_file.resolve())
     settings = parse(env, source, file_names=study or ())
     registration, people = Registration(), []
+    waiting: Callable[[], int] = lambda: 0  # noqa: E731 - nothing to wait for unless simulating
     try:
         registration, notes = prepare(box, settings, demo_fields=study is None)
         if args.simulate:
-            people = demo_cohort(args.simulate, start=next_record_number(box.project))
+            people = demo_cohort(args.simulate + 1, start=next_record_number(box.project))
             scratch = load(args, settings.redcap_event)
             rehearse_registrations(scratch, box.clock, people, registration)
+            waiting = waiting_for_baseline(settings)
     except (ConfigError, ProjectCheckError) as exc:
         if study is not None or args.simulate:
             hint = "" if study is not None else " (demo settings: rehearse with --env-file .env)"
@@ -227,7 +334,7 @@ def setup(
             f"sandbox: warning: {', '.join(shadowed)} set in this shell would win over "
             f"{args.env_out} when the services run; unset them first\n"
         )
-    return env, registration, people
+    return env, registration, people, waiting
 
 
 def next_record_number(project: Project) -> int:

@@ -2,32 +2,45 @@
 
 Both simulators read time only through a :class:`SimClock`, so a test can say "two hours pass"
 (``clock.advance(7200)``) and see REDCap's ``datediff(..., 'now')`` and Twilio's status
-progression move with it, without sleeping.
+progression move with it, without sleeping. ``python -m sandbox`` gives its clock a ``follow``:
+the rehearsal's shared clock (the file the services read too), in place of the wall clock.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 
 
 class SimClock:
-    """Wall-clock time shifted by an adjustable offset; thread-safe."""
+    """Wall-clock time (or ``follow``'s, Unix seconds) shifted by an adjustable offset;
+    thread-safe."""
 
-    def __init__(self, tz: tzinfo | None = None, start: datetime | None = None) -> None:
+    def __init__(
+        self,
+        tz: tzinfo | None = None,
+        start: datetime | None = None,
+        follow: Callable[[], float] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._tz = tz
+        self._follow = follow or time.time
         self._offset = timedelta(0)
         self._frozen: datetime | None = None
         if start is not None:
             self.set(start)
+
+    def _base(self) -> datetime:
+        return datetime.fromtimestamp(self._follow(), self._tz).astimezone(self._tz)
 
     def now(self) -> datetime:
         """The simulated time, timezone-aware (in the clock's zone, or the system's)."""
         with self._lock:
             if self._frozen is not None:
                 return self._frozen
-            return datetime.now(self._tz).astimezone(self._tz) + self._offset
+            return self._base() + self._offset
 
     def local_naive(self) -> datetime:
         """The simulated time as REDCap stores it: server-local wall time, no zone."""
@@ -45,8 +58,7 @@ class SimClock:
         """Jump to ``when`` (aware) and keep running from there."""
         with self._lock:
             self._frozen = None
-            real = datetime.now(self._tz).astimezone(self._tz)
-            self._offset = when - real
+            self._offset = when - self._base()
 
     def freeze(self, when: datetime | None = None) -> None:
         """Stop the clock at ``when`` (default: now); ``advance`` still moves it."""
@@ -59,4 +71,4 @@ class SimClock:
         current = self.now()
         with self._lock:
             self._frozen = None
-            self._offset = current - datetime.now(self._tz).astimezone(self._tz)
+            self._offset = current - self._base()

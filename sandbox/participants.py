@@ -3,20 +3,28 @@
 Used by ``python -m sandbox --simulate N`` and by ``make demo``. A participant "completes the
 registration form" the way REDCap records it: one import of their answers, through the
 simulator's own import rules. :class:`Registration` says which fields that import fills: the
-demo's, or the ones a study's settings name (``python -m sandbox --env-file .env``).
+demo's, or the ones a study's settings name (``python -m sandbox --env-file .env``), and the
+fields its rules read (``plausible``): names, an address, a visit two days ahead at 10:00, a
+language code taken in turn from the rule's ``languages``, so every message renders as it will
+for real.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sandbox.clock import SimClock
 from sandbox.redcap.importer import import_rows
-from sandbox.redcap.model import Project
+from sandbox.redcap.model import Field, Project
 
 FIRST_NAMES = ("Ada", "Ben", "Chloe", "Dev", "Esi", "Farah", "Gus", "Hana", "Ivo", "Jun")
+LAST_NAMES = ("Okafor", "Lindqvist", "Moreau", "Patel", "Mensah", "Haddad", "Novak", "Sato")
+VISIT_IN = timedelta(days=2)  # a simulated visit's date: two days ahead, at VISIT_HOUR
+VISIT_HOUR = 10
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,7 @@ class Participant:
     record_id: str
     phone: str
     first_name: str
+    last_name: str = "Okafor"
 
 
 @dataclass(frozen=True)
@@ -36,13 +45,23 @@ class Registration:
     event: str | None = None  # longitudinal projects: None means the first event
     demo_fields: bool = True  # also first_name and email where the project has them
     email_field: str = ""  # where an address goes (the first of EMAIL_FIELDS), if anywhere
+    plausible: tuple[str, ...] = ()  # more fields to fill with plausible values (the rules')
+    codes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # field -> codes in turn
 
-    def row(self, project: Project, person: Participant) -> dict[str, object]:
-        """The import row for ``person``: only the fields named here, nothing else."""
+    def row(
+        self, project: Project, person: Participant, now: datetime | None = None
+    ) -> dict[str, object]:
+        """The import row for ``person``: only the fields named here, nothing else; ``now``
+        (the simulators' time) places a simulated visit."""
         row: dict[str, object] = {
             project.record_id_field: person.record_id,
             self.complete_field: self.complete_value,
         }
+        for name in self.plausible:
+            item = project.field(name)
+            value = plausible(item, person, self.codes.get(name, ()), now) if item else ""
+            if value and self._holds(project, item):
+                row[name] = value
         if self.phone_field:
             row[self.phone_field] = _phone_as_stored(project, self.phone_field, person.phone)
         address = f"participant{person.record_id}@example.org"
@@ -56,6 +75,49 @@ class Registration:
             row["redcap_event_name"] = self.event or project.events[0].unique_name
         return row
 
+    def _holds(self, project: Project, item: Field | None) -> bool:
+        """The field can be filled in the registration's event (every field on classic
+        projects)."""
+        if item is None or not project.is_longitudinal:
+            return item is not None
+        event = self.event or project.events[0].unique_name
+        return item.form_name in project.form_events.get(event, [])
+
+
+def plausible(
+    item: Field, person: Participant, codes: tuple[str, ...], now: datetime | None
+) -> str:
+    """A value a participant could have given ``item``, by its name, type and validation: a
+    name, an address, a date or date-time two days ahead at 10:00, one of ``codes`` in turn (a
+    language field), a choice's first code; "" where nothing sensible can be made up."""
+    name, check = item.field_name.lower(), item.validation
+    number = int(person.record_id) if person.record_id.isdigit() else 0
+    if codes:
+        return codes[number % len(codes)]
+    if item.field_type in ("yesno", "truefalse"):
+        return "1"
+    if item.choices():
+        return item.choices()[0][0]
+    if check == "email":
+        return f"participant{person.record_id}@example.org"
+    if check.startswith(("date_", "datetime_")):
+        visit = (now or datetime.now()) + VISIT_IN
+        visit = visit.replace(hour=VISIT_HOUR, minute=0, second=0, microsecond=0)
+        if check.startswith("date_"):
+            return f"{visit:%Y-%m-%d}"
+        return f"{visit:%Y-%m-%d %H:%M:%S}" if "seconds" in check else f"{visit:%Y-%m-%d %H:%M}"
+    if check in ("integer", "number"):
+        return "1"
+    if check or item.field_type not in ("text", "notes"):
+        return ""  # a time, a zip code, a slider...: nothing generic fits
+    if "name" in name and any(word in name for word in ("last", "sur", "family")):
+        return person.last_name
+    if "name" in name and any(word in name for word in ("first", "given", "fname")):
+        return person.first_name
+    if "name" in name:
+        return f"{person.first_name} {person.last_name}"
+    return "Sample text"
+
 
 def demo_cohort(count: int, start: int = 1) -> list[Participant]:
     """``count`` participants with numbers in the reserved 555-01xx range (delivered in the
@@ -65,7 +127,8 @@ def demo_cohort(count: int, start: int = 1) -> list[Participant]:
     for i in range(count):
         n = start + i
         phone = styles[i % len(styles)].format(100 + n % 100)
-        people.append(Participant(str(n), phone, FIRST_NAMES[i % len(FIRST_NAMES)]))
+        first, last = FIRST_NAMES[i % len(FIRST_NAMES)], LAST_NAMES[i % len(LAST_NAMES)]
+        people.append(Participant(str(n), phone, first, last))
     return people
 
 
@@ -87,8 +150,9 @@ def store(
     project: Project, clock: SimClock, people: list[Participant], registration: Registration
 ) -> None:
     """Store ``people``'s registrations in one import; the simulator's ApiError if refused."""
-    rows = [registration.row(project, person) for person in people]
-    import_rows(project, rows, overwrite=False, date_format="YMD", now=clock.local_naive())
+    now = clock.local_naive()
+    rows = [registration.row(project, person, now) for person in people]
+    import_rows(project, rows, overwrite=False, date_format="YMD", now=now)
 
 
 def simulate(
@@ -98,11 +162,16 @@ def simulate(
     interval: float,
     stop: threading.Event,
     registration: Registration | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> threading.Thread:
-    """Register ``people`` one every ``interval`` seconds in a background thread."""
+    """Register ``people`` one every ``interval`` seconds in a background thread, once
+    ``ready()`` (asked every second) says they may start."""
     plan = registration or Registration()
 
     def run() -> None:
+        while ready is not None and not ready():
+            if stop.wait(1.0):
+                return
         for person in people:
             if stop.wait(interval):
                 return

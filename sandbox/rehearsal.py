@@ -14,14 +14,17 @@ file (exit 2), a :class:`ProjectCheckError` for a project that lacks what the se
 
 When the settings name a ``RULES_FILE``, the rehearsal copy gets the rules' fields it lacks, as
 uploading ``admin instrument``'s CSV in REDCap would (:func:`add_rules`), and every rule's survey
-is enabled there as SURVEY_INSTRUMENT's is.
+is enabled there as SURVEY_INSTRUMENT's is. Simulated participants fill what the rules read with
+plausible values (names, an address, a visit, a language code of the rule's), and register only
+after go-live: :func:`waiting_for_baseline` counts the records ``admin baseline`` would still mark.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from common.errors import ConfigError, ProjectCheckError, RelayError
@@ -29,6 +32,8 @@ from common.project import Layout, load_layout
 from common.redcap_client import RedcapClient
 from common.settings import Settings, read_env_file
 from messaging.checks import needs
+from messaging.context import build_context
+from messaging.due import newly_true
 from messaging.instrument import instrument_csv
 from messaging.rules import Rule, Rules, survey_setting
 from messaging.rules_file import rules_for
@@ -41,7 +46,8 @@ from sandbox.session import Sandbox
 
 # Settings under these prefixes say where production is, or log in to it; any the sandbox does
 # not set itself is written blank, so a setting added later cannot point a rehearsal at it.
-PRODUCTION_PREFIXES = ("REDCAP_API_", "TWILIO_", "GRAPH_")
+# SANDBOX_ ones are the sandbox's own (its clock): a study's file never sets them.
+PRODUCTION_PREFIXES = ("REDCAP_API_", "TWILIO_", "GRAPH_", "SANDBOX_")
 
 
 def read_study_env(path: Path) -> dict[str, str]:
@@ -90,15 +96,72 @@ def prepare(
     except RelayError as exc:
         raise ProjectCheckError(f"the REDCap simulator refused the project check: {exc}") from None
     notes += _surveys(box.project, settings, layout, rules)
+    email_field = layout.email_fields[0] if layout.email_fields else ""
+    phone_field = layout.phone_fields[0] if rules.sends_sms else ""
+    taken = {layout.record_id_field, settings.registration_complete_field, phone_field, email_field}
     registration = Registration(
         complete_field=settings.registration_complete_field,
         complete_value=settings.registration_complete_value,
-        phone_field=layout.phone_fields[0] if rules.sends_sms else "",
+        phone_field=phone_field,
         event=layout.event,
         demo_fields=demo_fields,
-        email_field=layout.email_fields[0] if layout.email_fields else "",
+        email_field=email_field,
+        plausible=tuple(name for name in _read(settings, rules) if name not in taken),
+        codes={**_when_values(rules, taken), **_language_codes(rules)},
     )
     return registration, notes
+
+
+_EQUALS = re.compile(r"\[([a-z][a-z0-9_]*)\]\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|([0-9.]+))")
+
+
+def _when_values(rules: Rules, taken: set[str]) -> dict[str, tuple[str, ...]]:
+    """What each rule's ``when`` asks a field to equal (``[consent] = '1'``), so that simulated
+    participants meet it; two rules asking different values of one field take turns (one
+    participant eligible, the next not)."""
+    wanted: dict[str, list[str]] = {}
+    for rule in rules.written:
+        for name, *values in _EQUALS.findall(rule.when):
+            value = next((v for v in values if v), "")
+            if name not in taken and value and value not in wanted.setdefault(name, []):
+                wanted[name].append(value)
+    return {name: tuple(values) for name, values in wanted.items() if values}
+
+
+def _read(settings: Settings, rules: Rules) -> list[str]:
+    """The fields the rules read (templates, anchors, languages), the fields their ``when``
+    compares and CONSENT_FIELD: what a simulated participant fills, so the rules apply to them
+    and their messages render as a real one's."""
+    names = [name for rule in rules.written for name in rule.read]
+    names += [name for rule in rules.written for name, *_ in _EQUALS.findall(rule.when)]
+    names += [settings.consent_field] if settings.consent_field else []
+    own = {name for rule in rules.every for name in rule.fields.kinds()}
+    return [name for name in dict.fromkeys(names) if name not in own]
+
+
+def _language_codes(rules: Rules) -> dict[str, tuple[str, ...]]:
+    """Each language field and its rule's codes, taken in turn so every language is rehearsed."""
+    codes: dict[str, tuple[str, ...]] = {}
+    for rule in rules.written:
+        for part in (rule.templates, rule.mail.text if rule.mail else None):
+            if part is not None and part.language_field:
+                codes.setdefault(part.language_field, tuple(part.languages))
+    return codes
+
+
+def waiting_for_baseline(settings: Settings) -> Callable[[], int]:
+    """How many records a rule applies to that have no status yet: what ``admin baseline``
+    would mark, and what a simulated registration must not join (it would be baselined with
+    them, never messaged). Asked of the simulated REDCap as the admin command asks it."""
+    ctx = build_context(settings, needs_twilio=False, name="sandbox")
+
+    def count() -> int:
+        try:
+            return sum(len(found) for found in newly_true(ctx, ctx.rules.written).values())
+        except RelayError:
+            return -1  # not known this time: ask again
+
+    return count
 
 
 def rehearse_registrations(

@@ -2,11 +2,13 @@
 rehearsal runs.
 
 Used by ``python -m sandbox``, ``make demo`` and the service tests, so all three exercise the
-same setup.
+same setup. ``python -m sandbox`` also gives it a ``clock_file``: the rehearsal's clock, which
+its simulators follow and the services read (SANDBOX_CLOCK_FILE in the settings it writes).
 """
 
 from __future__ import annotations
 
+from common.clock import ClockFile
 from sandbox.clock import SimClock
 from sandbox.microsoft.server import MicrosoftSim
 from sandbox.redcap.model import Project
@@ -26,8 +28,12 @@ class Sandbox:
         redcap_port: int = 0,
         twilio_port: int = 0,
         microsoft_port: int = 0,
+        clock_file: ClockFile | None = None,
     ) -> None:
         self.project = project
+        self.clock_file = clock_file
+        if clock is None and clock_file is not None:
+            clock = SimClock(follow=clock_file.now)
         self.clock = clock or SimClock()
         self.redcap = RedcapSim(project, clock=self.clock, port=redcap_port)
         self.twilio = TwilioSim(clock=self.clock, port=twilio_port)
@@ -74,6 +80,7 @@ class Sandbox:
             "TWILIO_AUTH_TOKEN": self.twilio.auth_token,
             "TWILIO_FROM_NUMBER": self.twilio.from_number,
             "TWILIO_API_BASE_URL": self.twilio.base_url,
+            **({"SANDBOX_CLOCK_FILE": str(self.clock_file.path)} if self.clock_file else {}),
         }
 
     def settings(self, **overrides: str) -> dict[str, str]:

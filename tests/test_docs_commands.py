@@ -10,11 +10,12 @@ status`` and a simulated reply.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,34 @@ PAGES = [
     ROOT / "redcap" / "REPORTS.md",
 ]
 PYTHON = ".venv/bin/python"
-BLOCK = re.compile(r"```(?:sh|bash|shell|console)?\n(.*?)```", re.S)
+SANDBOX_COMMANDS = ("reply", "set", "sent", "advance")  # python -m sandbox's subcommands
+SHELL = ("", "sh", "bash", "shell", "console")  # fenced blocks of commands; ```text is output
+
+
+def code_blocks(text: str) -> list[str]:
+    """The shell code blocks of a page, fence by fence (an output block in between, ```text,
+    is neither a command nor the start of one)."""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    kind = ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            if current is None:
+                current, kind = [], line.strip()[3:].strip()
+            else:
+                if kind in SHELL:
+                    blocks.append("\n".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
 
 
 def documented() -> list[tuple[str, list[str]]]:
     """(page, argv after the interpreter) for every command of a code block that runs ours."""
     found = []
     for page in PAGES:
-        for block in BLOCK.findall(page.read_text(encoding="utf-8")):
+        for block in code_blocks(page.read_text(encoding="utf-8")):
             for line in block.splitlines():
                 if PYTHON + " -m " not in line:
                     continue
@@ -73,8 +94,8 @@ def test_the_pages_show_commands() -> None:
 def test_a_documented_command_exists_with_its_flags(command: tuple[str, ...]) -> None:
     """The module, its subcommand and every flag the pages give it are real (its --help)."""
     module, *sub = command
-    if module == "sandbox" and sub and sub[0] != "reply":
-        sub = []  # the sandbox's only subcommand is reply; other words are arguments
+    if module == "sandbox" and sub and sub[0] not in SANDBOX_COMMANDS:
+        sub = []  # other words after "sandbox" are arguments
     done = subprocess.run(
         [sys.executable, "-m", module, *sub, "--help"],
         cwd=ROOT,
@@ -146,12 +167,7 @@ def test_the_sandbox_page_runs_as_written(checkout: Path) -> None:
     start = next(line for line in page if line.endswith("-m sandbox"))
     services = [line for line in page if "--env-file .env.sandbox" in line]
     assert len(services) == 5
-    with (checkout / "sandbox.log").open("w") as log:
-        sim = subprocess.Popen(
-            shlex.split(start), cwd=checkout, stdout=log, stderr=log, env=environment(checkout)
-        )
-    try:
-        wait_until(lambda: "Ctrl-C to stop" in (checkout / "sandbox.log").read_text(), timeout=30)
+    with sandbox_running(checkout, start):
         assert (checkout / ".env.sandbox").exists()
         check, *loops, status = services
         checked = run(checkout, check)
@@ -165,6 +181,19 @@ def test_the_sandbox_page_runs_as_written(checkout: Path) -> None:
         reply = next(line for line in page if "reply --from" in line)
         replied = run(checkout, reply)
         assert replied.returncode == 0, replied.stderr
+
+
+@contextmanager
+def sandbox_running(checkout: Path, start: str) -> Iterator[None]:
+    """``python -m sandbox`` as a page starts it, until it says it runs; SIGTERM (and a bounded
+    wait, kill as the last resort) when the block ends."""
+    with (checkout / "sandbox.log").open("w") as log:
+        sim = subprocess.Popen(
+            shlex.split(start), cwd=checkout, stdout=log, stderr=log, env=environment(checkout)
+        )
+    try:
+        wait_until(lambda: "Ctrl-C to stop" in (checkout / "sandbox.log").read_text(), timeout=30)
+        yield
     finally:
         sim.send_signal(signal.SIGTERM)
         try:
@@ -172,3 +201,50 @@ def test_the_sandbox_page_runs_as_written(checkout: Path) -> None:
         except subprocess.TimeoutExpired:
             sim.kill()
             sim.wait(timeout=10)
+
+
+# -- the rehearsal page, run as written ----------------------------------------------------------
+def walkthrough() -> list[str]:
+    """The commands of docs/rehearsal.md's walkthrough (before "With your own project", whose
+    commands need a study's files), in page order, as written."""
+    text = (ROOT / "docs" / "rehearsal.md").read_text(encoding="utf-8")
+    steps = text.split("## With your own project")[0]
+    return [
+        line[line.index(PYTHON) :]
+        for block in code_blocks(steps)
+        for line in block.splitlines()
+        if PYTHON + " -m " in line
+    ]
+
+
+def test_the_rehearsal_page_runs_as_written(checkout: Path) -> None:
+    """docs/rehearsal.md start to finish: the sandbox with the rehearsal rules, check and
+    baseline, participants set by hand, the clock advanced an hour then two days, each service
+    --once, a reply in Spanish; what `sent` shows and `admin status` counts are the four cases
+    the page describes."""
+    # The page names sandbox/rehearsal_rules.toml, relative to the checkout.
+    (checkout / "sandbox").symlink_to(ROOT / "sandbox")
+    start, *steps = walkthrough()
+    assert start.endswith("-m sandbox --rules-file sandbox/rehearsal_rules.toml")
+    assert len(steps) >= 20
+    said: dict[str, list[str]] = {}
+    with sandbox_running(checkout, start):
+        for line in steps:
+            done = run(checkout, line)
+            assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
+            assert "Traceback" not in done.stderr
+            said.setdefault(line, []).append(done.stdout + done.stderr)
+    sender = said[f"{PYTHON} -m services.sms_sender --env-file .env.sandbox --once"]
+    assert "waiting_delay=7" in sender[0]  # registered: nothing due before the hour
+    first, last = said[f"{PYTHON} -m sandbox sent"]
+    assert "record 1, rule welcome  to +16175550101  delivered" in first
+    assert "record 2, rule welcome  to bo@example.org  subject 'Your study survey'" in first
+    assert "    Hi Bo," in first and "rule reminder" not in first
+    assert "record 1, rule reminder" not in last  # Ada answered: cancelled, never sent
+    assert "record 2, rule reminder  to bo@example.org" in last
+    assert "record 3, rule reminder  to +16175550103  delivered" in last
+    assert "Recordatorio: su visita es el" in last and "Responda SI para confirmar" in last
+    assert "record 3, rule visit_answer" in last and "Gracias, su visita queda confirmada" in last
+    [status] = said[f"{PYTHON} -m services.admin status --env-file .env.sandbox"]
+    assert "health: ok" in status and "cancelled          1" in status
+    assert "latest reply per participant: confirmed 1" in status

@@ -12,7 +12,8 @@ Graph team gives to find a sent mail again (microsoft-graph-docs#3766), with
 (singlevaluelegacyextendedproperty-get: the name in the id is case-sensitive, the value is not),
 which needs ``Mail.Read``: ``Mail.ReadBasic`` excludes extended properties (permissions
 reference), and this simulator answers such a filter without ``Mail.Read`` with 403. ``$filter``
-also understands ``sentDateTime ge|gt <ISO 8601>``.
+also understands ``sentDateTime ge|gt <ISO 8601>``. ``$select=body`` gives the text (or HTML) as
+sent, again only to ``Mail.Read``.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class Mailboxes:
         body: dict[str, object] = {
             "@odata.context": f"https://graph.microsoft.com/v1.0/$metadata#users('{user}')"
             "/mailFolders('sentitems')/messages",
-            "value": [_message_json(m, fields) for m in page],
+            "value": [_message_json(m, fields, full_read) for m in page],
         }
         if skip + top < len(mails):
             rest = {k: v[0] for k, v in query.items() if k != "$skip" and v}
@@ -307,7 +308,7 @@ def _parse_select(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _message_json(mail: SentMail, fields: tuple[str, ...]) -> dict[str, object]:
+def _message_json(mail: SentMail, fields: tuple[str, ...], full_read: bool) -> dict[str, object]:
     def people(addresses: tuple[str, ...]) -> list[dict[str, object]]:
         return [{"emailAddress": {"name": a, "address": a}} for a in addresses]
 
@@ -321,6 +322,12 @@ def _message_json(mail: SentMail, fields: tuple[str, ...]) -> dict[str, object]:
         "bccRecipients": people(mail.bcc),
         "from": {"emailAddress": {"name": mail.sender, "address": mail.sender}},
         "internetMessageId": mail.internet_message_id,
+        # Mail.ReadBasic reads no body (permissions reference); Mail.Read does, when selected.
+        **(
+            {"body": {"contentType": mail.content_type, "content": mail.content}}
+            if full_read
+            else {}
+        ),
         # No internetMessageHeaders: the Sent Items copy has none (module docstring).
     }
     out: dict[str, object] = {"@odata.etag": f'W/"{mail.id[-12:]}"', "id": mail.id}

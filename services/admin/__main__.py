@@ -23,6 +23,7 @@ from messaging.instrument import instrument_csv
 from messaging.rules import BUILTIN
 from messaging.rules_file import rules_for
 from services.admin.check import command_check
+from services.admin.recipes import recipes
 from services.admin.records import command_baseline, command_force, command_requeue
 from services.admin.status import command_status
 from services.admin.systemd import add_parsers as add_systemd_parsers
@@ -39,7 +40,18 @@ def parser() -> argparse.ArgumentParser:
         "baseline", help="mark records the rules already apply to 'baseline' (go-live)"
     )
     baseline.add_argument("--rule", help="only this rule (one added to a live study)")
-    sub.add_parser("instrument", help="print the data dictionary rows (CSV) of every rule's fields")
+    instrument = sub.add_parser(
+        "instrument",
+        help="print the data dictionary rows (CSV) of every rule's fields (needs no REDCap)",
+    )
+    instrument.add_argument(
+        "--rules-file", metavar="PATH", help="these rules instead of RULES_FILE's"
+    )
+    instrument.add_argument(
+        "--reports",
+        action="store_true",
+        help="print REDCap report recipes for the rules instead (fields and filters to paste)",
+    )
     status = sub.add_parser(
         "status", help="print each rule's funnel and the health findings (exit 1 if unhealthy)"
     )
@@ -48,10 +60,17 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--report-id", metavar="N", help="read this REDCap report's rows instead of our export"
     )
-    force = sub.add_parser("force", help="send to one record now (ignores delay, quiet hours)")
+    force = sub.add_parser(
+        "force", help="send to one record now (ignores delay and quiet hours, not stop_when)"
+    )
     force.add_argument("record")
     force.add_argument(
         "--resend", action="store_true", help="send even if this record was already messaged"
+    )
+    force.add_argument(
+        "--ignore-stop",
+        action="store_true",
+        help="send even if the rule's stop_when holds for this record",
     )
     requeue = sub.add_parser(
         "requeue", help="return a failed/undelivered/skipped record to 'registered'"
@@ -78,11 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             return report_failure(exc, say)
     try:
-        settings = load_settings(args.env_file)
         if args.command == "instrument":
-            # Works before the fields exist (it is how a team gets them): no REDCap needed.
-            sys.stdout.write(instrument_csv(rules_for(settings)))
-            return EXIT_OK
+            return command_instrument(args.env_file, args.rules_file, args.reports)
+        settings = load_settings(args.env_file)
     except ConfigError as exc:
         return report_failure(exc, say)
     logs.configure(settings.log_level, settings.log_format)
@@ -91,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ctx = build_context(
                 settings, needs_twilio=True, needs_survey=True, needs_mail=True, name="admin"
             )
-            return command_force(ctx, ctx.rules.named(args.rule), args.record, args.resend)
+            rule = ctx.rules.named(args.rule)
+            return command_force(ctx, rule, args.record, args.resend, args.ignore_stop)
         ctx = build_context(settings, needs_twilio=False, name="admin")
         if args.command == "baseline":
             return command_baseline(ctx, args.rule)
@@ -100,6 +118,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command_requeue(ctx, ctx.rules.named(args.rule), args.record)
     except RelayError as exc:
         return report_failure(exc, say)
+
+
+def command_instrument(env_file: str | None, rules_file: str | None, reports: bool) -> int:
+    """The rules' fields as data dictionary rows, or ``--reports`` their report recipes. It is
+    how a team gets the fields, so it runs before REDCap has them, and before there is a token:
+    only the rules (and REDCAP_EVENT, ALERT_EMAIL_TO) are read."""
+    environ = {**os.environ, **({"RULES_FILE": rules_file} if rules_file else {})}
+    settings = load_settings(env_file, environ, redcap=False)
+    rules = rules_for(settings)
+    if reports:
+        sys.stdout.write(recipes(rules, home_event=settings.redcap_event))
+    else:
+        sys.stdout.write(instrument_csv(rules))
+    return EXIT_OK
 
 
 def say(line: str) -> None:

@@ -1,11 +1,15 @@
 """``admin check``: every setting, the REDCap project, the survey, Twilio and Microsoft Graph,
-as a checklist.
+as a checklist, with what it can see of the go-live checklist (:mod:`.golive`).
 
 Twilio is checked only when a rule sends SMS, Graph only when a rule sends e-mail or staff alerts
 are on: an e-mail-only study needs no Twilio account.
 
 Each line is ``[ok  ]``, ``[warn]`` or ``[FAIL]`` with what was found and, for a failure, the fix.
-Exit 0 when everything passed (warnings pass), 1 otherwise. Nothing is written anywhere.
+Nothing is written anywhere. The exit code is the one the services would give the first failure
+listed (:func:`common.runner.exit_code`): 0 when everything passed (warnings pass), 2 for a
+setting, the rules file or credentials Twilio or Microsoft refuse, 3 for the project (its id,
+fields, event, survey), 4 when REDCap has banned this machine, 1 for anything else (a service
+that cannot be reached).
 
 The REDCap budget line adds up the studies polling the same REDCap from this host (the installed
 instances and these settings, :mod:`services.admin.capacity`) and warns past half of REDCap's
@@ -18,24 +22,51 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common.clock import clock_for
 from common.errors import ConfigError, RelayError
 from common.graph_client import GraphMailer
-from common.project import Check, inspect
+from common.project import Check, Layout, inspect
 from common.redcap_client import RedcapClient
-from common.runner import EXIT_FAILURE, EXIT_OK, load_settings
+from common.runner import EXIT_CONFIG, EXIT_OK, EXIT_PROJECT, exit_code, load_settings
 from common.settings import Settings
 from common.twilio_client import SmsGateway
 from messaging.checks import NOT_SURVEY_FIX, SURVEY_FIX, needs, survey_checks
 from messaging.rules import Rule, Rules
 from messaging.rules_file import rules_for
 from messaging.samples import mail_samples, samples
-from services.admin import capacity
+from messaging.templates import LocalizedTemplates
+from services.admin import capacity, golive
 
-RULES_DOCS = "see docs/rules.md (the rules file and its keys)"
+SETTINGS_FIX = "see docs/settings.md (and the comments in .env.example)"
+
+
+@dataclass
+class Checklist:
+    """The lines of ``admin check``, each with the exit code its failure means."""
+
+    lines: list[tuple[Check, int]] = field(default_factory=list)
+
+    def add(self, checks: Iterable[Check], failure: int = EXIT_PROJECT) -> None:
+        self.lines += [(check, failure) for check in checks]
+
+    def print(self) -> int:
+        """Print every line; the exit code of the first failure (0 if none)."""
+        for check, _ in self.lines:
+            mark = "FAIL" if not check.ok else "warn" if check.warning else "ok  "
+            line = f"[{mark}] {check.name}: {check.detail}"
+            if not check.ok and check.fix:
+                line += f"\n       fix: {check.fix}"
+            print(line)
+        failed = [code for check, code in self.lines if not check.ok]
+        print("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+        return failed[0] if failed else EXIT_OK
+
+
 CLOCK_TOLERANCE = timedelta(seconds=30)
 CLOCK_FIX = (
     "keep this machine's clock synchronised (systemd-timesyncd or chrony: "
@@ -45,29 +76,32 @@ CLOCK_FIX = (
 
 def command_check(env_file: str | None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
-    checks: list[Check] = []
+    out = Checklist()
     try:
         settings = load_settings(env_file, environ)
-        checks.append(Check("settings", True, "all settings parse"))
+        out.add([Check("settings", True, "all settings parse")])
     except ConfigError as exc:
-        checks.append(Check("settings", False, str(exc), "see .env.example"))
-        return _print_checks(checks)
+        out.add([Check("settings", False, str(exc), SETTINGS_FIX)], EXIT_CONFIG)
+        return out.print()
     try:
         rules = rules_for(settings)
-    except ConfigError as exc:
-        checks.append(Check("rules", False, str(exc), RULES_DOCS))
-        return _print_checks(checks)
-    checks += budget_checks(settings, env_file, environ)
-    checks += _redcap_checks(settings, rules)
+    except ConfigError as exc:  # its message names the rule, the key and docs/rules.md
+        out.add([Check("rules", False, str(exc))], EXIT_CONFIG)
+        return out.print()
+    out.add(budget_checks(settings, env_file, environ))
+    layout = _redcap_checks(settings, rules, out)
     if rules.sends_sms:
-        checks += _twilio_checks(settings)
+        _twilio_checks(settings, out)
     else:
-        checks.append(Check("Twilio", True, "not needed: no rule sends SMS"))
+        out.add([Check("Twilio", True, "not needed: no rule sends SMS")])
     if rules.sends_email or settings.alert_email_to:
-        checks += graph_checks(settings)
-    checks += template_checks(settings, rules)
-    checks += reply_checks(settings, rules)
-    return _print_checks(checks)
+        _graph_checks(settings, out)
+    out.add(template_checks(settings, rules))
+    out.add(reply_checks(settings, rules))
+    out.add(golive.consent(settings, rules, layout.metadata if layout else None))
+    if rules.sends_sms:
+        out.add(golive.reply_words(settings, rules))
+    return out.print()
 
 
 def budget_checks(
@@ -90,9 +124,12 @@ def template_checks(settings: Settings, rules: Rules) -> list[Check]:
     checks = []
     for rule in rules.written:
         if rule.sends_sms:  # an e-mail-only rule's templates are a placeholder, never sent
-            checks += _sms_template_checks(settings, rule)
+            name = "template" if rule.builtin else f"template {rule.name}"
+            checks += _sms_template_checks(settings, rule.templates, name, bool(rule.survey))
         if rule.mail is not None:
             checks += _mail_template_checks(settings, rule)
+        for answer in rule.answers.values():  # auto-answers are texts too, and never link
+            checks += _sms_template_checks(settings, answer, f"auto-answer {rule.name}", False)
     return checks
 
 
@@ -135,13 +172,19 @@ def clock_check(name: str, theirs: datetime | None, ours: datetime | None = None
     )
 
 
-def _sms_template_checks(settings: Settings, rule: Rule) -> list[Check]:
+def _sms_template_checks(
+    settings: Settings, templates: LocalizedTemplates, name: str, linked: bool
+) -> list[Check]:
     checks = []
-    name = "template" if rule.builtin else f"template {rule.name}"
-    for sample in samples(rule.templates, settings.timezone):
-        where = f"{name} ({sample.locale})" if len(rule.templates.templates) > 1 else name
+    many = len(templates.templates) > 1
+    keyed = templates.key != "template" or templates.by_language  # name the key as written
+    for sample in samples(templates, settings.timezone):
+        if keyed and not name.startswith("template"):
+            where = f"{name} {templates.where(sample.locale)}"
+        else:
+            where = f"{name} ({sample.locale})" if many else name
         count = sample.segments.count
-        link = " with a typical link" if rule.survey else ""
+        link = " with a typical link" if linked else ""
         detail = (
             f"about {sample.length} characters{link}: {count} SMS "
             f"segment{'s' if count != 1 else ''} ({sample.segments.encoding})"
@@ -166,83 +209,95 @@ def _mail_template_checks(settings: Settings, rule: Rule) -> list[Check]:
     return checks
 
 
-def _redcap_checks(settings: Settings, rules: Rules) -> list[Check]:
+def _redcap_checks(settings: Settings, rules: Rules, out: Checklist) -> Layout | None:
+    """The project check and each rule's survey, into ``out``; the layout when it passed."""
     client = RedcapClient(
         settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
     )
     try:
         layout, checks = inspect(client, settings, needs(rules))
     except RelayError as exc:
-        return [Check("REDCap", False, str(exc), "check REDCAP_API_URL and REDCAP_API_TOKEN")]
-    checks = [Check("REDCap", True, settings.redcap_api_url), *checks]
+        fix = "check REDCAP_API_URL and REDCAP_API_TOKEN"
+        out.add([Check("REDCap", False, str(exc), fix)], exit_code(exc))
+        return None
+    out.add([Check("REDCap", True, settings.redcap_api_url), *checks])
     # REDCap answered the checks above; a clock it cannot tell is no failure.
     with contextlib.suppress(RelayError):
-        checks.append(clock_check("REDCap", client.server_time()))
+        out.add([clock_check("REDCap", client.server_time(), _now(settings))])
     if layout is not None:
         try:
-            checks += survey_checks(client, settings, layout, rules)
+            out.add(survey_checks(client, settings, layout, rules))
         except RelayError as exc:
-            checks.append(Check("survey instrument", False, str(exc), NOT_SURVEY_FIX))
-    elif not settings.survey_instrument:
-        checks.append(Check("survey instrument", False, "SURVEY_INSTRUMENT is not set", SURVEY_FIX))
-    return checks
+            out.add([Check("survey instrument", False, str(exc), NOT_SURVEY_FIX)], exit_code(exc))
+    elif not settings.survey_instrument and not settings.rules_file:
+        out.add([Check("survey instrument", False, "SURVEY_INSTRUMENT is not set", SURVEY_FIX)])
+    return layout
 
 
-def _twilio_checks(settings: Settings) -> list[Check]:
+def _twilio_checks(settings: Settings, out: Checklist) -> None:
     try:
         gateway = SmsGateway.from_settings(settings)
     except ConfigError as exc:
-        return [Check("Twilio settings", False, str(exc), "see .env.example")]
+        out.add([Check("Twilio settings", False, str(exc), SETTINGS_FIX)], EXIT_CONFIG)
+        return
     try:
         twilio_time = gateway.check_credentials()
-    except ConfigError as exc:
-        return [Check("Twilio credentials", False, str(exc), "copy them again from the console")]
     except RelayError as exc:
-        return [Check("Twilio credentials", False, str(exc), "check TWILIO_API_BASE_URL/network")]
-    return [
-        Check("Twilio credentials", True, f"account {settings.twilio_account_sid[:6]}..."),
-        Check("Twilio sender", True, settings.sender_label),
-        clock_check("Twilio", twilio_time),
-    ]
+        refused = "copy the Account SID and Auth Token again from the Twilio console (Account Info)"
+        _failed(out, "Twilio credentials", exc, refused, "check TWILIO_API_BASE_URL")
+        return
+    out.add(
+        [
+            Check("Twilio credentials", True, f"account {settings.twilio_account_sid[:6]}..."),
+            golive.sender(settings),
+            clock_check("Twilio", twilio_time, _now(settings)),
+        ]
+    )
 
 
-def graph_checks(settings: Settings) -> list[Check]:
+def _now(settings: Settings) -> datetime:
+    """The services' time: this machine's, or in a rehearsal the sandbox's clock (which its
+    simulators' Date headers follow)."""
+    return clock_for(settings.timezone, settings.sandbox_clock_file).now().astimezone(UTC)
+
+
+def _failed(out: Checklist, name: str, exc: RelayError, refused: str, unreachable: str) -> None:
+    """A service that refused our credentials (exit 2: the settings' fault, with ``refused``)
+    or could not be reached (exit 1: ``unreachable`` and the network)."""
+    fix = refused if isinstance(exc, ConfigError) else f"{unreachable} and the network, then retry"
+    out.add([Check(name, False, str(exc), fix)], exit_code(exc))
+
+
+def _graph_checks(settings: Settings, out: Checklist) -> None:
     """The Graph settings, a token from the identity platform and the sender's mailbox, as far
     as the app's permissions let it be seen. Errors are our one-line messages: they name the
     setting and never quote the secret."""
     try:
         mailer = GraphMailer.from_settings(settings)
     except ConfigError as exc:
-        return [Check("Graph settings", False, str(exc), "see .env.example (GRAPH_*)")]
+        out.add([Check("Graph settings", False, str(exc), SETTINGS_FIX)], EXIT_CONFIG)
+        return
     try:
         found = mailer.check()
-    except ConfigError as exc:
-        fix = "compare the GRAPH_* settings with the app registration in the Entra admin center"
-        return [Check("Graph credentials", False, str(exc), fix)]
     except RelayError as exc:
-        fix = "check GRAPH_AUTHORITY_URL, GRAPH_API_BASE_URL and the network, then run it again"
-        return [Check("Graph credentials", False, str(exc), fix)]
+        refused = "compare the GRAPH_* settings with the app registration in the Entra admin center"
+        _failed(
+            out, "Graph credentials", exc, refused, "check GRAPH_AUTHORITY_URL, GRAPH_API_BASE_URL"
+        )
+        return
     finally:
         mailer.close()
-    return [
-        Check("Graph credentials", True, f"app {settings.graph_client_id[:8]}...: token acquired"),
-        # Unverified is a warning, not a failure: an app without User.Read.All cannot look.
-        Check(
-            "Graph sender",
-            True,
-            f"{settings.graph_sender}: {found.detail.removeprefix('token acquired; ')}",
-            warning=not found.mailbox_verified,
-        ),
-    ]
-
-
-def _print_checks(checks: list[Check]) -> int:
-    for check in checks:
-        mark = "FAIL" if not check.ok else "warn" if check.warning else "ok  "
-        line = f"[{mark}] {check.name}: {check.detail}"
-        if not check.ok and check.fix:
-            line += f"\n       fix: {check.fix}"
-        print(line)
-    failed = sum(not c.ok for c in checks)
-    print("all checks passed" if not failed else f"{failed} check(s) failed")
-    return EXIT_OK if not failed else EXIT_FAILURE
+    out.add(
+        [
+            Check(
+                "Graph credentials", True, f"app {settings.graph_client_id[:8]}...: token acquired"
+            ),
+            # Unverified is a warning, not a failure: an app without User.Read.All cannot look.
+            Check(
+                "Graph sender",
+                True,
+                f"{settings.graph_sender}: {found.detail.removeprefix('token acquired; ')}",
+                warning=not found.mailbox_verified,
+            ),
+        ]
+    )

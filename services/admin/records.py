@@ -10,7 +10,7 @@ from common.lock import SENDER, project_lock
 from common.pipeline import REQUEUEABLE, Status
 from common.runner import EXIT_FAILURE, EXIT_OK
 from messaging.context import Context
-from messaging.due import newly_true
+from messaging.due import newly_true, stop_holds
 from messaging.records import RuleRow, export_events, export_fields, rows_for, write
 from messaging.rules import Rule
 from messaging.send import pacers_for, send_due
@@ -73,9 +73,12 @@ def _one(ctx: Context, rule: Rule, record: str) -> RuleRow:
     return mine[0]
 
 
-def command_force(ctx: Context, rule: Rule, record: str, resend: bool) -> int:
+def command_force(
+    ctx: Context, rule: Rule, record: str, resend: bool, ignore_stop: bool = False
+) -> int:
     """Send ``record`` the rule's message now (no delay, no quiet hours), under the sender's
-    lock; what became of it is read back from REDCap."""
+    lock; what became of it is read back from REDCap. The rule's ``stop_when`` is honoured as
+    the sender honours it (a record it holds for is refused) unless ``ignore_stop``."""
     lock = project_lock(ctx.settings.lock_dir, ctx.layout.project_id, SENDER).acquire()
     try:
         row = _one(ctx, rule, record)
@@ -87,6 +90,17 @@ def command_force(ctx: Context, rule: Rule, record: str, resend: bool) -> int:
             return EXIT_FAILURE
         if row.status == Status.BASELINE:
             print(f"note: record {record} is baseline (pre-go-live); sending because you asked")
+        if stop_holds(ctx, [row]):
+            if not ignore_stop:
+                print(
+                    f"record {record}: rule {rule.name}'s stop_when holds ({rule.stop_when}), so "
+                    "the sender would cancel this message; add --ignore-stop to send it anyway"
+                )
+                return EXIT_FAILURE
+            print(
+                f"note: rule {rule.name}'s stop_when holds for record {record}; sending "
+                "anyway (--ignore-stop)"
+            )
         send_due(ctx, [row], pacers_for(ctx), lambda: False)
         after = _one(ctx, rule, record)
     finally:

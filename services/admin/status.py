@@ -243,7 +243,10 @@ def command_status(
 def _from_report(ctx: Context, report_id: str, sms: SmsGateway | None) -> dict[str, Any]:
     """The funnel and health of a REDCap report's rows, for the rules whose status field it
     holds (its filter picks the records: a site, an arm); otherwise only its size."""
-    rows = ctx.redcap.report(report_id)
+    try:
+        rows = ctx.redcap.report(report_id)
+    except ConfigError as exc:
+        raise ConfigError(f"--report-id {report_id}: {exc}") from None
     columns = sorted({name for row in rows for name in row})
     covered = [rule.name for rule in ctx.rules.written if rule.fields.status in columns]
     about = {"id": report_id, "rows": len(rows), "columns": columns, "rules": covered}

@@ -25,6 +25,7 @@ _REQUEUE = "fix it in REDCap, then .venv/bin/python -m services.admin requeue RE
 ADVICE = {  # what a coordinator does about each failure code
     "no_phone": f"add the phone number; {_REQUEUE}",
     "invalid_phone": f"correct the phone number; {_REQUEUE}",
+    "not_textable": f"add a mobile number, or reach them by e-mail (channel sms,email); {_REQUEUE}",
     "no_email": f"add the e-mail address; {_REQUEUE}",
     "invalid_email": f"correct the e-mail address; {_REQUEUE}",
     "no_contact": f"add a phone number or an e-mail address; {_REQUEUE}",

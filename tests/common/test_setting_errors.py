@@ -90,6 +90,9 @@ BAD: dict[str, tuple[str, ...]] = {
     "ALERT_EMAIL_TO": ("coordinator", "a@example.org, c", "team@localhost"),
     "ALERT_MIN_INTERVAL_MINUTES": ("0", *NON_FINITE, "hourly", "-5", "60m"),
     "REPLY_LOOKBACK_HOURS": ("0", "0.5", *NON_FINITE, "-72", "three days", "72h", "9000"),
+    "CONSENT_FIELD": ("Consent Given", "consent-given"),
+    # Beside production's REDCap, Twilio and Microsoft a rehearsal's clock is always refused.
+    "SANDBOX_CLOCK_FILE": ("/nonexistent/clock", "/etc/hostname"),
 }
 CASES = [(name, value) for name, values in BAD.items() for value in values]
 

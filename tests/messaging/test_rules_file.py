@@ -122,16 +122,71 @@ BAD = [
 ]
 
 
+REPLIES = """
+replies.confirmed = ["yes"]
+replies.cancelled = ["no"]
+answer_cancelled.en = "Thank you."
+answer_cancelled.es = "Gracias."
+language_field = "language"
+languages = { 1 = "en", 2 = "es" }
+"""
+BY_LANGUAGE = GOOD.replace(
+    'template = "Thanks! {survey_link}"',
+    'template.en = "Thanks! {survey_link}"\ntemplate.es = "Gracias {survey_link}"',
+)
+BAD += [
+    (
+        "an auto-answer's placeholder, by its key as written",
+        BY_LANGUAGE + REPLIES.replace('"Gracias."', '"Gracias {nombre}."'),
+        "rule 'welcome': answer_cancelled.es: placeholder {nombre} is not allowed",
+    ),
+    (
+        "a link in an auto-answer",
+        BY_LANGUAGE + REPLIES.replace('"Thank you."', '"Thank you: {survey_link}"'),
+        "answer_cancelled.en: placeholder {survey_link}: an auto-answer carries no survey link",
+    ),
+    (
+        "a link in the subject of a rule with a survey",
+        EMAIL_ONLY.replace('"Your survey"', '"Your survey {survey_link}"'),
+        "rule 'invite': subject: placeholder {survey_link}: the subject carries no survey link",
+    ),
+    (
+        "a brace never closed, said without parser words",
+        GOOD.replace("Thanks! {survey_link}", "Thanks {field:first_name! {survey_link}"),
+        "template: the '{' at character 8 ('Thanks {field:first_...') is never closed",
+    ),
+    (
+        "a brace closing nothing",
+        GOOD.replace("Thanks! {survey_link}", "Thanks! {survey_link} :-}"),
+        "template: the '}' at character 25 ('...vey_link} :-}') closes no placeholder",
+    ),
+    (
+        "a typo in a key: did you mean",
+        GOOD.replace("delay_minutes", "delay_minute"),
+        "unknown key 'delay_minute'; did you mean 'delay_minutes'?",
+    ),
+    (
+        "a typo in an answer key: did you mean",
+        BY_LANGUAGE + REPLIES.replace("answer_cancelled", "answer_canceled"),
+        "answer_canceled answers no reply in replies; did you mean 'answer_cancelled'?",
+    ),
+]
+
+
 @pytest.mark.parametrize(("case", "text", "said"), BAD, ids=[case for case, _, _ in BAD])
 def test_a_bad_rules_file_is_one_line_naming_rule_key_and_fix(
     tmp_path: Path, case: str, text: str, said: str
 ) -> None:
-    """ConfigError, one line, naming what is wrong where."""
+    """ConfigError, one line, naming what is wrong where, pointing to the rules page; never
+    parser jargon, never the settings page."""
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, text)
     message = str(caught.value)
     assert said in message, message
     assert "\n" not in message and message.startswith("RULES_FILE ")
+    assert message.endswith("(see docs/rules.md)") and message.count("docs/rules.md") == 1
+    assert ".env.example" not in message and "format spec" not in message
+    assert message.count("rule 'welcome'") <= 1 and message.count("rule 'invite'") <= 1
 
 
 def test_a_missing_rules_file_says_so(tmp_path: Path) -> None:

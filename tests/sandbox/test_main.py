@@ -138,23 +138,46 @@ def funnels(out: str) -> dict[str, dict[str, str]]:
     return sections
 
 
-def test_simulate_registers_participants_over_time(tmp_path: Path) -> None:
-    """--simulate N: N completed registrations appear in the simulated REDCap."""
+def test_simulate_registers_participants_after_the_baseline(tmp_path: Path) -> None:
+    """--simulate N: one participant registers before go-live, and the N others only once
+    admin baseline has marked it (so the baseline can never catch them and leave them
+    unmessaged); each fills what the rules read with plausible values."""
     env_file = tmp_path / ".env.sandbox"
-    proc = start(tmp_path, "--simulate", "3", "--simulate-interval", "0.2")
+    rules = str(ROOT / "sandbox" / "rehearsal_rules.toml")
+    proc = start(tmp_path, "--rules-file", rules, "--simulate", "3", "--simulate-interval", "0.2")
     try:
         assert wait_until(env_file.exists, timeout=30)
         settings = dotenv_values(env_file)
         project = PyCapProject(settings["REDCAP_API_URL"], settings["REDCAP_API_TOKEN"])
+        fields = ["record_id", "registration_complete", "first_name", "consent", "language"]
+        fields += ["visit_datetime", "welcome_status"]
 
-        def registered() -> int:
-            rows = project.export_records(fields=["record_id", "registration_complete"])
-            return sum(row["registration_complete"] == "2" for row in rows)
+        def registered() -> list[dict[str, str]]:
+            rows = project.export_records(fields=fields)
+            return [row for row in rows if row["registration_complete"] == "2"]
 
-        assert wait_until(lambda: registered() == 3, timeout=20)
+        assert wait_until(lambda: len(registered()) == 1, timeout=20)
+        assert not wait_until(lambda: len(registered()) > 1, timeout=1.5)  # waits for go-live
+        baseline = subprocess.run(
+            [sys.executable, "-m", "services.admin", "baseline", "--env-file", str(env_file)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert baseline.returncode == 0 and "marked 1 record(s) baseline" in baseline.stdout
+        assert wait_until(lambda: len(registered()) == 4, timeout=20)
+        first, *new = registered()
+        assert first["welcome_status"] == "baseline"
+        assert [row["welcome_status"] for row in new] == ["", "", ""]
+        for row in registered():
+            assert row["first_name"] and row["consent"] == "1"  # the rules' when asks for it
+            assert row["visit_datetime"].endswith(" 10:00")
+        assert {row["language"] for row in registered()} == {"1", "2"}  # both are rehearsed
     finally:
-        code, _ = stop(proc)
+        code, out = stop(proc)
     assert code == 0
+    assert "registered before go-live. Run .venv/bin/python -m services.admin baseline" in out
 
 
 def test_the_settings_file_is_private_and_whole(tmp_path: Path) -> None:
@@ -189,7 +212,7 @@ def test_reply_makes_a_participant_text_the_running_sandbox(tmp_path: Path) -> N
     from common.twilio_client import SmsGateway
 
     env_file = tmp_path / ".env.sandbox"
-    proc = start(tmp_path, "--simulate", "2", "--simulate-interval", "0.2")
+    proc = start(tmp_path, "--simulate", "1", "--simulate-interval", "0.2")
     try:
         assert wait_until(env_file.exists, timeout=30)
         settings = {k: v or "" for k, v in dotenv_values(env_file).items()}
@@ -200,7 +223,7 @@ def test_reply_makes_a_participant_text_the_running_sandbox(tmp_path: Path) -> N
             rows = project.export_records(fields=fields)
             return [r for r in rows if r["registration_complete"] == "2" and r["phone_number"]]
 
-        assert wait_until(lambda: len(registered()) == 2, timeout=20)
+        assert wait_until(lambda: len(registered()) == 1, timeout=20)  # before go-live
         record = registered()[0]
         by_number = reply(env_file, "--from", "+16175550101", "YES")
         by_record = reply(env_file, "--record", record["record_id"], "no, sorry 👎")
@@ -240,3 +263,29 @@ def test_reply_without_the_sandbox_settings_is_exit_2(tmp_path: Path) -> None:
     )
     refused = reply(real, "--from", "+16175550101", "YES")
     assert refused.returncode == 2 and "not a local simulator" in refused.stderr
+
+
+def test_speed_runs_the_rehearsals_clock_faster(tmp_path: Path) -> None:
+    """--speed 600: the clock the simulators and services share runs ten minutes a second; it
+    is written beside .env.sandbox, named there, and gone when the sandbox stops. A speed that
+    is no number is refused."""
+    from common.clock import ClockFile
+
+    env_file = tmp_path / ".env.sandbox"
+    proc = start(tmp_path, "--speed", "600")
+    try:
+        assert wait_until(env_file.exists, timeout=30)
+        path = Path(str(dotenv_values(env_file)["SANDBOX_CLOCK_FILE"]))
+        assert path == tmp_path / ".env.sandbox.clock"
+        assert ClockFile(path).warp().speed == 600  # what every reader runs at (test_clock)
+    finally:
+        code, out = stop(proc)
+    assert code == 0 and "running 600x" in out and not path.exists()
+    refused = subprocess.run(
+        [sys.executable, "-m", "sandbox", "--speed", "fast"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2 and "--speed: 'fast': give a number" in refused.stderr

@@ -119,6 +119,17 @@ STUDIES = {
 }
 
 
+def admin(env_file: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """``admin COMMAND`` against the rehearsal, as its user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.admin", command, "--env-file", str(env_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def write_env(path: Path, values: Mapping[str, str]) -> Path:
     path.write_text("".join(f'{key}="{value}"\n' for key, value in values.items()))
     path.chmod(0o600)  # a study's settings file is private, or the services refuse it
@@ -181,19 +192,14 @@ def test_rehearsal_uses_the_study_settings(tmp_path: Path, name: str) -> None:
         assert written["TWILIO_MESSAGING_SERVICE_SID"] == ""
 
         rows = registered(written, study, existing_records(name))
-        assert wait_until(lambda: len(rows()) == 2, timeout=15)
+        assert wait_until(lambda: len(rows()) == 1, timeout=15)  # the one before go-live
+        check = admin(env_out, "check")
+        assert check.returncode == 0, check.stdout
+        assert admin(env_out, "baseline").returncode == 0  # go-live: then the two register
+        assert wait_until(lambda: len(rows()) == 3, timeout=15)
         for row in rows():
             assert row[study.registration_field] == study.registration_value
             assert re.sub(r"\D", "", row[study.phone_field])[-10:-2] == "61755501"
-
-        check = subprocess.run(
-            [sys.executable, "-m", "services.admin", "check", "--env-file", str(env_out)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert check.returncode == 0, check.stdout
     finally:
         code, err = stop(proc)
     assert code == 0 and "Traceback" not in err

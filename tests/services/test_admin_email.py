@@ -80,7 +80,7 @@ def test_a_wrong_graph_secret_is_one_failing_line(both: Rig) -> None:
     secret nowhere, no traceback."""
     secret = "not-the-secret-of-this-app"
     done = both.run("services.admin", "check", GRAPH_CLIENT_SECRET=secret)
-    assert done.returncode == 1
+    assert done.returncode == 2  # refused credentials are configuration
     failed = [line for line in done.stdout.splitlines() if line.startswith("[FAIL]")]
     assert len(failed) == 1 and "GRAPH_CLIENT_SECRET" in failed[0], done.stdout
     assert failed[0].startswith("[FAIL] Graph credentials")
@@ -92,7 +92,7 @@ def test_a_wrong_graph_secret_is_one_failing_line(both: Rig) -> None:
 def test_missing_graph_settings_name_the_one_to_set(both: Rig) -> None:
     """No GRAPH_SENDER: the settings line names it; nothing is asked of Microsoft."""
     done = both.run("services.admin", "check", GRAPH_SENDER="")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "GRAPH_SENDER" in lines(done.stdout)["[FAIL] Graph settings"]
     assert both.microsoft.tokens_issued() == 0
 

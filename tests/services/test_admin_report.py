@@ -65,7 +65,10 @@ def test_a_report_without_pipeline_fields_shows_its_size_and_columns(rig: Rig) -
 
 
 def test_a_report_of_another_project_is_refused_in_words(rig: Rig) -> None:
-    """A report id REDCap does not know: exit 1 with REDCap's reason on stderr."""
+    """A report id REDCap does not know is the argument's fault, said so (not "the token was
+    refused"): exit 2, one line naming --report-id and where the ids are."""
     done = rig.run("services.admin", "status", "--report-id", "12345")
-    assert done.returncode == 1
-    assert "report_id=12345 does not belong to this project" in done.stderr
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert "--report-id 12345: this project has no report 12345" in line
+    assert "My Reports & Exports" in line and "token" not in line and "Traceback" not in line

@@ -83,4 +83,25 @@ def test_force_and_requeue_act_on_the_rule_named(tmp_path: Path) -> None:
         assert values["welcome_status"] == "sms_sent"
         unknown = rig.run("services.admin", "requeue", "1", "--rule", "remindr")
         assert unknown.returncode == 2
-        assert "--rule remindr: no such rule; the rules are: welcome, reminder" in unknown.stderr
+        said = (
+            "--rule remindr: no such rule; did you mean reminder? the rules are: welcome, reminder"
+        )
+        assert said in unknown.stderr
+
+
+def test_force_honours_stop_when_unless_told_to_ignore_it(tmp_path: Path) -> None:
+    """A reminder whose stop_when holds (the survey is done) is refused by force, saying so and
+    how to override; --ignore-stop sends it, saying that too."""
+    for rig in start_rules_rig(tmp_path, WELCOME_AND_REMINDER):
+        rig.register("1", "(617) 555-0100")
+        assert rig.run("services.registration_detector", "--once").returncode == 0
+        rig.set("1", interest_form_complete="2")
+        refused = rig.run("services.admin", "force", "1", "--rule", "reminder")
+        assert refused.returncode == 1 and rig.twilio.sent() == []
+        assert "rule reminder's stop_when holds ([interest_form_complete] = '2')" in refused.stdout
+        assert "add --ignore-stop" in refused.stdout
+        assert rig.values("1")["reminder_status"] == "registered"  # nothing written
+        forced = rig.run("services.admin", "force", "1", "--rule", "reminder", "--ignore-stop")
+        assert forced.returncode == 0, forced.stdout
+        assert "sending anyway (--ignore-stop)" in forced.stdout
+        assert "record 1: sent" in forced.stdout and len(rig.twilio.sent()) == 1

@@ -250,7 +250,7 @@ def test_24_hours_before_keeps_the_wall_clock_across_daylight_saving(
             ("[registration_complete] = '2'", "[registration_complete] = = '2'"),
             "rule welcome: when",
         ),
-        (("delay_minutes = 1", 'anchor = "first_name"'), "anchor 'first_name' is not a date"),
+        (("delay_minutes = 1", 'anchor = "first_name"'), "anchor = 'first_name' is not a date"),
         (("Thanks {field:first_name}!", "Hi {field:nickname}!"), "nickname"),
     ],
     ids=["logic REDCap rejects", "anchor not a date", "unknown template field"],

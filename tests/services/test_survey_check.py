@@ -56,7 +56,7 @@ def test_admin_check_names_the_problem(rig: Rig) -> None:
     """admin check shows the same refusal as a FAIL line with its fix."""
     rig.register("1")
     done = rig.run("services.admin", "check", SURVEY_INSTRUMENT="registration")
-    assert done.returncode == 1
+    assert done.returncode == 3
     assert "[FAIL] survey instrument: SURVEY_INSTRUMENT='registration' is not enabled" in (
         done.stdout
     )
