@@ -14,7 +14,7 @@ seconds too. A field without seconds keeps minute precision (the time is truncat
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -100,13 +100,22 @@ def _type_name(ftype: str) -> str:
     return _TYPE_NAMES.get(ftype, f"{ftype or 'typeless'} field")
 
 
-def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
+def parse_time(text: str, tz: ZoneInfo, *, earliest: bool = False) -> datetime | None:
     """A stored date-time (Y-M-D, with or without seconds, study zone) as an aware time; None if
-    blank or bad."""
+    blank or bad.
+
+    Stored times carry no offset, so in the hour a daylight-saving change repeats (fall back)
+    one text names two instants. Read it as the **later** one by default, which is what every
+    age and delay wants: a claim never looks older than it is, a delay never ends early. A
+    search for what happened since that time wants the **earlier** one (``earliest``), so it
+    misses nothing. Outside that hour both are the same instant. The instant comes back in UTC:
+    Python subtracts two times of one zone as wall-clock times, fold and all ignored.
+    """
     text = text.strip()
     for pattern in (WITH_SECONDS, WITHOUT_SECONDS):
         try:
-            return datetime.strptime(text, pattern).replace(tzinfo=tz)
+            naive = datetime.strptime(text, pattern)
         except ValueError:
             continue
+        return naive.replace(tzinfo=tz, fold=0 if earliest else 1).astimezone(UTC)
     return None

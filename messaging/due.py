@@ -175,9 +175,10 @@ def _sort(ctx: Context, rule: Rule, rows: Sequence[RuleRow], now: datetime) -> R
             continue
         expiry = expires_at(row, tz)
         due = due_at(row, tz)
-        if expiry is not None and now >= expiry:
+        # Instants, not wall clocks: Python compares times of one zone as wall-clock times.
+        if expiry is not None and now.astimezone(UTC) >= expiry.astimezone(UTC):
             found.expired.append(row)
-        elif due is None or now < due:
+        elif due is None or now.astimezone(UTC) < due.astimezone(UTC):
             found.waiting.append(row)
         else:
             found.due.append(row)
@@ -268,7 +269,7 @@ def due_at(row: RuleRow, tz: ZoneInfo) -> datetime | None:
         return _local(anchor.replace(tzinfo=None) + timedelta(minutes=rule.offset_minutes), tz)
     registered = row.time(rule.fields.registered_at, tz)
     if registered is None:
-        return datetime.min.replace(tzinfo=tz)
+        return datetime.min.replace(tzinfo=UTC)
     return _after(registered, rule.delay_minutes)
 
 

@@ -301,7 +301,9 @@ def book_of(ctx: Context, raw: Sequence[Mapping[str, str]]) -> Book:
             if not to or row.status not in WENT:
                 continue
             book.texted.setdefault(to, set()).add(row.record_id)
-            sent_at = row.time(f.sent_at, tz)
+            # The earlier reading of a daylight-saving hour: a reply just after it is not taken
+            # for one before it (the window then runs an hour long, never short).
+            sent_at = row.time(f.sent_at, tz, earliest=True)
             if rule.replies is None or sent_at is None:
                 continue
             replied = row.time(f.reply_at, tz)

@@ -59,9 +59,12 @@ def reconcile(ctx: Context, rows: Sequence[RuleRow]) -> dict[str, int]:
     timeout = timedelta(seconds=ctx.settings.sms_claim_timeout_seconds)
     stale = []
     for row in rows:
+        # Its age on the later reading of a daylight-saving hour (it never looks older than it
+        # is), the search from the earlier one (it misses nothing).
         claimed = row.time(rule.fields.claimed_at, tz) or row.time(rule.fields.registered_at, tz)
         if claimed is None or now - claimed >= timeout:
-            stale.append((row, claimed))
+            early = row.time(rule.fields.claimed_at, tz, earliest=True)
+            stale.append((row, early or row.time(rule.fields.registered_at, tz, earliest=True)))
     if not stale:
         return {}
     counts: dict[str, int] = {}

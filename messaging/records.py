@@ -73,8 +73,10 @@ class RuleRow:
         except ValueError:
             return 0
 
-    def time(self, field: str, tz: ZoneInfo) -> datetime | None:
-        return parse_time(self.get(field), tz)
+    def time(self, field: str, tz: ZoneInfo, *, earliest: bool = False) -> datetime | None:
+        """A time field as an instant (:func:`common.field_types.parse_time`: the later of the
+        two a daylight-saving hour can mean, or with ``earliest`` the earlier)."""
+        return parse_time(self.get(field), tz, earliest=earliest)
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -298,7 +298,7 @@ def _finding(
     if not late:
         return None
     # The oldest: no time at all first (it is older than we can tell), then the earliest.
-    row, at = min(late, key=lambda pair: pair[1] or datetime.min.replace(tzinfo=now.tzinfo))
+    row, at = min(late, key=lambda pair: pair[1] or datetime.min.replace(tzinfo=UTC))
     age = round((now - at).total_seconds() / 60, 1) if at else None
     limit_minutes = round(limit.total_seconds() / 60, 1)
     what = what or "replies in Twilio not recorded in REDCap"
@@ -357,7 +357,7 @@ def last_activity(ctx: Context, raw: Sequence[Mapping[str, str]]) -> dict[str, A
                         newest[service] = at
     return {
         service: {
-            "at": newest[service].isoformat(timespec="seconds"),
+            "at": newest[service].astimezone(tz).isoformat(timespec="seconds"),
             "minutes_ago": round((now - newest[service]).total_seconds() / 60, 1),
         }
         if service in newest

@@ -159,15 +159,15 @@ def start_rig(
     given (tests comparing Twilio's times with the services' ManualClock pass one at START;
     tests running real service processes keep real time)."""
     with Sandbox(project, clock=sim_clock) as box:
-        env = box.settings(
-            LOCK_DIR=str(tmp),
-            SMS_DELAY_MINUTES="1",
-            SMS_MAX_PER_SECOND="1",
+        defaults = {
+            "LOCK_DIR": str(tmp),
+            "SMS_DELAY_MINUTES": "1",
+            "SMS_MAX_PER_SECOND": "1",
             # Tests send fast on a manual clock; the simulator's rate limiter is not what they test.
-            REDCAP_MAX_PER_MINUTE="100000",
-            HTTP_TIMEOUT_SECONDS="5",
-            **overrides,
-        )
+            "REDCAP_MAX_PER_MINUTE": "100000",
+            "HTTP_TIMEOUT_SECONDS": "5",
+        }
+        env = box.settings(**{**defaults, **overrides})
         yield Rig(box.redcap, box.twilio, box.microsoft, project, box.clock, env, tmp)
 
 
