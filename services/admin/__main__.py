@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_baseline(ctx, args.rule)
         if args.command == "status":
             return command_status(ctx, args.json, args.html, args.report_id)
-        return command_requeue(ctx, ctx.rules.named(args.rule), args.record)
+        return command_requeue(ctx, ctx.rules.trigger(args.rule), args.record)
     except RelayError as exc:
         return report_failure(exc, say)
 
