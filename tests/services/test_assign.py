@@ -13,43 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.assign_soak import ASSIGN, INVITATION, RULES
 from messaging.ids import split_id
 from sandbox.httpserver import wait_until
 from services import registration_detector
 from services.sms_sender import Sender
 from tests.processes import finish
 from tests.services.conftest import ROOT, Rig, clean_env, start_rules_rig
-
-ASSIGN = """
-[[assign]]
-name = "study_id"
-field = "study_id"
-when = "[eligible] = '1'"
-
-[[assign.group]]
-name = "control"
-when = "[study_group] = '1'"
-start = 3000
-prefix = "HC-"
-width = 5
-
-[[assign.group]]
-name = "patient"
-when = "[study_group] = '2'"
-start = 10200
-"""
-INVITATION = """
-[[rule]]
-name = "invitation"
-when = "[study_id_status] = 'assigned'"
-channel = "email"
-subject = "Book your first visit"
-email_template = \"\"\"
-Your study ID is {field:study_id}.
-Book your visit: https://outlook.office.com/book/Visits@contoso.onmicrosoft.com/?StudyID={url:field:study_id}
-\"\"\"
-"""
-RULES = INVITATION + ASSIGN
 
 
 @pytest.fixture
