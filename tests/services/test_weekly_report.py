@@ -18,7 +18,7 @@ from services import registration_detector
 from services.admin.report import report
 from services.admin.report_page import render
 from services.sms_sender import Sender
-from tests.services.conftest import Rig, start_rules_rig
+from tests.services.conftest import ROOT, Rig, start_rules_rig
 from tests.services.test_status_page import INSTALL_SECONDS, chromium, png_pixels
 
 __all__ = ["chromium"]  # the fixture, shared with the status page's test
@@ -160,3 +160,28 @@ def test_the_report_renders_in_headless_chromium(study: Rig, chromium: str, tmp_
     width, height, pixels = png_pixels(data)
     assert (width, height) == (1200, 1600) and len(data) > 20_000
     assert len(set(pixels)) > 64
+
+
+def test_the_kubernetes_cronjob_mails_the_report_weekly() -> None:
+    """docs/k8s: one CronJob running admin report --email weekly, one at a time, never retried
+    in the Job, with the private copy of the settings the other CronJobs use."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML comes with openapi-core in requirements-dev")
+    text = (ROOT / "docs" / "k8s" / "redcap-relay-report-cronjob.yaml").read_text("utf-8")
+    (job,) = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    spec = job["spec"]
+    assert job["kind"] == "CronJob" and spec["schedule"] == "0 8 * * 1"
+    assert (
+        spec["concurrencyPolicy"] == "Forbid" and spec["jobTemplate"]["spec"]["backoffLimit"] == 0
+    )
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == [
+        "python", "-m", "services.admin", "report", "--email", "--env-file",
+        "/run/redcap-relay/relay.env",
+    ]  # fmt: skip
+    (init,) = pod["initContainers"]
+    assert init["command"] == [
+        "install", "-m", "600", "/etc/redcap-relay/relay.env", "/run/redcap-relay/relay.env"
+    ]  # fmt: skip
+    secret = next(v["secret"] for v in pod["volumes"] if v["name"] == "settings")
+    assert secret["defaultMode"] == 0o400
