@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from redcap.project import Project as PyCapProject
 
-from messaging.rules_file import load_rules
+from messaging.rules_file import load_study
 from sandbox.demo_cli import ALERTS, RULES_FILE, SERVICES, play, stop_all
 from sandbox.envfile import write_env
 from sandbox.participants import demo_cohort, register
@@ -74,7 +74,7 @@ def screenshot(
 
 def demo_page(html: Path, python: str = sys.executable) -> int:
     """Play the demo and write its status page to ``html``; ``admin status``'s exit code."""
-    rules = load_rules(RULES_FILE, default_event="", alerts=True)
+    rules = load_study(RULES_FILE, default_event="", alerts=True)
     project = add_rule_fields(build_demo_project(), rules)
     with Sandbox(project) as box, tempfile.TemporaryDirectory() as tmp:
         env = box.settings(LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE), **ALERTS)

@@ -231,10 +231,10 @@ def command_report(ctx: Context, *, html: str | None, email: bool, as_json: bool
     page = report_page.render(data)
     if html:
         write(Path(html), page)
-    if as_json:
-        print(json.dumps(data, indent=2))
-    elif not email or html:
-        print(report_page.text(data), end="")
+    print(
+        json.dumps(data, indent=2) if as_json else report_page.text(data),
+        end="\n" if as_json else "",
+    )
     if not email:
         return EXIT_OK
     to = ctx.settings.report_email_to
