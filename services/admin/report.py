@@ -94,7 +94,8 @@ def _funnel(ctx: Context, rule: Rule, rows: Sequence[RuleRow], since: datetime) 
     f, tz = rule.fields, ctx.settings.timezone
     started = [r for r in rows if r.status not in ("", Status.BASELINE)]
     sent = [r for r in rows if r.status in SENT]
-    delivered = [r for r in rows if r.status == Status.DELIVERED]
+    # E-mail has no delivery report: for a rule that only mails "delivered" means nothing.
+    delivered = [r for r in rows if r.status == Status.DELIVERED] if rule.sends_sms else None
     replied = [r for r in rows if r.get(f.reply)] if rule.replies is not None else None
     failed = [r for r in rows if r.status in PROBLEMS]
     touched = (f.registered_at, f.claimed_at, f.sent_at, f.checked_at)
@@ -111,14 +112,16 @@ def _funnel(ctx: Context, rule: Rule, rows: Sequence[RuleRow], since: datetime) 
     week = {
         "new": sum(recent(r, f.registered_at) for r in started),
         "sent": sum(recent(r, f.sent_at) for r in sent),
-        "delivered": sum(recent(r, f.checked_at, f.sent_at) for r in delivered),
+        "delivered": None
+        if delivered is None
+        else sum(recent(r, f.checked_at, f.sent_at) for r in delivered),
         "replied": None if replied is None else sum(recent(r, f.reply_at) for r in replied),
         "failed": reasons([r for r in failed if recent(r, *touched)]),
     }
     total = {
         "new": len(started),
         "sent": len(sent),
-        "delivered": len(delivered),
+        "delivered": None if delivered is None else len(delivered),
         "replied": None if replied is None else len(replied),
         "failed": reasons(failed),
     }
