@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.assign_soak import ASSIGN, INVITATION, RULES
+from common.errors import ProjectCheckError
 from messaging.ids import split_id
 from sandbox.httpserver import wait_until
 from services import registration_detector
@@ -220,3 +221,20 @@ def test_one_assigner_per_project(ids: Rig) -> None:
         code, _, err = finish(first, terminate=True, timeout=20)
     assert code == 0, err
     assert split_id(held(ids, "1")["study_id"]) == ("HC-", 3000)
+
+
+@pytest.mark.parametrize(
+    ("field", "why"), [("first_name", "an identifier"), ("email", "validated as email")]
+)
+def test_a_link_carries_no_identifier(tmp_path: Path, field: str, why: str) -> None:
+    """The project check refuses {url:field:NAME} of a field the data dictionary marks as an
+    identifier, or validates as a phone or an e-mail: only a study ID goes in a link."""
+    leaky = INVITATION.replace("{url:field:study_id}", f"{{url:field:{field}}}")
+    for rig in start_rules_rig(tmp_path, leaky + ASSIGN):
+        with pytest.raises(ProjectCheckError) as caught:
+            rig.ctx(needs_twilio=False)
+        assert f"{{url:field:{field}}} puts {field} ({why} in the data dictionary)" in str(
+            caught.value
+        )
+        done = rig.run("services.admin", "check")
+        assert done.returncode != 0 and "put only a study ID in a link" in done.stdout
