@@ -90,7 +90,9 @@ def any_of(conditions: Sequence[str]) -> str:
     return " or ".join(f"({condition})" for condition in conditions)
 
 
-def export_events(ctx: Context, rules: Iterable[Rule], *, home: bool = False) -> list[str] | None:
+def export_events(
+    ctx: Context, rules: Iterable[Trigger], *, home: bool = False
+) -> list[str] | None:
     """The events holding these rules' fields, for an export (and REDCAP_EVENT, where the
     record's opt-out lives, if ``home``); None on classic projects."""
     events = [ctx.layout.event_for(rule.event) for rule in rules]

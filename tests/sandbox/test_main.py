@@ -88,7 +88,9 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rules = funnels(done.stdout)
-    assert list(rules) == ["welcome", "reminder", "visit", "invitation", "ineligible"]
+    ids_rule = "study_id (study IDs in study_id)"
+    assert list(rules) == ["welcome", "reminder", "visit", "invitation", "ineligible", ids_rule]
+    assert (rules[ids_rule]["assigned"], rules[ids_rule]["(none)"]) == ("8", "4")
     welcome, reminder, visit = rules["welcome"], rules["reminder"], rules["visit"]
     assert (welcome["delivered"], welcome["undelivered"], welcome["sent_email"]) == ("6", "1", "1")
     assert (welcome["skipped"], welcome["baseline"]) == ("1", "3")

@@ -6,6 +6,7 @@ requeue and the one-assigner lock work as for message rules."""
 from __future__ import annotations
 
 import collections
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from common.errors import ProjectCheckError
 from messaging.ids import split_id
 from sandbox.httpserver import wait_until
 from services import registration_detector
+from services.admin.status import funnel
+from services.admin.status_page import render as render_status_page
 from services.sms_sender import Sender
 from tests.processes import finish
 from tests.services.conftest import ROOT, Rig, clean_env, start_rules_rig
@@ -238,3 +241,22 @@ def test_a_link_carries_no_identifier(tmp_path: Path, field: str, why: str) -> N
         )
         done = rig.run("services.admin", "check")
         assert done.returncode != 0 and "put only a study ID in a link" in done.stdout
+
+
+def test_admin_status_counts_the_id_rule_by_status(ids: Rig) -> None:
+    """admin status shows the ID rule's records by status and why some got no ID (never an
+    ID itself), in text, JSON and the status page."""
+    screened(ids, "1", "1")
+    screened(ids, "2", "")
+    detect(ids)
+    done = ids.run("services.admin", "status")
+    assert "rule study_id (study IDs in study_id):" in done.stdout, done.stdout + done.stderr
+    section = done.stdout.split("rule study_id (study IDs in study_id):")[1]
+    assert "  assigned           1" in section and "  skipped            1" in section
+    assert "  skipped:no_group                    1" in section
+    assert "HC-03000" not in done.stdout
+    data = json.loads(ids.run("services.admin", "status", "--json").stdout)
+    assert data["ids"]["study_id"]["by_status"]["assigned"] == 1
+    ctx = ids.ctx(needs_twilio=False)
+    page = render_status_page(ctx, funnel(ctx))
+    assert "Rule study_id (study IDs in study_id)" in page and "HC-03000" not in page
