@@ -16,6 +16,7 @@ channel (``redcap-relay-report@.timer`` runs that weekly); without either it is 
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -230,6 +231,14 @@ def _attention(ctx: Context, raw: Sequence[Mapping[str, str]]) -> list[dict[str,
 def command_report(ctx: Context, *, html: str | None, email: bool, as_json: bool) -> int:
     """Print the report (text or JSON), write it as a page, mail it; EXIT_FAILURE when the mail
     may not have gone."""
+    to = ctx.settings.report_email_to
+    if email and not to:
+        raise ConfigError(
+            "--email: REPORT_EMAIL_TO is not set; set it to the study team's address(es), "
+            "comma-separated"
+        )
+    # Before any REDCap request: a GRAPH_* setting missing is said at once.
+    mailer = GraphMailer.from_settings(ctx.settings) if email else None
     data = report(ctx)
     page = report_page.render(data)
     if html:
@@ -238,15 +247,8 @@ def command_report(ctx: Context, *, html: str | None, email: bool, as_json: bool
         json.dumps(data, indent=2) if as_json else report_page.text(data),
         end="\n" if as_json else "",
     )
-    if not email:
+    if mailer is None:
         return EXIT_OK
-    to = ctx.settings.report_email_to
-    if not to:
-        raise ConfigError(
-            "--email: REPORT_EMAIL_TO is not set; set it to the study team's address(es), "
-            "comma-separated"
-        )
-    mailer = GraphMailer.from_settings(ctx.settings)
     stamp = ctx.clock.now().astimezone(ctx.settings.timezone)
     mail_id = f"report-{ctx.layout.project_id}-{stamp:%Y%m%d%H%M%S}"
     try:
@@ -256,5 +258,6 @@ def command_report(ctx: Context, *, html: str | None, email: bool, as_json: bool
         return EXIT_FAILURE
     finally:
         mailer.close()
-    print(f"report {mail_id} sent to {', '.join(mask_email(a) for a in to)}")
+    sent = f"report {mail_id} sent to {', '.join(mask_email(a) for a in to)}"
+    print(sent, file=sys.stderr if as_json else sys.stdout)  # --json: stdout stays JSON
     return EXIT_OK

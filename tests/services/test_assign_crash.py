@@ -98,7 +98,10 @@ def test_kill_9_at_each_step_gives_every_id_once(
     assert (given(ids)["6"], given(ids)["7"]) == ("HC-03003", "10202")
 
 
-@pytest.mark.parametrize("step", [s for s in STEPS if s[1:3] == ("redcap", IMPORT)], ids=str)
+WRITES = [step for step in STEPS if step[2] == IMPORT]
+
+
+@pytest.mark.parametrize("step", WRITES, ids=[step[0] for step in WRITES])
 def test_a_second_host_after_a_crash_continues_the_run(ids: Rig, step: Step) -> None:
     """Host A dies at its write (lost, or applied with the answer lost); host B, with a lock
     directory of its own (another machine), knows nothing of A and continues from REDCap: the
@@ -119,7 +122,7 @@ def test_a_second_host_after_a_crash_continues_the_run(ids: Rig, step: Step) -> 
 def test_a_soak_of_random_kills_gives_every_id_once() -> None:
     """Records arriving in waves while detectors are killed at random requests and random
     moments: every eligible record ends with one ID, no duplicate, no gap, none missing."""
-    result = soak(records=90, kills=12, seed=18)
-    assert result.kills >= 8, result
+    result = soak(records=72, kills=10, seed=18)
+    assert result.kills >= 6, result
     assert result.problems == [], result.problems
     assert result.assigned == result.eligible
