@@ -41,6 +41,7 @@ from typing import Protocol
 from common.errors import ConfigError
 from common.field_types import Kind
 from common.pipeline import Status
+from common.writes import StatusFields
 from messaging.ids import AssignRule
 from messaging.replies import Replies
 from messaging.templates import LocalizedTemplates
@@ -263,18 +264,9 @@ class RuleFields:
         return kinds
 
 
-class TriggerFields(Protocol):
-    """The fields every kind of rule has: its status (the queue), the reason of a status, and
-    what the project check asks of them."""
-
-    @property
-    def status(self) -> str: ...
-
-    @property
-    def error_code(self) -> str: ...
-
-    @property
-    def error_message(self) -> str: ...
+class TriggerFields(StatusFields, Protocol):
+    """The fields every kind of rule has: its status (the queue) and the reason of a status
+    (:class:`common.writes.StatusFields`), and what the project check asks of them."""
 
     @property
     def form(self) -> str: ...

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.assign_soak import ASSIGN as TWO_GROUPS
 from common.errors import ConfigError
 from messaging.ids import AssignRule, split_id
 from messaging.rules_file import load_study
@@ -18,29 +19,16 @@ name = "invitation"
 when = "[study_id_status] = 'assigned'"
 template = "Your study ID is {field:study_id}."
 """
-ASSIGN = """
-[[assign]]
-name = "study_id"
-field = "study_id"
-when = "[eligible] = '1'"
-
-[[assign.group]]
-name = "control"
-when = "[study_group] = '1'"
-start = 3000
-prefix = "HC-"
-width = 5
-
-[[assign.group]]
-name = "patient"
-when = "[study_group] = '2'"
-start = 10200
-
+# The soak's two groups, and a third sharing the patients' run of numbers (no prefix).
+ASSIGN = (
+    TWO_GROUPS
+    + """
 [[assign.group]]
 name = "late"
 when = "[study_group] = '3'"
 start = 3000
 """
+)
 
 
 def load(tmp_path: Path, text: str) -> AssignRule:
