@@ -1,7 +1,8 @@
 """One sender (and one reply poller) per project: an exclusive, non-blocking OS lock (flock).
 
 Every process that sends for a project (the sender, ``admin force``) holds its ``sender`` lock;
-the reply poller holds its ``replies`` lock (:func:`project_lock`).
+the reply poller holds its ``replies`` lock, and the detector of a study with study ID rules its
+``assign`` lock (:func:`project_lock`): one process gives IDs per project.
 
 The kernel drops the lock when the process dies, even on kill -9, so no stale lock survives.
 """
@@ -49,10 +50,10 @@ class ProcessLock:
             self._fd = None
 
 
-SENDER, REPLIES = "sender", "replies"
-_HOLDERS = {SENDER: "sender", REPLIES: "reply poller"}
+SENDER, REPLIES, ASSIGNER = "sender", "replies", "assign"
+_HOLDERS = {SENDER: "sender", REPLIES: "reply poller", ASSIGNER: "detector giving study IDs"}
 
 
 def project_lock(directory: Path, project_id: int, role: str) -> ProcessLock:
-    """The lock of ``role`` (SENDER or REPLIES) for one project, in LOCK_DIR."""
+    """The lock of ``role`` (SENDER, REPLIES or ASSIGNER) for one project, in LOCK_DIR."""
     return ProcessLock(directory, f"redcap-relay-{role}-{project_id}", holder=_HOLDERS[role])

@@ -117,6 +117,7 @@ class Settings:
     email_max_per_minute: float
     alert_email_to: tuple[str, ...]
     alert_min_interval_minutes: float
+    report_email_to: tuple[str, ...]
     reply_lookback_hours: float
     dry_run: bool
     delivery_check_max_hours: float
@@ -221,6 +222,9 @@ class Settings:
             ),
             alert_min_interval_minutes=r.number(
                 "ALERT_MIN_INTERVAL_MINUTES", 60, minimum=1, maximum=MINUTES_A_YEAR
+            ),
+            report_email_to=parse_address_list(
+                r.text("REPORT_EMAIL_TO", default=""), "REPORT_EMAIL_TO"
             ),
             reply_lookback_hours=r.number(
                 "REPLY_LOOKBACK_HOURS", 72, minimum=1, maximum=HOURS_A_YEAR

@@ -34,8 +34,9 @@ class StatusFields(Protocol):
     def error_message(self) -> str: ...
 
 
-def reason_values(flag: StatusFields, status: Status, code: str, message: str) -> dict[str, str]:
-    """A status with its reason, in ``flag``'s fields: the code and the message, cut short."""
+def reason_values(flag: StatusFields, status: str, code: str, message: str) -> dict[str, str]:
+    """A status (any kind of rule's code) with its reason, in ``flag``'s fields: the code and
+    the message, cut short."""
     return {flag.status: status, flag.error_code: code, flag.error_message: message[:MESSAGE_LIMIT]}
 
 

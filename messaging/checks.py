@@ -17,11 +17,13 @@ from functools import partial
 
 from common import field_types
 from common.errors import RedcapRejected
+from common.field_types import Kind
 from common.project import Check, Layout, Needs
 from common.redcap_client import RedcapClient
 from common.settings import Settings
+from messaging.ids import AssignRule
 from messaging.replies import OPT_OUT_KINDS, RECORD_KINDS
-from messaging.rules import Rule, Rules, survey_setting
+from messaging.rules import Rule, Rules, Trigger, survey_setting
 from messaging.templates import LocalizedTemplates, MessageTemplate
 
 BUILTIN_FIX = (
@@ -71,6 +73,8 @@ def rule_checks(
             continue
         checks.append(Check(title, True, f"{len(rule.fields.kinds())} fields"))
         checks += [Check(title, True, detail, warning=True) for detail in _warnings(rule, meta)]
+    for ids in rules.assign:
+        checks.append(_assign_check(client, ids, meta, forms_by_event, record_id_field))
     if rules.replying:
         checks.append(_opt_out_check(meta))
     return checks
@@ -92,7 +96,7 @@ def _opt_out_check(meta: Mapping[str, Mapping[str, str]]) -> Check:
 
 
 def _field_problems(
-    rule: Rule,
+    rule: Trigger,
     meta: Mapping[str, Mapping[str, str]],
     forms_by_event: Mapping[str, Set[str]] | None,
 ) -> list[str]:
@@ -118,6 +122,52 @@ def _field_problems(
     return problems
 
 
+def _assign_check(
+    client: RedcapClient,
+    rule: AssignRule,
+    meta: Mapping[str, Mapping[str, str]],
+    forms_by_event: Mapping[str, Set[str]] | None,
+    record_id_field: str,
+) -> Check:
+    """A study ID rule: its own fields, the field receiving the IDs (a Text Box that takes them,
+    in the rule's event, not the record id), and its logic as REDCap reads it."""
+    title = f"rule {rule.name}"
+    problems = _field_problems(rule, meta, forms_by_event)
+    if problems:
+        return Check(title, False, "; ".join(problems), RULES_FIX)
+    target = meta.get(rule.field)
+    # A prefix makes the IDs text; plain numbers may go in a field validated as a number.
+    kind = Kind.TEXT if any(group.prefix for group in rule.groups) else Kind.COUNT
+    if rule.field == record_id_field:
+        problem = f"{rule.field} is the record id; name the field that holds the study ID"
+    elif target is None:
+        problem = f"field {rule.field!r} (the IDs go there) is not a field of this project"
+    else:
+        problem = field_types.problem(rule.field, kind, target)
+        form, event = target["form_name"], rule.event
+        if not problem and forms_by_event is not None and form not in forms_by_event.get(event, ()):
+            problem = f"{rule.field} is on {form!r}, which is not designated for {event}"
+    if problem:
+        return Check(
+            title, False, problem, "add it as a Text Box (no validation) in the Online Designer"
+        )
+    logic = [("when", rule.when), *((f"group {g.name}: when", g.when) for g in rule.groups)]
+    for key, text in logic:
+        if not text:
+            continue
+        try:
+            client.export([record_id_field], text, records=[_PROBE])
+        except RedcapRejected as exc:
+            return Check(
+                title,
+                False,
+                f"rule {rule.name}: {key}: REDCap rejects the logic ({exc})",
+                "write it as in REDCap's branching logic, e.g. [field] = 'value'",
+            )
+    groups = ", ".join(group.name for group in rule.groups)
+    return Check(title, True, f"IDs in {rule.field}; groups {groups}")
+
+
 def _read_problems(rule: Rule, meta: Mapping[str, Mapping[str, str]]) -> list[tuple[str, str]]:
     """What the rule reads that the project lacks, each named by the key as the rules file writes
     it (``answer_cancelled.es``, ``email_template``; SMS_TEMPLATE for the built-in rule)."""
@@ -131,6 +181,8 @@ def _read_problems(rule: Rule, meta: Mapping[str, Mapping[str, str]]) -> list[tu
                     _did_you_mean(name, meta) + "correct the placeholder, or add the field",
                 )
             )
+    if private := _private_in_links(rule, meta):
+        problems.append(private)
     if rule.anchor:
         row = meta.get(rule.anchor)
         check = field_types.validation(row) if row else ""
@@ -249,6 +301,25 @@ def _did_you_mean(name: str, meta: Mapping[str, Mapping[str, str]]) -> str:
 
 MINUTES_A_DAY = 24 * 60
 DAYTIME_MINUTES = 9 * 60  # 09:00: what a date-only anchor's whole-day offset is moved to
+
+
+def _private_in_links(rule: Rule, meta: Mapping[str, Mapping[str, str]]) -> tuple[str, str] | None:
+    """A ``{url:field:NAME}`` of a field the data dictionary marks as an identifier, or
+    validates as a phone or an e-mail: a link keeps it in browser histories, mail filters and
+    the booking site's logs."""
+    for where, template in _texts(rule):
+        for name in template.url_fields:
+            row = meta.get(name, {})
+            what = field_types.validation(row)
+            if row.get("identifier") == "y" or what in ("phone", "email"):
+                why = f"validated as {what}" if what in ("phone", "email") else "an identifier"
+                return (
+                    f"{where}: {{url:field:{name}}} puts {name} ({why} in the data dictionary) "
+                    "in a link, where browser histories, mail filters and the booking site's "
+                    "logs keep it",
+                    "put only a study ID in a link, e.g. {url:field:study_id}",
+                )
+    return None
 
 
 def _logic_problem(

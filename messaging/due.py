@@ -53,7 +53,7 @@ from messaging.records import (
     write,
 )
 from messaging.replies import OPTED_OUT
-from messaging.rules import Rule
+from messaging.rules import Rule, Trigger
 
 # A daylight-saving change moves local time by an hour; minute-only fields lose up to a minute.
 MARGIN = timedelta(minutes=61)
@@ -61,12 +61,13 @@ _DATE = "%Y-%m-%d"
 
 
 # -- new: the detector ---------------------------------------------------------------------------
-def new_logic(ctx: Context, rule: Rule) -> str:
+def new_logic(ctx: Context, rule: Trigger) -> str:
     return f"({rule.when}) and {ref(ctx, rule, rule.fields.status)} = ''"
 
 
-def newly_true(ctx: Context, rules: Sequence[Rule]) -> dict[str, list[str]]:
-    """Per rule name, the records whose ``when`` holds and whose status is blank.
+def newly_true(ctx: Context, rules: Sequence[Trigger]) -> dict[str, list[str]]:
+    """Per rule name, the records whose ``when`` holds and whose status is blank (rules of
+    either kind: message rules and study ID rules share the one export).
 
     The export spans every event: a rule's own event may hold no data for a record yet (REDCap
     exports no row for it), while the row where ``when`` holds is elsewhere. The filter does

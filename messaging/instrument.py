@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from common.field_types import Kind
 from common.pipeline import Status
+from messaging.ids import AssignRule, AssignStatus
 from messaging.replies import OPT_OUT, OPT_OUT_AT, OPT_SID, RECORD_KINDS, REPLIES_READ
 from messaging.rules import RULES_FORM, Rule, Rules
 
@@ -108,12 +109,31 @@ RULE_LABELS = {
 }
 
 
+# A study ID rule's fields (messaging.ids): suffix -> (label, field note), and its status codes.
+ASSIGN_LABELS = {
+    "status": ("Status of study ID rule {name}", "The ID itself is in {field}"),
+    "group": ("Group whose ID was given", "The [[assign.group]] name"),
+    "assigned_at": ("Rule {name} handled the record at", TIME_NOTE),
+    "error_code": ("Why no ID was given (code)", "no_group, several_groups, group_full..."),
+    "error_message": ("Why no ID was given", ""),
+}
+ASSIGN_STATUS_LABELS = {
+    AssignStatus.BASELINE: "Baseline (there before go-live; never given an ID by redcap-relay)",
+    AssignStatus.ASSIGNED: "Assigned (the ID was given by redcap-relay)",
+    AssignStatus.KEPT: "Kept (the ID field already held a value: typed by hand)",
+    AssignStatus.SKIPPED: "Skipped (no ID given; see the reason)",
+    AssignStatus.NEEDS_REVIEW: "Needs review (REDCap refused the ID)",
+}
+
+
 def instrument_csv(rules: Rules) -> str:
-    """Every rule's fields (auto-answer companions included) and, when a rule takes replies, the
-    record's opt-out fields."""
+    """Every rule's fields (auto-answer companions included, then the study ID rules') and, when
+    a rule takes replies, the record's opt-out fields."""
     lines = [_csv_line(HEADER)]
     for rule in rules.every:
         lines += [_csv_line(row) for row in _rows(rule)]
+    for ids in rules.assign:
+        lines += [_csv_line(row) for row in _assign_rows(ids)]
     if rules.replying:
         lines += [_csv_line(row) for row in _opt_out_rows()]
     return "".join(lines)
@@ -165,6 +185,33 @@ def _rows(rule: Rule) -> list[tuple[str, ...]]:
         rows.append(
             (name, rule.fields.form, header, field_type, label, choices, note, validation,
              minimum, "", identifier, "", "", "", "", "", "", "")
+        )  # fmt: skip
+    return rows
+
+
+def _assign_rows(rule: AssignRule) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for number, (name, kind) in enumerate(rule.fields.kinds().items()):
+        suffix = name[len(rule.fields.prefix) + 1 :]
+        label, note = (
+            text.format(name=rule.name, field=rule.field) for text in ASSIGN_LABELS[suffix]
+        )
+        header = (
+            f"Study ID rule {rule.name} (set by redcap-relay; change it only with services.admin)"
+            if number == 0
+            else ""
+        )
+        field_type, choices, validation = "text", "", ""
+        if kind is Kind.CHOICE:
+            field_type = "dropdown"
+            choices = " | ".join(f"{code}, {ASSIGN_STATUS_LABELS[code]}" for code in AssignStatus)
+        elif kind is Kind.TIME:
+            validation = "datetime_seconds_ymd"
+        elif suffix == "error_message":
+            field_type = "notes"
+        rows.append(
+            (name, rule.fields.form, header, field_type, label, choices, note, validation,
+             "", "", "", "", "", "", "", "", "", "")
         )  # fmt: skip
     return rows
 

@@ -31,7 +31,7 @@ from common.writes import reason_values, write_rows
 from messaging.checks import NOT_SURVEY_FIX, not_a_survey
 from messaging.context import Context
 from messaging.replies import OPT_OUT
-from messaging.rules import Rule, survey_setting
+from messaging.rules import Rule, Trigger, survey_setting
 
 OUTCOME_UNKNOWN = "outcome_unknown"  # error code on a claim whose send got no answer
 
@@ -80,7 +80,7 @@ class RuleRow:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def ref(ctx: Context, rule: Rule, field: str) -> str:
+def ref(ctx: Context, rule: Trigger, field: str) -> str:
     """``[field]`` in REDCap logic, qualified with the rule's event on longitudinal projects
     (so a row of another event never stands in for this rule's fields)."""
     event = ctx.layout.event_for(rule.event)
@@ -92,7 +92,9 @@ def any_of(conditions: Sequence[str]) -> str:
     return " or ".join(f"({condition})" for condition in conditions)
 
 
-def export_events(ctx: Context, rules: Iterable[Rule], *, home: bool = False) -> list[str] | None:
+def export_events(
+    ctx: Context, rules: Iterable[Trigger], *, home: bool = False
+) -> list[str] | None:
     """The events holding these rules' fields, for an export (and REDCAP_EVENT, where the
     record's opt-out lives, if ``home``); None on classic projects."""
     events = [ctx.layout.event_for(rule.event) for rule in rules]
@@ -199,7 +201,7 @@ def is_url(text: str) -> bool:
 
 # -- writing ------------------------------------------------------------------------------------
 def write(
-    ctx: Context, rule: Rule, rows: Sequence[dict[str, str]], *, overwrite: bool = False
+    ctx: Context, rule: Trigger, rows: Sequence[dict[str, str]], *, overwrite: bool = False
 ) -> set[str]:
     """Batched import of one rule's rows; REDCap's refusals flag the rule's status."""
     return write_rows(ctx.redcap, ctx.layout, rows, rule.fields, overwrite=overwrite)

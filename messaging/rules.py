@@ -36,10 +36,13 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from common.errors import ConfigError
 from common.field_types import Kind
 from common.pipeline import Status
+from common.writes import StatusFields
+from messaging.ids import AssignRule
 from messaging.replies import Replies
 from messaging.templates import LocalizedTemplates
 
@@ -127,9 +130,13 @@ class MailTemplates:
     html: LocalizedTemplates | None = None
 
     @property
+    def parts(self) -> tuple[LocalizedTemplates, ...]:
+        """The subject, the text and the HTML, if any."""
+        return (self.subject, self.text, *([self.html] if self.html else []))
+
+    @property
     def fields(self) -> tuple[str, ...]:
-        parts = (self.subject, self.text, *([self.html] if self.html else []))
-        return tuple(dict.fromkeys(name for part in parts for name in part.fields))
+        return tuple(dict.fromkeys(name for part in self.parts for name in part.fields))
 
 
 def survey_setting(rule: Rule) -> str:
@@ -257,6 +264,37 @@ class RuleFields:
         return kinds
 
 
+class TriggerFields(StatusFields, Protocol):
+    """The fields every kind of rule has: its status (the queue) and the reason of a status
+    (:class:`common.writes.StatusFields`), and what the project check asks of them."""
+
+    @property
+    def form(self) -> str: ...
+
+    @property
+    def codes(self) -> tuple[str, ...]: ...
+
+    def kinds(self) -> dict[str, Kind]: ...
+
+
+class Trigger(Protocol):
+    """A rule of either kind, a message :class:`Rule` or an ID rule
+    (:class:`messaging.ids.AssignRule`), as the detector, ``admin baseline`` and the project
+    check see it: REDCap logic that makes it apply, the event of its fields, its status."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def when(self) -> str: ...
+
+    @property
+    def event(self) -> str: ...
+
+    @property
+    def fields(self) -> TriggerFields: ...
+
+
 # -- auto-answers -------------------------------------------------------------------------------
 SUFFIX = "_answer"
 
@@ -294,9 +332,11 @@ def answer_rule(rule: Rule) -> Rule:
 class Rules:
     """A study's rules: ``written`` as the rules file has them (or the one built-in rule), and
     ``every`` rule the services work on: each written rule followed by the companion sending its
-    auto-answers, if any (what the sender sends for, and every set of fields the project needs)."""
+    auto-answers, if any (what the sender sends for, and every set of fields the project needs);
+    and the study ID rules, ``assign`` (the ``[[assign]]`` tables: the detector gives the IDs)."""
 
     written: tuple[Rule, ...]
+    assign: tuple[AssignRule, ...] = ()
     every: tuple[Rule, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -317,6 +357,22 @@ class Rules:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(f"--rule {name}: no such rule; {hint}the rules are: {', '.join(names)}")
+
+    def trigger(self, name: str) -> Rule | AssignRule:
+        """The rule of either kind called ``name`` (``admin baseline --rule``, ``requeue``);
+        ConfigError listing them."""
+        found = next((rule for rule in self.assign if rule.name == name), None)
+        if found is not None:
+            return found
+        if any(rule.name == name for rule in self.every) or not self.assign:
+            return self.named(name)
+        names = ", ".join([r.name for r in self.every] + [r.name for r in self.assign])
+        raise ConfigError(f"--rule {name}: no such rule; the rules are: {names}")
+
+    @property
+    def triggers(self) -> tuple[Rule | AssignRule, ...]:
+        """Every rule with a ``when``: the written message rules, then the ID rules."""
+        return (*self.written, *self.assign)
 
     def companion(self, rule: Rule) -> Rule | None:
         """The rule sending ``rule``'s auto-answers; None if it has none."""

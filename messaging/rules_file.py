@@ -15,6 +15,7 @@ from typing import Any
 
 from common.errors import ConfigError
 from common.settings import Settings
+from messaging.ids import parse_assign
 from messaging.replies import UNCLEAR, Replies
 from messaging.rules import (
     BUILTIN,
@@ -40,7 +41,7 @@ def rules_for(settings: Settings) -> Rules:
     alerts = bool(settings.alert_email_to)
     if settings.rules_file:
         path = Path(settings.rules_file)
-        return Rules(load_rules(path, default_event=settings.redcap_event, alerts=alerts))
+        return load_study(path, default_event=settings.redcap_event, alerts=alerts)
     rule = builtin_rule(
         registration_field=settings.registration_complete_field,
         registration_value=settings.registration_complete_value,
@@ -82,8 +83,14 @@ RULES_DOCS = "docs/rules.md"  # where every key is explained; each rules error p
 
 
 def load_rules(path: Path, default_event: str, alerts: bool = False) -> tuple[Rule, ...]:
-    """The rules of a RULES_FILE; ConfigError naming the rule, the key and the fix, and where
-    the keys are explained. ``alerts`` (ALERT_EMAIL_TO is set) gives every rule its
+    """The message rules of a RULES_FILE (its ``[[rule]]`` tables)."""
+    return load_study(path, default_event, alerts).written
+
+
+def load_study(path: Path, default_event: str, alerts: bool = False) -> Rules:
+    """The rules of a RULES_FILE, message rules and study ID rules (``[[assign]]``, read by
+    :mod:`messaging.ids`); ConfigError naming the rule, the key and the fix, and where the keys
+    are explained. ``alerts`` (ALERT_EMAIL_TO is set) gives every message rule its
     ``alerted_at`` field."""
     try:
         return _load(path, default_event, alerts)
@@ -91,7 +98,7 @@ def load_rules(path: Path, default_event: str, alerts: bool = False) -> tuple[Ru
         raise ConfigError(f"{exc} (see {RULES_DOCS})") from None
 
 
-def _load(path: Path, default_event: str, alerts: bool) -> tuple[Rule, ...]:
+def _load(path: Path, default_event: str, alerts: bool) -> Rules:
     where = f"RULES_FILE {path}"
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -101,10 +108,11 @@ def _load(path: Path, default_event: str, alerts: bool) -> tuple[Rule, ...]:
         raise ConfigError(f"{where}: cannot be read ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML ({exc})") from None
-    unknown = [key for key in document if key != "rule"]
+    unknown = [key for key in document if key not in ("rule", "assign")]
     if unknown:
         raise ConfigError(
-            f"{where}: unknown top-level key {unknown[0]!r}; write each rule as a [[rule]] table"
+            f"{where}: unknown top-level key {unknown[0]!r}; write each rule as a [[rule]] table "
+            "(a study ID rule as [[assign]])"
         )
     tables = document.get("rule")
     if not isinstance(tables, list) or not tables:
@@ -124,7 +132,18 @@ def _load(path: Path, default_event: str, alerts: bool) -> tuple[Rule, ...]:
                 f"{where}: rule {rule.name + '_answer'!r} has the name of rule {rule.name!r}'s "
                 "auto-answers (their fields are {rule}_answer_*); rename it"
             )
-    return tuple(rules)
+    assign = (
+        parse_assign(document["assign"], where, default_event, RULES_FORM)
+        if "assign" in document
+        else ()
+    )
+    for given in assign:
+        if given.name in names or given.name in {f"{name}_answer" for name in names}:
+            raise ConfigError(
+                f"{where}: assign {given.name!r} has the name of a [[rule]] (the prefix of its "
+                "fields); rename one"
+            )
+    return Rules(tuple(rules), assign)
 
 
 def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: bool) -> Rule:

@@ -15,6 +15,7 @@ A coordinator writes these by hand, so the set is small and anything else is ref
     {field:NAME:datetime}          en "Mar 3, 2026, 2:30 PM"    es "3 mar 2026, 14:30"
     {field:NAME:datetime:WIDTH}    WIDTH sets the date part; the time is always hours:minutes
     {field:NAME:weekday}           en "Tuesday"                es "martes"   (takes no width)
+    {url:field:NAME}               field NAME URL-encoded, to put in a link (a study ID: 3%2F17)
     {{  }}                         a literal brace
 
 WIDTH is one of short, medium, long, full (Babel's names). The default is medium for date and
@@ -42,6 +43,7 @@ from datetime import date, datetime, tzinfo
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Literal
+from urllib.parse import quote
 
 from babel import Locale, UnknownLocaleError
 from babel import dates as babel_dates
@@ -57,13 +59,16 @@ _DEFAULT_WIDTH: dict[str, Width] = {"date": "medium", "time": "short", "datetime
 _NEEDS_TIME = ("time", "datetime")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VALUE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?: ([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?")
-_ALLOWED = "use {survey_link}, {record_id}, {field:NAME} or {field:NAME:date|time|datetime|weekday}"
+_ALLOWED = (
+    "use {survey_link}, {record_id}, {field:NAME}, {field:NAME:date|time|datetime|weekday} or "
+    "{url:field:NAME}"
+)
 NO_SURVEY = "this rule has no survey; add survey = ... or remove {survey_link}"
 
 
 @dataclass(frozen=True)
 class _Slot:
-    kind: Literal["survey_link", "record_id", "field"]
+    kind: Literal["survey_link", "record_id", "field", "url"]
     name: str = ""
     format: str = ""  # "" for the raw value, else one of FORMATS
     width: Width = "medium"  # unused by the raw value and weekday
@@ -79,6 +84,7 @@ class MessageTemplate:
     date_fields: tuple[str, ...]  # ... of those, the ones used with a date or time format
     time_fields: tuple[str, ...]  # ... of those, the ones used with time or datetime
     parts: tuple[str | _Slot, ...] = field(repr=False, compare=False)
+    url_fields: tuple[str, ...] = ()  # ... of those, the ones put in a link ({url:field:NAME})
 
     @classmethod
     def parse(
@@ -109,7 +115,7 @@ class MessageTemplate:
                 "the message must contain {survey_link}, the participant's personal link "
                 "(this rule has a survey)"
             )
-        named = [s for s in slots if s.kind == "field"]
+        named = [s for s in slots if s.kind in ("field", "url")]
         return cls(
             text=text,
             link=has_link,
@@ -117,6 +123,7 @@ class MessageTemplate:
             date_fields=_once(s.name for s in named if s.format),
             time_fields=_once(s.name for s in named if s.format in _NEEDS_TIME),
             parts=tuple(parts),
+            url_fields=_once(s.name for s in named if s.kind == "url"),
         )
 
     def render(
@@ -142,6 +149,9 @@ class MessageTemplate:
                 value = link or ""
             elif part.kind == "record_id":
                 value = record_id
+            elif part.kind == "url":
+                # Every reserved character encoded (/ too): the value is one query value.
+                value = quote(values.get(part.name, "").strip(), safe="")
             elif not part.format:
                 value = values.get(part.name, "")
             else:
@@ -196,6 +206,8 @@ def _slot(name: str, spec: str, conversion: str | None, *, link: bool, no_link: 
         if name == "survey_link" and not link:
             raise ValueError(f"placeholder {shown}: {no_link or NO_SURVEY}")
         return _Slot("survey_link" if name == "survey_link" else "record_id")
+    if name == "url":
+        return _url_slot(shown, spec)
     if name != "field":
         raise ValueError(f"placeholder {shown} is not allowed; {_ALLOWED}")
     variable, *rest = spec.split(":")
@@ -227,6 +239,17 @@ def _slot(name: str, spec: str, conversion: str | None, *, link: bool, no_link: 
             f"placeholder {shown} has too many parts; write {{field:{variable}:{fmt}:{width}}}"
         )
     return _Slot("field", variable, fmt, _WIDTHS[width])
+
+
+def _url_slot(shown: str, spec: str) -> _Slot:
+    """``{url:field:NAME}``: the field's raw value, URL-encoded for a link."""
+    kind, _, variable = spec.partition(":")
+    if kind != "field" or not _NAME.match(variable):
+        raise ValueError(
+            f"placeholder {shown}: write {{url:field:NAME}} with a REDCap variable name, e.g. "
+            "{url:field:study_id}"
+        )
+    return _Slot("url", variable)
 
 
 def _once(names: Iterable[str]) -> tuple[str, ...]:
@@ -361,6 +384,11 @@ class LocalizedTemplates:
     @property
     def time_fields(self) -> tuple[str, ...]:
         return _once(n for t in self.templates.values() for n in t.time_fields)
+
+    @property
+    def url_fields(self) -> tuple[str, ...]:
+        """The fields the templates put in a link (``{url:field:NAME}``)."""
+        return _once(n for t in self.templates.values() for n in t.url_fields)
 
     @property
     def language_fields(self) -> tuple[str, ...]:

@@ -1,22 +1,27 @@
-"""``make demo``: three message rules against the sandbox, start to finish, in about a minute.
+"""``make demo``: the rules of ``sandbox/demo_rules.toml`` against the sandbox, start to finish,
+in about a minute.
 
-Starts the simulators (REDCap, Twilio, Microsoft) with the demo project and the rules of
-``sandbox/demo_rules.toml`` (a welcome with the survey link, by SMS or else by e-mail; a reminder
-that ``stop_when`` cancels for whoever answered; a visit reminder 24 hours before a visit that
-takes YES / NO replies, with auto-answers), their fields added as uploading ``admin
-instrument``'s CSV would, and staff alerts on (``ALERT_EMAIL_TO``). Shows a PyCap export,
-baselines three pre-go-live registrations, runs the detector, sender, checker and reply poller as
-real processes in loop mode while participants register (some answer the survey once their
-welcome arrives; staff book three visits just over a day ahead; once all their messages have
-settled, the three with a visit text back NO, SÍ and STOP through the Twilio simulator), then
-stops them with SIGTERM, shows what REDCap holds for the replies (meanings, never the numbers or
-the texts) and the auto-answers, lists what the Microsoft mailbox sent (recipients masked) and
-prints ``admin status``. Only the settings make it fast: no code here moves a clock.
+Starts the simulators (REDCap, Twilio, Microsoft) with the demo project and the rules (a welcome
+with the survey link, by SMS or else by e-mail; a reminder that ``stop_when`` cancels for whoever
+answered; a visit reminder 24 hours before a visit that takes YES / NO replies, with
+auto-answers; the recruitment case: a study ID for whoever screening found eligible, from one of
+two groups, then an e-mail invitation with a Bookings link carrying it, and a notice for whoever
+is not), their fields added as uploading ``admin instrument``'s CSV would, and staff alerts on
+(``ALERT_EMAIL_TO``). Shows a PyCap export, baselines three pre-go-live registrations, runs the
+detector, sender, checker and reply poller as real processes in loop mode while participants
+register with their screening (some answer the survey once their welcome arrives; staff book
+three visits just over a day ahead; once all their messages have settled, the three with a visit
+text back NO, SÍ and STOP through the Twilio simulator), then stops them with SIGTERM, shows the
+study IDs REDCap holds, an invitation's link and the notice, what REDCap holds for the replies
+(meanings, never the numbers or the texts) and the auto-answers, mails the weekly report (``admin
+report --email``), lists what the Microsoft mailbox sent (recipients masked) and prints ``admin
+status``. Only the settings make it fast: no code here moves a clock.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,8 +37,8 @@ from redcap.project import Project as PyCapProject
 
 from common.contacts import mask_email, same_address
 from messaging.records import any_of
-from messaging.rules import Rule, Rules
-from messaging.rules_file import load_rules
+from messaging.rules import Rules, Trigger
+from messaging.rules_file import load_study
 from sandbox.clock import SimClock
 from sandbox.envfile import write_env
 from sandbox.microsoft.mailbox import SentMail
@@ -59,6 +64,8 @@ SETTLED = (
     "needs_review",
     "cancelled",
     "expired",
+    "assigned",  # a study ID rule's: the ID is given
+    "kept",
 )
 MAX_SECONDS = 90.0  # from the services' start until every rule of every record has settled
 REGISTER_EVERY = 1.5  # seconds between registrations
@@ -69,8 +76,12 @@ VISITS = {"4": "1", "5": "2", "6": "1"}  # booked at registration, language 1 En
 REPLIES = {"4": ("NO", "a NO"), "5": ("Sí", "a YES, in Spanish"), "6": ("STOP", "STOP")}
 LANGUAGES = {"1": "English", "2": "Español"}
 NO_ADDRESS = ("10",)  # registered without an e-mail address
+# What screening found: the group (1 healthy volunteer, 2 patient), "" for not eligible.
+SCREENING = {"4": "1", "5": "2", "6": "1", "7": "2", "8": "1", "9": "", "10": "1", "11": "2"}
+SCREENING["12"] = "2"
 # Staff digests of what needs a person (messaging.alerts): as often as the setting allows.
 ALERTS = {"ALERT_EMAIL_TO": "coordinator@sandbox.example.org", "ALERT_MIN_INTERVAL_MINUTES": "1"}
+REPORT = {"REPORT_EMAIL_TO": "study-team@sandbox.example.org"}  # the weekly report's addressees
 DIGEST_WAIT = 10.0  # seconds to wait, once all has settled, for a digest still to come
 
 
@@ -98,19 +109,22 @@ def cohort() -> list[Participant]:
 
 
 def enroll(project: Project, clock: SimClock, person: Participant) -> None:
-    """Store one completed registration: the phone given and (but for NO_ADDRESS) an address."""
+    """Store one completed registration: the phone given, (but for NO_ADDRESS) an address, and
+    the screening (group and eligibility) the study team entered."""
     row = Registration().row(project, person)
     if person.record_id in NO_ADDRESS:
         row["email"] = ""
+    group = SCREENING.get(person.record_id, "")
+    row.update(study_group=group, eligible="1" if group else "0")
     import_rows(project, [row], overwrite=False, date_format="YMD", now=clock.local_naive())
 
 
 def run(python: str = sys.executable) -> int:
-    rules = load_rules(RULES_FILE, default_event="", alerts=True)
+    rules = load_study(RULES_FILE, default_event="", alerts=True)
     project = add_rule_fields(build_demo_project(), rules)
     with Sandbox(project) as box, tempfile.TemporaryDirectory() as tmp:
         redcap, twilio, clock = box.redcap, box.twilio, box.clock
-        env = box.settings(LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE), **ALERTS)
+        env = box.settings(LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE), **ALERTS, **REPORT)
         env_file = Path(tmp) / ".env.sandbox"
         write_env(env_file, env)
         tz = ZoneInfo(env["TIMEZONE"])
@@ -119,12 +133,13 @@ def run(python: str = sys.executable) -> int:
             f"== sandbox up: REDCap {redcap.url}  Twilio {twilio.base_url}  "
             f"Microsoft {box.microsoft.base_url}"
         )
-        print(f"== rules from {RULES_FILE.name}: {', '.join(rule.name for rule in rules)}")
+        names = [rule.name for rule in rules.triggers]
+        print(f"== rules from {RULES_FILE.name}: {', '.join(names)}")
 
         for person in demo_cohort(3):
             register(project, clock, person)
         rows = pycap.export_records(
-            fields=["record_id", "registration_complete", *(r.fields.status for r in rules)]
+            fields=["record_id", "registration_complete", *(r.fields.status for r in rules.written)]
         )
         print(f"== PyCap export before go-live: {rows}")
 
@@ -146,16 +161,19 @@ def run(python: str = sys.executable) -> int:
         print(f"== services stopped; Twilio accepted {len(twilio.sent())} message(s)")
         for record_id, sid in field_values(project, "visit_sms_sid").items():
             print(f"== visit reminder to participant {record_id}: {twilio.message(sid)['body']}")
+        show_ids(pycap, box.microsoft.sent())
         show_replies(pycap, twilio)
+        print("== .venv/bin/python -m services.admin report --email")
+        subprocess.run([*admin, "report", "--email", "--env-file", str(env_file)], timeout=60)
         show_mailbox(box.microsoft.sent())
         if not done:
-            left = ", ".join(unsettled(pycap, Rules(tuple(rules)).every)) or "none"
+            left = ", ".join(unsettled(pycap, rules)) or "none"
             print(f"== not settled within {MAX_SECONDS:g} s (records {left})")
         print("== .venv/bin/python -m services.admin status")
         status = subprocess.run(
             [*admin, "status", "--env-file", str(env_file)], check=False, timeout=60
         )
-        settled = not unsettled(pycap, Rules(tuple(rules)).every)
+        settled = not unsettled(pycap, rules)
         return 0 if done and settled and status.returncode == 0 else 1
 
 
@@ -165,7 +183,7 @@ def play(
     twilio: TwilioSim,
     tz: ZoneInfo,
     pycap: PyCapProject,
-    rules: Sequence[Rule],
+    rules: Rules,
 ) -> bool:
     """Participants register one by one (staff book the visits as they do), answer the survey
     once their welcome text arrives, text back once their visit reminder and everything else
@@ -193,7 +211,7 @@ def play(
             answering.discard(record_id)
             how = "text" if record_id in texted else "e-mail"
             print(f"== participant {record_id} got the welcome {how} and completed the survey")
-        open_ = unsettled(pycap, Rules(tuple(rules)).every)
+        open_ = unsettled(pycap, rules)
         reminded = field_values(project, "visit_status", "delivered")
         for record_id in sorted(set(replying) & (set(reminded) - set(open_))):
             body, said = replying.pop(record_id)
@@ -205,6 +223,30 @@ def play(
             return True
         time.sleep(0.5)
     return False
+
+
+def show_ids(pycap: PyCapProject, mails: Sequence[SentMail]) -> None:
+    """The study IDs REDCap holds (a PyCap export), the link of the first invitation as the
+    Microsoft mailbox holds it, and who got the notice."""
+    rows = pycap.export_records(
+        fields=["record_id", "study_id", "study_id_status", "study_id_group"],
+        filter_logic="[study_id_status] <> ''",
+    )
+    given = ", ".join(
+        f"{row['record_id']} {row['study_id']} ({row['study_id_group']})" for row in rows
+    )
+    print(f"== study IDs in REDCap (record, ID, group): {given}")
+    invitations = [mail for mail in mails if mail.subject == "Book your first study visit"]
+    if invitations:
+        found = re.search(r'href="([^"]+)"', invitations[0].content)
+        link = found[1] if found else "?"
+        print(f"== {len(invitations)} invitation(s) mailed; the first links to {link}")
+    notices = [mail for mail in mails if mail.subject == "Thank you for your interest"]
+    print(f"== {len(notices)} notice(s) mailed to whoever screening found not eligible")
+
+
+def is_report(mail: SentMail) -> bool:
+    return any(same_address(to, REPORT["REPORT_EMAIL_TO"]) for to in mail.to)
 
 
 def is_digest(mail: SentMail) -> bool:
@@ -225,6 +267,7 @@ def show_mailbox(mails: Sequence[SentMail]) -> None:
     print(f"== Microsoft Graph sent {len(mails)} mail(s):")
     for mail in mails:
         kind = "staff digest" if is_digest(mail) else "participant mail"
+        kind = "weekly report" if is_report(mail) else kind
         to = ", ".join(mask_email(address) for address in mail.to)
         print(f"==   {kind:<16} to {to}: {mail.subject!r}")
     if not any(is_digest(mail) for mail in mails):
@@ -303,11 +346,13 @@ def field_values(project: Project, name: str, only: str | None = None) -> dict[s
     return {r: v for r, v in found.items() if v and (only is None or v == only)}
 
 
-def unsettled(pycap: PyCapProject, rules: Sequence[Rule]) -> list[str]:
-    """Records some rule has still to finish with, asked of REDCap: the rule applies (or has a
-    status) and the status is not a settled one. Empty also means at least one record exists."""
+def unsettled(pycap: PyCapProject, rules: Rules) -> list[str]:
+    """Records some rule (auto-answers and study ID rules included) has still to finish with,
+    asked of REDCap: the rule applies (or has a status) and the status is not a settled one.
+    Empty also means at least one record exists."""
     parts = []
-    for rule in rules:
+    every: list[Trigger] = [*rules.every, *rules.assign]
+    for rule in every:
         status = f"[{rule.fields.status}]"
         open_ = " and ".join(f"{status} <> '{code}'" for code in SETTLED)
         # An auto-answer rule has no `when`: it applies once the poller gives it a status.

@@ -263,15 +263,16 @@ def add_rule_fields(project: Project, rules: Rules | Sequence[Rule]) -> Project:
     if not fields:
         return project
     added = {f.name for f in fields}
-    missing = [rule for rule in rules.every if rule.fields.status in added]
+    homes = [(r.fields.status, r.fields.form, r.event) for r in rules.every]
+    homes += [(r.fields.status, r.fields.form, r.event) for r in rules.assign]
+    missing = [(name, event) for status, name, event in homes if status in added]
     project.fields.extend(fields)
     for form in forms_of(fields):
         if project.form(form.name) is None:
             project.forms.append(form)
     if project.is_longitudinal:
-        for rule in missing:
-            event = rule.event or project.events[0].unique_name
-            designated = project.form_events.setdefault(event, [])
-            if rule.fields.form not in designated:
-                designated.append(rule.fields.form)
+        for name, event in missing:
+            designated = project.form_events.setdefault(event or project.events[0].unique_name, [])
+            if name not in designated:
+                designated.append(name)
     return project

@@ -1,9 +1,11 @@
-"""The status page of the demo project, and its screenshot (docs/status-page.png).
+"""The status page and the weekly report of the demo project, and their screenshots
+(docs/status-page.png, docs/weekly-report.png).
 
-``python -m sandbox.status_page_shot [PNG]`` plays ``make demo``'s story (the same rules,
-participants, visits and replies, the four services as real processes) without its commentary,
-writes ``admin status --html`` of the end state and photographs it with headless Chromium
-(Debian's ``chromium``). :func:`screenshot` is what the tests render the page with.
+``python -m sandbox.status_page_shot [--report] [PNG]`` plays ``make demo``'s story (the same
+rules, participants, visits and replies, the four services as real processes) without its
+commentary, writes ``admin status --html`` (or, with ``--report``, ``admin report --html``) of
+the end state and photographs it with headless Chromium (Debian's ``chromium``).
+:func:`screenshot` is what the tests render the pages with.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from redcap.project import Project as PyCapProject
 
-from messaging.rules_file import load_rules
+from messaging.rules_file import load_study
 from sandbox.demo_cli import ALERTS, RULES_FILE, SERVICES, play, stop_all
 from sandbox.envfile import write_env
 from sandbox.participants import demo_cohort, register
@@ -72,9 +74,10 @@ def screenshot(
             raise
 
 
-def demo_page(html: Path, python: str = sys.executable) -> int:
-    """Play the demo and write its status page to ``html``; ``admin status``'s exit code."""
-    rules = load_rules(RULES_FILE, default_event="", alerts=True)
+def demo_page(html: Path, python: str = sys.executable, command: str = "status") -> int:
+    """Play the demo and write the page of ``admin COMMAND --html`` (``status`` or ``report``)
+    to ``html``; its exit code."""
+    rules = load_study(RULES_FILE, default_event="", alerts=True)
     project = add_rule_fields(build_demo_project(), rules)
     with Sandbox(project) as box, tempfile.TemporaryDirectory() as tmp:
         env = box.settings(LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE), **ALERTS)
@@ -101,7 +104,7 @@ def demo_page(html: Path, python: str = sys.executable) -> int:
         finally:
             stop_all(procs)
         done = subprocess.run(
-            [*admin, "status", "--html", str(html), "--env-file", str(env_file)],
+            [*admin, command, "--html", str(html), "--env-file", str(env_file)],
             timeout=60,
             stdout=subprocess.DEVNULL,
             cwd=ROOT,
@@ -111,12 +114,15 @@ def demo_page(html: Path, python: str = sys.executable) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    png = Path(args[0] if args else ROOT / "docs" / "status-page.png")
+    command = "report" if "--report" in args else "status"
+    args = [arg for arg in args if arg != "--report"]
+    default = "weekly-report.png" if command == "report" else "status-page.png"
+    png = Path(args[0] if args else ROOT / "docs" / default)
     with tempfile.TemporaryDirectory() as tmp:
-        html = Path(tmp) / "status.html"
-        code = demo_page(html)
-        screenshot(html, png, size=(1200, 2600))
-    sys.stdout.write(f"wrote {png} (admin status exited {code})\n")
+        html = Path(tmp) / f"{command}.html"
+        code = demo_page(html, command=command)
+        screenshot(html, png, size=(1200, 2200 if command == "report" else 2600))
+    sys.stdout.write(f"wrote {png} (admin {command} exited {code})\n")
     return code
 
 

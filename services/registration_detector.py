@@ -1,19 +1,25 @@
-"""Rule detector: marks each record a rule newly applies to ``registered`` in the rule's status.
+"""Rule detector: marks each record a rule newly applies to ``registered`` in the rule's status,
+and gives study IDs.
 
 For the built-in rule that is "registration complete" (today's behaviour); for a RULES_FILE, each
-rule's ``when``. One cycle is one filtered REDCap export for all rules together and, when there
-is something new, one batched import per rule. The runaway guard refuses to touch more than
-``MAX_NEW_PER_CYCLE`` records for one rule at once: that many usually means a rule was added to
-(or the pipeline pointed at) a project with history and ``admin baseline`` was never run.
+rule's ``when``, and each study ID rule's (``[[assign]]``: the record gets its ID, see
+:mod:`messaging.assign`; the detector then holds the project's ``assign`` lock). One cycle is one
+filtered REDCap export for all rules together and, when there is something new, one batched
+import per rule. The runaway guard refuses to touch more than ``MAX_NEW_PER_CYCLE`` records for
+one rule at once: that many usually means a rule was added to (or the pipeline pointed at) a
+project with history and ``admin baseline`` was never run.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 from common import logs
+from common.lock import ASSIGNER
 from common.pipeline import Status
 from common.runner import CycleResult
+from messaging.assign import assign
 from messaging.context import Context, serve
 from messaging.due import newly_true
 from messaging.records import write
@@ -24,7 +30,8 @@ def run_once(ctx: Context) -> CycleResult:
     result = CycleResult()
     limit = ctx.settings.max_new_per_cycle
     rules = {rule.name: rule for rule in ctx.rules.written}
-    for name, new in newly_true(ctx, ctx.rules.written).items():
+    ids = {rule.name: rule for rule in ctx.rules.assign}
+    for name, new in newly_true(ctx, ctx.rules.triggers).items():
         if len(new) > limit:
             result.add("held_by_runaway_guard", len(new))
             what = "new registrations" if name == BUILTIN else f"records newly matching rule {name}"
@@ -36,7 +43,10 @@ def run_once(ctx: Context) -> CycleResult:
                 "MAX_NEW_PER_CYCLE"
             )
             continue
-        mark(ctx, rules[name], new, result)
+        if name in ids:
+            assign(ctx, ids[name], new, result)
+        else:
+            mark(ctx, rules[name], new, result)
     return result
 
 
@@ -52,8 +62,13 @@ def mark(ctx: Context, rule: Rule, record_ids: Sequence[str], result: CycleResul
             result.add("registered")
 
 
+def start(ctx: Context, args: argparse.Namespace) -> str:
+    """Hold the project's ``assign`` lock when the study gives IDs: one assigner per project."""
+    return ASSIGNER if ctx.rules.assign else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return serve("registration_detector", __doc__, argv, run_once, needs_twilio=False)
+    return serve("registration_detector", __doc__, argv, run_once, needs_twilio=False, start=start)
 
 
 if __name__ == "__main__":

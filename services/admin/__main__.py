@@ -1,7 +1,8 @@
 """``python -m services.admin``: the commands for people, one parser and its dispatch.
 
 ``check`` before go-live (:mod:`.check`), ``baseline`` once at go-live, ``status`` any time
-(:mod:`.status`, with :mod:`.health` and the page of :mod:`.status_page`), ``instrument`` to get
+(:mod:`.status`, with :mod:`.health` and the page of :mod:`.status_page`), ``report`` weekly
+(:mod:`.report`, the mail of :mod:`.report_page`), ``instrument`` to get
 the rules' fields; ``force RECORD`` sends one participant the rule's message now and ``requeue
 RECORD`` gives a failed, undelivered, skipped, unconfirmed or needs_review record another go
 (:mod:`.records`); ``install-systemd`` / ``uninstall-systemd`` (:mod:`.systemd`). Output goes to
@@ -25,6 +26,7 @@ from messaging.rules_file import rules_for
 from services.admin.check import command_check
 from services.admin.recipes import recipes
 from services.admin.records import command_baseline, command_force, command_requeue
+from services.admin.report import command_report
 from services.admin.status import command_status
 from services.admin.systemd import add_parsers as add_systemd_parsers
 from services.admin.systemd import command_systemd
@@ -60,6 +62,14 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--report-id", metavar="N", help="read this REDCap report's rows instead of our export"
     )
+    report = sub.add_parser(
+        "report", help="the weekly report: each rule's funnel and enrollment per group (text)"
+    )
+    report.add_argument("--html", metavar="FILE", help="also write it as an e-mail page to FILE")
+    report.add_argument(
+        "--email", action="store_true", help="mail it to REPORT_EMAIL_TO (Microsoft Graph)"
+    )
+    report.add_argument("--json", action="store_true", help="machine-readable output")
     force = sub.add_parser(
         "force", help="send to one record now (ignores delay and quiet hours, not stop_when)"
     )
@@ -115,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_baseline(ctx, args.rule)
         if args.command == "status":
             return command_status(ctx, args.json, args.html, args.report_id)
-        return command_requeue(ctx, ctx.rules.named(args.rule), args.record)
+        if args.command == "report":
+            return command_report(ctx, html=args.html, email=args.email, as_json=args.json)
+        return command_requeue(ctx, ctx.rules.trigger(args.rule), args.record)
     except RelayError as exc:
         return report_failure(exc, say)
 

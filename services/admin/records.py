@@ -11,6 +11,8 @@ from common.pipeline import REQUEUEABLE, Status
 from common.runner import EXIT_FAILURE, EXIT_OK
 from messaging.context import Context
 from messaging.due import newly_true, stop_holds
+from messaging.ids import REQUEUEABLE as ID_REQUEUEABLE
+from messaging.ids import AssignRule
 from messaging.records import RuleRow, export_events, export_fields, rows_for, write
 from messaging.rules import Rule
 from messaging.send import pacers_for, send_due
@@ -32,9 +34,10 @@ SENT = {str(Status.SMS_SENT): "by SMS", str(Status.SENT_EMAIL): "by e-mail"}
 # -- baseline -----------------------------------------------------------------------------------
 def command_baseline(ctx: Context, rule_name: str | None) -> int:
     """Mark every record a rule already applies to (status blank) ``baseline``; idempotent.
-    Every rule, or only ``--rule`` (a rule added to a live study)."""
-    rules = [ctx.rules.named(rule_name)] if rule_name else list(ctx.rules.written)
-    if rules[0].answer_of:
+    Every rule (study ID rules too: they never give those records an ID), or only ``--rule``
+    (a rule added to a live study)."""
+    rules = [ctx.rules.trigger(rule_name)] if rule_name else list(ctx.rules.triggers)
+    if isinstance(rules[0], Rule) and rules[0].answer_of:
         raise ConfigError(
             f"--rule {rule_name}: auto-answers follow replies, they have no when to baseline; "
             f"baseline rule {rules[0].answer_of} instead"
@@ -48,10 +51,12 @@ def command_baseline(ctx: Context, rule_name: str | None) -> int:
             for rid in records
         ]
         refused = write(ctx, rule, rows)
-        where = "" if rule.builtin else f" for rule {rule.name}"
+        builtin = isinstance(rule, Rule) and rule.builtin
+        where = "" if builtin else f" for rule {rule.name}"
+        never = "given an ID" if isinstance(rule, AssignRule) else "messaged"
         print(
             f"marked {len(records) - len(refused)} record(s) baseline{where}; they will never be "
-            "messaged by it"
+            f"{never} by it"
         )
         if refused:
             print(
@@ -114,7 +119,9 @@ def command_force(
     return EXIT_FAILURE
 
 
-def command_requeue(ctx: Context, rule: Rule, record: str) -> int:
+def command_requeue(ctx: Context, rule: Rule | AssignRule, record: str) -> int:
+    if isinstance(rule, AssignRule):
+        return _requeue_id(ctx, rule, record)
     row = _one(ctx, rule, record)
     if row.status not in REQUEUEABLE:
         allowed = ", ".join(sorted(REQUEUEABLE))
@@ -133,4 +140,26 @@ def command_requeue(ctx: Context, rule: Rule, record: str) -> int:
         ctx.log, record, row.status, Status.REGISTERED, reason="requeued", rule=rule.name
     )
     print(f"record {record}: {row.status} -> registered; the sender will message it next cycle")
+    return EXIT_OK
+
+
+def _requeue_id(ctx: Context, rule: AssignRule, record: str) -> int:
+    """A study ID rule decides again for a skipped or needs_review record: its status and reason
+    are blanked (the ID field is never touched), and the detector's next cycle gives it its ID
+    if the rule's ``when`` and one group's hold."""
+    f, event = rule.fields, ctx.layout.event_for(rule.event)
+    rows = ctx.redcap.export(
+        [ctx.layout.record_id_field, f.status], records=[record], events=[event] if event else None
+    )
+    if not rows:
+        raise RelayError(f"record {record!r} does not exist in project {ctx.layout.project_id}")
+    status = rows[0].get(f.status, "")
+    if status not in ID_REQUEUEABLE:
+        allowed = ", ".join(sorted(ID_REQUEUEABLE))
+        print(f"record {record} is {status or 'not handled yet'}; only {allowed} can be requeued")
+        return EXIT_FAILURE
+    cleared = {name: "" for name in f.kinds()}
+    ctx.redcap.import_rows([ctx.layout.row(record, cleared, rule.event)], overwrite=True)
+    logs.transition(ctx.log, record, status, "", reason="requeued", rule=rule.name)
+    print(f"record {record}: {status} -> blank; the detector decides its ID next cycle")
     return EXIT_OK

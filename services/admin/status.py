@@ -23,6 +23,7 @@ from common.pipeline import Status
 from common.runner import EXIT_FAILURE, EXIT_OK
 from common.twilio_client import SmsGateway
 from messaging.context import Context
+from messaging.ids import AssignRule, AssignStatus
 from messaging.records import RuleRow, export_events, rows_for
 from messaging.replies import (
     AMBIGUOUS,
@@ -74,6 +75,8 @@ def status_fields(ctx: Context) -> list[str]:
             fields.append(f.to)  # who was texted at a number: what a reply is read against
         if rule.replies is not None:
             fields += [f.reply, f.reply_at, f.reply_sid]
+    for ids in ctx.rules.assign:
+        fields += [ids.fields.status, ids.fields.error_code]
     if ctx.layout.opt_out:
         fields.append(OPT_OUT)
     if ctx.rules.replying:
@@ -83,7 +86,7 @@ def status_fields(ctx: Context) -> list[str]:
 
 def export(ctx: Context) -> list[dict[str, str]]:
     # The opt-out lives in REDCAP_EVENT.
-    events = export_events(ctx, ctx.rules.written, home=ctx.layout.opt_out)
+    events = export_events(ctx, ctx.rules.triggers, home=ctx.layout.opt_out)
     return ctx.redcap.export(status_fields(ctx), events=events)
 
 
@@ -109,6 +112,11 @@ def funnel(
         rules[rule.name] = _rule_funnel(ctx, rule, rows)
         if rule.replies is not None:
             rules[rule.name]["replies"] = _replies(ctx, rule, rows, raw)
+    ids = {
+        rule.name: _ids(ctx, rule, raw)
+        for rule in ctx.rules.assign
+        if rule.fields.status in columns
+    }
     first = rules.get(ctx.rules.written[0].name, {})
     records = len({row[key] for row in raw if key in row})
     opted = _opted_out(ctx, raw) if OPT_OUT in columns else None
@@ -118,8 +126,27 @@ def funnel(
         "opted_out": opted,
         **first,
         "rules": rules,
+        "ids": ids,
         "health": health,
         "last_activity": admin_health.last_activity(ctx, raw),
+    }
+
+
+def _ids(ctx: Context, rule: AssignRule, raw: list[dict[str, str]]) -> dict[str, Any]:
+    """A study ID rule's records by status (blank: it does not apply, or not yet), and why the
+    skipped and needs_review ones got no ID."""
+    f, event = rule.fields, ctx.layout.event_for(rule.event)
+    rows = [r for r in raw if event is None or r.get("redcap_event_name") == event]
+    counts = Counter(row.get(f.status) or "(none)" for row in rows)
+    problems = Counter(
+        f"{row[f.status]}:{row.get(f.error_code) or 'unknown'}"
+        for row in rows
+        if row.get(f.status) in (AssignStatus.SKIPPED, AssignStatus.NEEDS_REVIEW)
+    )
+    return {
+        "field": rule.field,
+        "by_status": {code: counts.get(code, 0) for code in [*f.codes, "(none)"]},
+        "problems_by_code": dict(sorted(problems.items())),
     }
 
 
@@ -282,6 +309,14 @@ def _print(ctx: Context, data: dict[str, Any]) -> None:
         if len(data["rules"]) > 1 or name != "pipeline":
             print(f"rule {name}:")
         _print_rule(rule, ctx.rules.named(name).sends_email)
+    for name, ids in data.get("ids", {}).items():
+        print(f"rule {name} (study IDs in {ids['field']}):")
+        for status, n in ids["by_status"].items():
+            print(f"  {status:<13} {n:>6}")
+        if ids["problems_by_code"]:
+            print("no ID given, by reason:")
+            for code, n in ids["problems_by_code"].items():
+                print(f"  {code:<30} {n:>6}")
 
 
 def _print_health(health: dict[str, Any], activity: dict[str, Any]) -> None:

@@ -107,6 +107,8 @@ def render(ctx: Context, data: dict[str, Any]) -> str:
         )
     for name, rule in data.get("rules", {}).items():
         parts.append(_rule(name, rule))
+    for name, ids in data.get("ids", {}).items():
+        parts.append(_ids(name, ids))
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -200,6 +202,30 @@ def _rule(name: str, rule: dict[str, Any]) -> str:
     return (
         f'<section class="rule"><h2>Rule {escape(name)}</h2><div class="row">{"".join(row)}'
         f"</div>{_failures(name, rule['problems_by_code'])}{_waiting(rule)}</section>"
+    )
+
+
+def _ids(name: str, ids: dict[str, Any]) -> str:
+    """A study ID rule: its records by status and why some got no ID (no ID is shown)."""
+    statuses = "".join(
+        f"<tr><td>{escape(status)}</td><td class=n>{_n(n)}</td></tr>"
+        for status, n in ids["by_status"].items()
+        if n
+    )
+    why = "".join(
+        f"<tr><td>{escape(code)}</td><td class=n>{_n(n)}</td></tr>"
+        for code, n in ids["problems_by_code"].items()
+    )
+    reasons = (
+        f"<h3>No ID given, by reason</h3><table><tr><th>Status:code</th><th>Records</th></tr>"
+        f"{why}</table>"
+        if why
+        else ""
+    )
+    return (
+        f'<section class="rule"><h2>Rule {escape(name)} (study IDs in '
+        f"{escape(ids['field'])})</h2><h3>Records by status</h3>"
+        f"<table><tr><th>Status</th><th>Records</th></tr>{statuses}</table>{reasons}</section>"
     )
 
 

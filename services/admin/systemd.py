@@ -1,10 +1,11 @@
 """``admin install-systemd NAME`` / ``uninstall-systemd NAME``: one study's systemd user units.
 
-The templates in ``systemd/`` (``redcap-relay-<service>@.service``, ``redcap-relay@.target``) are
-rendered once for this checkout and its Python into the user manager's unit directory; each study
-is an instance (``NAME``) with its settings in ``$XDG_CONFIG_HOME/redcap-relay/NAME.env`` (created
-0600 from ``.env.example`` when missing, never deleted) and a drop-in per service carrying the
-timings sized from that study's settings (:func:`timings`). Output goes to stdout, one line per
+The templates in ``systemd/`` (``redcap-relay-<service>@.service``, ``redcap-relay@.target``, and
+the weekly report's ``redcap-relay-report@.service`` with its ``.timer``) are rendered once for
+this checkout and its Python into the user manager's unit directory; each study is an instance
+(``NAME``) with its settings in ``$XDG_CONFIG_HOME/redcap-relay/NAME.env`` (created 0600 from
+``.env.example`` when missing, never deleted) and a drop-in per service carrying the timings
+sized from that study's settings (:func:`timings`). Output goes to stdout, one line per
 thing done, then the commands to run next.
 """
 
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout: services/admin/syste
 TEMPLATES = ROOT / "systemd"
 SERVICES = ("detector", "sender", "checker", "replies")
 TARGET = "redcap-relay@.target"
+REPORT = "report"  # a oneshot its timer starts: no watchdog, so no timings
+REPORT_UNITS = ("redcap-relay-report@.service", "redcap-relay-report@.timer")
 DROP_IN = "redcap-relay.conf"  # the per-study drop-in's file name, in each service's .d folder
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 # A path systemd would read as a specifier (%), a variable ($), or several words.
@@ -120,6 +123,10 @@ class Place:
     def target(self) -> str:
         return f"redcap-relay@{self.name}.target"
 
+    @property
+    def timer(self) -> str:
+        return f"redcap-relay-report@{self.name}.timer"
+
     def drop_in(self, service: str) -> Path:
         return self.units / f"{self.unit(service)}.d" / DROP_IN
 
@@ -138,12 +145,13 @@ def install(place: Place, source: str | None, *, no_namespaces: bool) -> int:
     times = timings(_http_timeout(values))
     lock_dir = _lock_dir(values)
     place.units.mkdir(parents=True, exist_ok=True)
-    for template in (*(f"redcap-relay-{s}@.service" for s in SERVICES), TARGET):
+    for template in _templates():
         text = (TEMPLATES / template).read_text(encoding="utf-8")
         text = text.replace("@CHECKOUT@", str(ROOT)).replace("@PYTHON@", str(python))
         _write(place.units / template, text)
     for service in SERVICES:
         _write(place.drop_in(service), _drop_in(place.name, times, lock_dir, no_namespaces))
+    _write(place.drop_in(REPORT), _report_drop_in(place.name, no_namespaces))
     print(f"units for {ROOT} (python {python}) written to {place.units}")
     print(
         f"study {place.name}: WatchdogSec={times.watchdog} TimeoutStartSec={times.start} "
@@ -156,6 +164,7 @@ def install(place: Place, source: str | None, *, no_namespaces: bool) -> int:
     print(f"  1. fill in {place.settings}, then: {module} check --env-file {place.settings}")
     print(f"  2. systemctl --user enable --now {place.target}")
     print(f"     systemctl --user enable --now {place.unit('replies')}  # if a rule takes replies")
+    print(f"     systemctl --user enable --now {place.timer}  # weekly report, REPORT_EMAIL_TO")
     print(f"  3. loginctl enable-linger {getpass.getuser()}  # run at boot, and after you log out")
     print(f"  4. journalctl --user -u 'redcap-relay-*@{place.name}.service' -f")
     return 0
@@ -233,6 +242,23 @@ def _drop_in(name: str, times: Timings, lock_dir: Path | None, no_namespaces: bo
     return "\n".join(lines) + "\n"
 
 
+def _templates() -> tuple[str, ...]:
+    return (*(f"redcap-relay-{s}@.service" for s in SERVICES), TARGET, *REPORT_UNITS)
+
+
+def _report_drop_in(name: str, no_namespaces: bool) -> str:
+    lines = [
+        f"# Written by admin install-systemd for study {name}; run it again after an upgrade.",
+        "# The timer's day and hour go in redcap-relay-report@NAME.timer.d (systemd/README.md).",
+        "[Service]",
+    ]
+    if no_namespaces:
+        lines += ["# --no-namespaces: this host forbids user namespaces, the sandbox needs them."]
+        lines += [f"{key}=no" for key in ("PrivateUsers", "PrivateTmp", "ProtectSystem")]
+        lines += ["ProtectHome=no", "ReadWritePaths="]
+    return "\n".join(lines) + "\n"
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -272,7 +298,7 @@ def _systemctl(args: list[str], what: str) -> bool:
 
 # -- uninstall ----------------------------------------------------------------------------------
 def uninstall(place: Place) -> int:
-    units = [place.target, *(place.unit(s) for s in SERVICES)]
+    units = [place.target, *(place.unit(s) for s in SERVICES), place.timer, place.unit(REPORT)]
     if place.manager:
         _systemctl(["disable", "--now", *units], f"disable --now {place.target} and its services")
     for wants in place.units.glob("*.wants"):
@@ -280,7 +306,7 @@ def uninstall(place: Place) -> int:
             if link.is_symlink() and link.name in units:
                 link.unlink()  # left behind when systemctl could not disable it
     removed = 0
-    for service in SERVICES:
+    for service in (*SERVICES, REPORT):
         drop_in = place.drop_in(service)
         if drop_in.exists():
             drop_in.unlink()
@@ -294,7 +320,7 @@ def uninstall(place: Place) -> int:
     if others:
         print(f"kept the unit templates: still used by {', '.join(others)}")
     else:
-        for template in (*(f"redcap-relay-{s}@.service" for s in SERVICES), TARGET):
+        for template in _templates():
             (place.units / template).unlink(missing_ok=True)
         print(f"removed the unit templates from {place.units} (no other study uses them)")
     if place.manager:

@@ -89,6 +89,7 @@ BAD: dict[str, tuple[str, ...]] = {
     "EMAIL_MAX_PER_MINUTE": ("0", *NON_FINITE, "lots", "-1", "30/min", "100000"),
     "ALERT_EMAIL_TO": ("coordinator", "a@example.org, c", "team@localhost"),
     "ALERT_MIN_INTERVAL_MINUTES": ("0", *NON_FINITE, "hourly", "-5", "60m"),
+    "REPORT_EMAIL_TO": ("team", "a@example.org; b@example.org", "report@localhost"),
     "REPLY_LOOKBACK_HOURS": ("0", "0.5", *NON_FINITE, "-72", "three days", "72h", "9000"),
     "CONSENT_FIELD": ("Consent Given", "consent-given"),
     # Beside production's REDCap, Twilio and Microsoft a rehearsal's clock is always refused.

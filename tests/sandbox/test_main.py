@@ -74,7 +74,11 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     with masked recipients (no address in full anywhere). Four services run, the reply poller
     among them: a NO and a Spanish YES land in REDCap as cancelled and confirmed, each with its
     auto-answer in the participant's language, delivered; a STOP opts its sender out and gets
-    nothing from us; the output names meanings, never the numbers or the reply texts."""
+    nothing from us; the output names meanings, never the numbers or the reply texts. The
+    recruitment case: each eligible participant gets one study ID of their group (control
+    HC-3000 on, patient 10200 on) and an e-mail invitation whose Bookings link carries it, the
+    one not eligible a notice, and the weekly report lands in the mailbox, its enrollment per
+    group printed."""
     done = subprocess.run(
         [sys.executable, "-m", "sandbox.demo_cli"],
         cwd=ROOT,
@@ -84,7 +88,9 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rules = funnels(done.stdout)
-    assert list(rules) == ["welcome", "reminder", "visit"]
+    ids_rule = "study_id (study IDs in study_id)"
+    assert list(rules) == ["welcome", "reminder", "visit", "invitation", "ineligible", ids_rule]
+    assert (rules[ids_rule]["assigned"], rules[ids_rule]["(none)"]) == ("8", "4")
     welcome, reminder, visit = rules["welcome"], rules["reminder"], rules["visit"]
     assert (welcome["delivered"], welcome["undelivered"], welcome["sent_email"]) == ("6", "1", "1")
     assert (welcome["skipped"], welcome["baseline"]) == ("1", "3")
@@ -120,6 +126,24 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
         "help 0, opted_out 1, opted_in 0" in lines
     )
     assert "auto-answers sent: 2" in lines
+    ids = (
+        "== study IDs in REDCap (record, ID, group): 4 HC-3000 (control), 5 10200 (patient), "
+        "6 HC-3001 (control), 7 10201 (patient), 8 HC-3002 (control), 10 HC-3003 (control), "
+        "11 10202 (patient), 12 10203 (patient)"
+    )
+    assert ids in lines
+    assert (
+        "== 7 invitation(s) mailed; the first links to "
+        "https://outlook.office.com/book/StudyVisits@contoso.onmicrosoft.com/?StudyID=HC-3000"
+    ) in lines
+    assert "== 1 notice(s) mailed to whoever screening found not eligible" in lines
+    assert (rules["invitation"]["sent_email"], rules["invitation"]["skipped"]) == ("7", "1")
+    assert rules["ineligible"]["sent_email"] == "1"
+    assert (
+        "weekly report    to s***@s***.org: 'redcap-relay weekly report: project 1" in done.stdout
+    )
+    assert "Enrollment (study IDs of rule study_id): control / patient" in lines
+    assert "in total: 4 / 4" in lines
     # The numbers (demo phones are 617-555-01xx, masked as +1******01xx) and the texts sent
     # back stay in REDCap.
     assert "555-01" not in output and "55501" not in output and "Sí" not in output

@@ -325,9 +325,10 @@ def test_demo_project_shape() -> None:
     assert project.survey_email_field == "email"
     assert project.records == {}
     assert not project.is_longitudinal
-    assert project.export_columns()[:10] == [
+    assert project.export_columns()[:13] == [
         "record_id", "first_name", "last_name", "phone_number", "mobile", "email", "consent",
-        "language", "visit_datetime", "registration_complete",
+        "language", "visit_datetime", "study_group", "eligible", "study_id",
+        "registration_complete",
     ]  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from redcap.project import Project as PyCapProject
 from common.clock import ManualClock
 from common.settings import Settings
 from messaging.context import Context, build_context
-from messaging.rules_file import load_rules
+from messaging.rules_file import load_study
 from sandbox.clock import SimClock
 from sandbox.envfile import write_env
 from sandbox.microsoft.mailbox import SentMail
@@ -178,7 +178,7 @@ def start_rules_rig(
     path = tmp / "rules.toml"
     path.write_text(text, encoding="utf-8")
     alerts = bool(overrides.get("ALERT_EMAIL_TO"))  # then every rule has R_alerted_at
-    rules = load_rules(path, default_event="", alerts=alerts)
+    rules = load_study(path, default_event="", alerts=alerts)
     project = add_rule_fields(build_demo_project(), rules)
     yield from start_rig(project, tmp, sim_clock=sim_clock, RULES_FILE=str(path), **overrides)
 

@@ -174,6 +174,27 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path, extra: list[
     assert f"WorkingDirectory={ROOT}\n" in rendered and "@PYTHON@" not in rendered
 
 
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze not installed (.ci/run installs the systemd package)",
+)
+@pytest.mark.parametrize("extra", [[], ["--no-namespaces"]])
+def test_the_weekly_report_timer_and_service_verify(tmp_path: Path, extra: list[str]) -> None:
+    """install-systemd renders the report's oneshot service and its weekly timer (Mondays 08:00,
+    caught up after downtime), which verify; it says how to enable the timer."""
+    done = install(tmp_path, "install-systemd", "study-a", *extra)
+    assert done.returncode == 0, done.stderr
+    assert "systemctl --user enable --now redcap-relay-report@study-a.timer" in done.stdout
+    units = ["redcap-relay-report@study-a.timer", "redcap-relay-report@study-a.service"]
+    checked = verify(tmp_path, *units)
+    assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), checked.stderr
+    timer = (tmp_path / "units" / "redcap-relay-report@.timer").read_text()
+    assert "\nOnCalendar=Mon *-*-* 08:00:00\n" in timer and "\nPersistent=true\n" in timer
+    service = (tmp_path / "units" / "redcap-relay-report@.service").read_text()
+    assert " -m services.admin report --email --env-file " in service
+    assert f"WorkingDirectory={ROOT}\n" in service and "@PYTHON@" not in service
+
+
 def test_templates_carry_the_timings_for_the_default_http_timeout() -> None:
     """The templates' WatchdogSec/TimeoutStartSec/TimeoutStopSec are timings(30), as documented."""
     times = timings(30)
