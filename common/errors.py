@@ -40,7 +40,15 @@ class ProjectCheckError(RelayError):
 
 
 class TransientError(RelayError):
-    """A service is temporarily unreachable; the cycle ends and the next one retries."""
+    """A service is temporarily unreachable; the cycle ends and the next one retries.
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds when it gave one: the wait before
+    the next try is at least that long (:mod:`common.backoff`).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RedcapUnavailable(TransientError):
@@ -57,14 +65,7 @@ class TwilioOutcomeUnknown(TwilioUnavailable):
 
 class GraphUnavailable(TransientError):
     """Microsoft Graph or the identity platform could not take the request (429, 503, timeout,
-    connection error) within the bounded retries: nothing was sent.
-
-    ``retry_after`` is Microsoft's ``Retry-After`` in seconds when it gave one.
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    connection error) within the bounded retries: nothing was sent."""
 
 
 class GraphOutcomeUnknown(GraphUnavailable):

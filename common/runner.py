@@ -4,7 +4,9 @@
 ``build(settings)`` that makes its context (the engine's :func:`messaging.context.build_context`:
 this layer knows no rules). This module parses the shared flags, reads the settings, builds the
 context, takes the project lock the service names (one sender, one reply poller per project),
-installs signal handlers that only set a flag, tells systemd how it is doing (:mod:`common.notify`:
+installs signal handlers that only set a flag, waits longer after each cycle a transient error
+cut short (:mod:`common.backoff`: doubling from the poll interval, honouring ``Retry-After``),
+tells systemd how it is doing (:mod:`common.notify`:
 READY once the project check and ``start`` passed, a watchdog ping after each cycle and at every
 stop check the cycle makes, STATUS with the cycle's counts, STOPPING on SIGTERM/SIGINT), and maps
 errors to exit codes. No traceback reaches a user for their own mistakes.
@@ -37,6 +39,7 @@ from types import FrameType
 from typing import Protocol, TypeVar
 
 from common import logs
+from common.backoff import Backoff
 from common.clock import Clock
 from common.errors import (
     ConfigError,
@@ -207,16 +210,23 @@ def _cycles(
     heartbeat: Heartbeat | None = None,
 ) -> int:
     beat = heartbeat or Heartbeat(Notifier(None))
+    poll = ctx.settings.poll_interval_seconds
+    backoff = Backoff(poll)
     while not ctx.stop.is_set():
+        wait = poll
         try:
             result = run_once(ctx)
         except TransientError as exc:
-            log.warning("cycle incomplete, will retry: %s", exc)
+            # REDCap, Twilio or Graph said "not now": wait longer each time (their Retry-After
+            # if longer), so an outage is not hammered, and try again.
+            wait = backoff.failed(exc.retry_after)
+            log.warning("cycle incomplete, will retry in %.0f s: %s", wait, exc)
             # Alive and retrying: the ping says so, the status names only the kind of trouble.
             beat.beat(f"last cycle incomplete ({type(exc).__name__}), retrying")
             if once:
                 return EXIT_FAILURE
         else:
+            backoff.succeeded()
             if result.problem:
                 log.error("%s", result.problem)
             log.info("cycle done: %s", result.summary())
@@ -224,7 +234,7 @@ def _cycles(
             beat.beat(f"last cycle: {result.summary()}{refused}")
             if once:
                 return EXIT_FAILURE if result.problem else EXIT_OK
-        _sleep(ctx, ctx.settings.poll_interval_seconds, beat)
+        _sleep(ctx, wait, beat)
     log.info("stopping (signal received)")
     return EXIT_OK
 

@@ -33,12 +33,13 @@ DEFAULT_PHONE_FIELDS = (
 )
 DEFAULT_EMAIL_FIELDS = "email,email_address,e_mail,participant_email,contact_email"
 DEFAULT_TEMPLATE = "Thank you for registering. Please complete your next survey: {survey_link}"
-# A sent message costs one surveyLink plus its share of a claim and a result import per chunk
-# of ten (docs/PERFORMANCE.md); the sender may use this share of REDCap's per-minute limit,
-# leaving the rest to the other services and to people using the project.
-REDCAP_REQUESTS_PER_MESSAGE = 1.3
-# Without Sent Items each e-mail is claimed and recorded alone: a link, a claim, a result.
-REDCAP_REQUESTS_PER_LONE_EMAIL = 3.0
+# A sent SMS costs one surveyLink plus its share of a claim import, the claim's two reads
+# (messaging.claims) and a result import per chunk of ten (docs/PERFORMANCE.md); the sender may
+# use this share of REDCap's per-minute limit, leaving the rest to the other services and to
+# people using the project.
+REDCAP_REQUESTS_PER_MESSAGE = 1.5
+# Each e-mail is claimed and recorded alone: a link, the claim's two reads, a claim, a result.
+REDCAP_REQUESTS_PER_LONE_EMAIL = 5.0
 REDCAP_SHARE = 0.8
 # Upper bounds: far beyond any study's need, and well inside what timedelta can hold.
 MINUTES_A_YEAR = 366 * 24 * 60
@@ -123,6 +124,9 @@ class Settings:
     delivery_check_max_hours: float
     sms_claim_timeout_seconds: float
     sms_review_after_hours: float
+    send_give_up_hours: float
+    claim_settle_seconds: float
+    email_sent_items_grace_minutes: float
     http_timeout_seconds: float
     twilio_account_sid: str
     twilio_auth_token: str
@@ -239,6 +243,13 @@ class Settings:
             sms_review_after_hours=r.number(
                 "SMS_REVIEW_AFTER_HOURS", 24, minimum=0, maximum=HOURS_A_YEAR
             ),
+            claim_settle_seconds=r.number("CLAIM_SETTLE_SECONDS", 3, minimum=0.5, maximum=60),
+            send_give_up_hours=r.number(
+                "SEND_GIVE_UP_HOURS", 24, minimum=0.01, maximum=HOURS_A_YEAR
+            ),
+            email_sent_items_grace_minutes=r.number(
+                "EMAIL_SENT_ITEMS_GRACE_MINUTES", 15, minimum=0, maximum=MINUTES_A_YEAR
+            ),
             http_timeout_seconds=r.number("HTTP_TIMEOUT_SECONDS", 30, minimum=1, maximum=600),
             twilio_account_sid=r.text("TWILIO_ACCOUNT_SID", default=""),
             twilio_auth_token=r.text("TWILIO_AUTH_TOKEN", default=""),
@@ -309,11 +320,7 @@ class Settings:
                 f"past its limit); use at most {fastest:.2g}, or raise REDCAP_MAX_PER_MINUTE if "
                 "your REDCap administrator set a higher limit"
             )
-        per_mail = (
-            REDCAP_REQUESTS_PER_MESSAGE
-            if self.graph_can_read_sent
-            else (REDCAP_REQUESTS_PER_LONE_EMAIL)
-        )
+        per_mail = REDCAP_REQUESTS_PER_LONE_EMAIL
         if self.email_max_per_minute * per_mail > budget:
             fastest = budget / per_mail
             raise ConfigError(

@@ -115,6 +115,7 @@ class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
         super().__init__(timeout=timeout)
         self._base = urlsplit(base_url) if base_url.rstrip("/") != DEFAULT_BASE_URL else None
         self.last_date: datetime | None = None
+        self.last_retry_after: float | None = None
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         parts = urlsplit(url)
@@ -123,7 +124,9 @@ class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
                 (self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment)
             )
         response = super().request(method, url, *args, **kwargs)
-        self.last_date = _http_date((response.headers or {}).get("Date"))
+        headers = response.headers or {}
+        self.last_date = _http_date(headers.get("Date"))
+        self.last_retry_after = _seconds(headers.get("Retry-After"))
         return response
 
 
@@ -160,6 +163,9 @@ class SmsGateway:
             timeout=min(settings.http_timeout_seconds, MAX_TIMEOUT),
         )
 
+    def _rest_error(self, exc: TwilioRestException, creating: bool) -> Exception:
+        return _translate_rest(exc, creating, self._http.last_retry_after)
+
     def send(self, to: str, body: str) -> MessageInfo:
         """Create one message. Raises TwilioRejected, TwilioUnavailable or TwilioOutcomeUnknown."""
         kwargs: dict[str, Any] = {"to": to, "body": body}
@@ -170,7 +176,7 @@ class SmsGateway:
         try:
             return MessageInfo.from_instance(self._client.messages.create(**kwargs))
         except TwilioRestException as exc:
-            raise _translate_rest(exc, creating=True) from None
+            raise self._rest_error(exc, creating=True) from None
         except requests.RequestException as exc:
             if _never_connected(exc):
                 raise TwilioUnavailable("Twilio could not be reached; nothing was sent") from None
@@ -182,7 +188,7 @@ class SmsGateway:
         try:
             return MessageInfo.from_instance(self._client.messages(sid).fetch())
         except TwilioRestException as exc:
-            raise _translate_rest(exc, creating=False) from None
+            raise self._rest_error(exc, creating=False) from None
         except requests.RequestException:
             raise TwilioUnavailable("Twilio could not be reached") from None
 
@@ -193,7 +199,7 @@ class SmsGateway:
             # missed. Newest come first; a participant's number has few messages.
             found = self._client.messages.list(to=to, page_size=50, limit=200)
         except TwilioRestException as exc:
-            raise _translate_rest(exc, creating=False) from None
+            raise self._rest_error(exc, creating=False) from None
         except (TwilioException, requests.RequestException):
             raise TwilioUnavailable("Twilio could not be asked which messages exist") from None
         messages = [MessageInfo.from_instance(m) for m in found]
@@ -240,7 +246,7 @@ class SmsGateway:
                 page = page.next_page()
                 pages += 1
         except TwilioRestException as exc:
-            raise _translate_rest(exc, creating=False) from None
+            raise self._rest_error(exc, creating=False) from None
         except TwilioException as exc:
             raise _translate_page(exc) from None
         except json.JSONDecodeError:  # a 200 that is not JSON (a proxy's error page)
@@ -262,7 +268,7 @@ class SmsGateway:
         try:
             self._client.messages.list(limit=1, page_size=1)
         except TwilioRestException as exc:
-            raise _translate_rest(exc, creating=False) from None
+            raise self._rest_error(exc, creating=False) from None
         except TwilioException as exc:  # a list page answered non-200 (a 401 among them)
             raise _translate_page(exc) from None
         except requests.RequestException:
@@ -282,7 +288,7 @@ class SmsGateway:
         except TwilioRestException as exc:
             if int(exc.status or 0) == 404:
                 raise _no_service() from None
-            raise _translate_rest(exc, creating=False) from None
+            raise self._rest_error(exc, creating=False) from None
         except TwilioException as exc:  # a list page answered non-200
             response = exc.args[1] if len(exc.args) > 1 else None
             if int(getattr(response, "status_code", 0) or 0) == 404:
@@ -293,7 +299,9 @@ class SmsGateway:
         return frozenset(str(n.phone_number) for n in found if n.phone_number)
 
 
-def _translate_rest(exc: TwilioRestException, creating: bool) -> Exception:
+def _translate_rest(
+    exc: TwilioRestException, creating: bool, retry_after: float | None = None
+) -> Exception:
     status = int(exc.status or 0)
     code = int(exc.code) if exc.code else status
     if status in (401, 403) or code in (20003, 20008):
@@ -302,7 +310,10 @@ def _translate_rest(exc: TwilioRestException, creating: bool) -> Exception:
             "TWILIO_AUTH_TOKEN"
         )
     if status == 429 or code == 20429:
-        return TwilioUnavailable("Twilio is rate limiting (429); the message was not created")
+        # "never processed and always safe to retry" (Twilio's error 20429)
+        return TwilioUnavailable(
+            "Twilio is rate limiting (429); the message was not created", retry_after
+        )
     if status >= 500:
         if creating:
             return TwilioOutcomeUnknown(f"Twilio answered HTTP {status} to a send")
@@ -322,7 +333,9 @@ def _translate_page(exc: TwilioException) -> Exception:
             "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
         )
     if status == 429:
-        return TwilioUnavailable("Twilio is rate limiting (429)")
+        headers = getattr(response, "headers", None) or {}
+        asked = _seconds(headers.get("Retry-After"))
+        return TwilioUnavailable("Twilio is rate limiting (429)", asked)
     if status:
         return TwilioUnavailable(f"Twilio answered HTTP {status} to a list")
     return TwilioUnavailable("Twilio's answer to a list could not be read")
@@ -351,6 +364,14 @@ def _http_date(value: object) -> datetime | None:
     try:
         return parsedate_to_datetime(value).astimezone(UTC)
     except (TypeError, ValueError):
+        return None
+
+
+def _seconds(value: object) -> float | None:
+    """A ``Retry-After`` in seconds; None when absent or not a number of seconds."""
+    try:
+        return max(0.0, float(str(value))) if value not in (None, "") else None
+    except ValueError:
         return None
 
 

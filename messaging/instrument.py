@@ -55,6 +55,10 @@ LABELS = {
     "status": ("Pipeline status", ""),
     "registered_at": ("Registration detected at", TIME_NOTE),
     "sms_claimed_at": ("SMS claimed for sending at", TIME_NOTE),
+    "sms_claim": (
+        "Claim token of the sender sending it",
+        "Random token @ host; keeps two senders from both sending",
+    ),
     "sms_sent_at": ("SMS accepted by Twilio at", TIME_NOTE),
     "delivery_checked_at": ("Delivery last checked at", TIME_NOTE),
     "sms_attempts": ("SMS send attempts", ""),

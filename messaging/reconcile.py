@@ -17,9 +17,13 @@ link, are never confused); for the built-in rule, the body carries the record's 
 
 An e-mail claim (``R_channel`` = ``email``) is matched on the id its ``x-redcap-relay-id``
 header carries (``R_sms_ref``), looked for in the sender's Sent Items when
-``GRAPH_CAN_READ_SENT=1``: found, ``sent_email``; not found, as above. Graph's sendMail gives
-nothing else to ask, so without Sent Items a stale e-mail claim goes to ``needs_review`` at once,
-with the header id to search for: it is never sent again blindly.
+``GRAPH_CAN_READ_SENT=1``: found, ``sent_email``. A missing copy proves nothing (Exchange saves
+it late under load, and a claim cannot tell whether its sendMail left), so it is looked for again
+every cycle for EMAIL_SENT_ITEMS_GRACE_MINUTES after the claim went stale, then the claim is
+``needs_review`` with the header id to search for. Without Sent Items a stale e-mail claim goes
+to ``needs_review`` at once. An e-mail is never sent again on the strength of a missing copy;
+only the sender itself, which knows its sendMail never reached Graph (a 429, no connection, no
+token), gives a claim back (:mod:`messaging.send`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from common.errors import GraphUnavailable, PermanentError, TwilioUnavailable
 from common.graph_client import MESSAGE_ID_HEADER
 from common.pipeline import Status
 from common.twilio_client import MessageInfo
+from messaging.claims import CLAIM_SLOW, settle
 from messaging.context import Context
 from messaging.records import (
     OUTCOME_UNKNOWN,
@@ -44,7 +49,6 @@ from messaging.records import (
     sent_row,
     survey_links,
     values_row,
-    write,
 )
 from messaging.rules import EMAIL
 
@@ -78,7 +82,9 @@ def reconcile(ctx: Context, rows: Sequence[RuleRow]) -> dict[str, int]:
         else:
             outcome = _settle(ctx, row, claimed, links.get(row.record_id), out)
         counts[outcome] = counts.get(outcome, 0) + 1
-    write(ctx, rule, out)
+    left = settle(ctx, rule, [row for row, _ in stale], out)
+    if left:
+        counts["left_to_another_sender"] = len(left)
     return counts
 
 
@@ -154,16 +160,51 @@ def _settle_mail(
             rule=name,
         )  # fmt: skip
         return "adopted"
-    return _not_sent(ctx, row, out)
+    # No copy (yet). Exchange may save it minutes late, and the claim cannot tell whether the
+    # sendMail left: look again each cycle for the grace, then ask a person. Never resend.
+    claimed = row.time(f.claimed_at, ctx.settings.timezone) or since  # its later reading
+    grace = timedelta(
+        seconds=ctx.settings.sms_claim_timeout_seconds,
+        minutes=ctx.settings.email_sent_items_grace_minutes,
+    )
+    if ctx.clock.now() - claimed <= grace:
+        return "waiting_copy"
+    minutes = ctx.settings.email_sent_items_grace_minutes
+    return _review(
+        ctx,
+        row,
+        f"no copy in Sent Items {minutes:g} minutes after the claim went stale "
+        "(EMAIL_SENT_ITEMS_GRACE_MINUTES); the mail may still have gone",
+        out,
+        fix="look in the sender mailbox's Sent Items for a mail to this record's address sent "
+        f"around its claim time (its {MESSAGE_ID_HEADER} is {ref}); if it is there set the "
+        "status to sent_email by hand, else run admin requeue",
+    )
 
 
 def _not_sent(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:
-    """Nothing went out for this claim: the attempt is given back if our sender stopped, used
-    if Twilio's or Graph's answer was lost."""
-    if row.get(row.rule.fields.error_code) != OUTCOME_UNKNOWN:
+    """No SMS went out for this claim: the attempt is given back if our sender stopped, used if
+    Twilio's answer was lost."""
+    code = row.get(row.rule.fields.error_code)
+    if code == CLAIM_SLOW:
+        return _given_back(ctx, row, out)
+    if code != OUTCOME_UNKNOWN:
         return _interrupted(ctx, row, out)
     out.append(attempt_used(ctx, row, "the answer to the send was lost"))
     return "failed" if out[-1][row.rule.fields.status] == Status.FAILED else "requeued"
+
+
+def _given_back(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:
+    """A claim given up as too slow (:mod:`messaging.claims`) proved unsent: back to
+    ``registered`` with its attempt back; neither an attempt nor an interruption is counted."""
+    f = row.rule.fields
+    values = {f.status: Status.REGISTERED, f.attempts: str(max(row.attempts - 1, 0))}
+    out.append(values_row(ctx, row, values))
+    logs.transition(
+        ctx.log, row.record_id, Status.SENDING, Status.REGISTERED, reason=CLAIM_SLOW,
+        rule=row.rule.name,
+    )  # fmt: skip
+    return "requeued"
 
 
 def _interrupted(ctx: Context, row: RuleRow, out: list[dict[str, str]]) -> str:

@@ -9,9 +9,9 @@ record what became of a message, shared by every service.
 - **Writing.** :func:`write` imports one rule's rows; :func:`values_row` makes one.
 - **Outcomes.** A status with its reason (:func:`reason_row`: status, code, message cut to
   what we store, and the one log line), a message accepted (:func:`sent_row`,
-  :func:`mailed_row`), an attempt used (:func:`attempt_used`: back to ``registered``, or
-  ``failed`` once SMS_MAX_ATTEMPTS are spent, decided here only), and what ``R_sms_ref`` holds
-  (:func:`fingerprint`).
+  :func:`mailed_row`), an attempt used by a lost answer (:func:`attempt_used`: back to
+  ``registered``, or ``failed`` once SMS_MAX_ATTEMPTS are spent, decided here only), and what
+  ``R_sms_ref`` holds (:func:`fingerprint`).
 """
 
 from __future__ import annotations
@@ -242,10 +242,10 @@ def claimed_attempts(row: RuleRow) -> int:
 
 
 def attempt_used(ctx: Context, row: RuleRow, reason: str) -> dict[str, str]:
-    """Nothing went out and this try used an attempt (Twilio or Graph unavailable, or its
-    answer lost): back to ``registered``, or ``failed`` (``max_attempts``) once
-    SMS_MAX_ATTEMPTS are spent. ``row`` is as exported, before or after its claim."""
-    attempts = row.attempts if row.status == Status.SENDING else claimed_attempts(row)
+    """A claim whose send's answer was lost proved unsent: that try used an attempt (an outage
+    spends none: it never reaches this). Back to ``registered``, or ``failed``
+    (``max_attempts``) once SMS_MAX_ATTEMPTS are spent. ``row`` is the claim as exported."""
+    attempts = row.attempts
     if attempts >= ctx.settings.sms_max_attempts:
         message = f"not sent after {attempts} attempts; last: {reason}"
         return reason_row(ctx, row, Status.FAILED, "max_attempts", message, was=Status.SENDING)

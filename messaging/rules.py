@@ -206,6 +206,7 @@ class RuleFields:
     status = _Named("status")
     registered_at = _Named("registered_at")
     claimed_at = _Named("sms_claimed_at")
+    claim = _Named("sms_claim")  # the claim's token: which sender (and host) holds it
     sent_at = _Named("sms_sent_at")
     checked_at = _Named("delivery_checked_at")
     attempts = _Named("sms_attempts")
@@ -238,6 +239,7 @@ class RuleFields:
             self.status: Kind.CHOICE,
             self.registered_at: Kind.TIME,
             self.claimed_at: Kind.TIME,
+            self.claim: Kind.TEXT,
             self.sent_at: Kind.TIME,
             self.checked_at: Kind.TIME,
             self.attempts: Kind.COUNT,

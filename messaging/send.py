@@ -10,16 +10,23 @@ backlog never fires all its survey-link requests at once):
    written ``skipped`` (nothing usable to send to) or ``failed``, with its reason. Nothing else
    is written.
 2. **claim**: one import sets the rule's ``R_status`` to ``sending``, the claim time, the number
-   (``R_sms_to``) or address (``R_email_to``) and ``R_channel``, attempts + 1 and (file rules)
-   ``R_sms_ref``, what reconciliation matches on: the SMS body's fingerprint, or the id the mail
-   carries in its ``x-redcap-relay-id`` header. E-mails are claimed together only when Sent
-   Items can settle a crash; otherwise each alone, just before its send.
+   (``R_sms_to``) or address (``R_email_to``) and ``R_channel``, attempts + 1, a claim token
+   (``R_sms_claim``) and (file rules) ``R_sms_ref``, what reconciliation matches on: the SMS
+   body's fingerprint, or the id the mail carries in its ``x-redcap-relay-id`` header. The claim
+   is read before and after, CLAIM_SETTLE_SECONDS apart, so that a sender on another host can
+   never send the same message (:mod:`messaging.claims`). SMS are claimed together; each e-mail
+   alone, just before its send.
 3. **send**: one Twilio create or Graph sendMail per record, paced per channel
    (:mod:`messaging.pacing`).
 4. **record**: one import with each outcome (``sms_sent`` + SID, or ``sent_email``, with
    ``R_sms_count`` + 1; ``failed``; ``skipped`` for a participant Twilio says unsubscribed; or
-   back to ``registered``). A send whose outcome is unknown stays ``sending`` for
+   given back as it was). A send whose outcome is unknown stays ``sending`` for
    :mod:`messaging.reconcile`.
+
+When Twilio or Graph cannot take a message (429, 5xx or no connection before it took it), the
+record is given back as it was, with no attempt spent, and its channel is held back
+(:mod:`messaging.outages`); the other channel goes on. Only after SEND_GIVE_UP_HOURS of outage
+is a due record ``failed`` (``unavailable``).
 
 A crash before 2 leaves the record as it was; between 2 and 4 it is ``sending`` and
 reconciliation looks the message up in Twilio (or Sent Items) before anything is sent again. A
@@ -34,6 +41,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from common import logs
 from common.contacts import NOT_TEXTABLE, allowed, normalize_phone, pick_email, pick_phone
@@ -49,12 +57,14 @@ from common.errors import (
 from common.pipeline import SETTLED, Status
 from common.redcap_client import chunked
 from common.writes import MESSAGE_LIMIT
+from messaging.claims import CLAIM_SLOW, take
 from messaging.context import Context
+from messaging.due import due_at
+from messaging.outages import GAVE_UP, Outages, waited
 from messaging.pacing import Pacers
 from messaging.records import (
     OUTCOME_UNKNOWN,
     RuleRow,
-    attempt_used,
     claimed_attempts,
     fingerprint,
     mailed_row,
@@ -89,8 +99,8 @@ SKIP_CODES = frozenset(
 @dataclass
 class Sent:
     """What :func:`send_due` did: counts by outcome (``sent``, ``failed``, ``not_sent_<code>``,
-    ``deferred``, ``unknown``...), and whether Twilio or Graph is struggling (unavailable, or an
-    answer lost): the caller should leave the rest for its next cycle."""
+    ``deferred``, ``waiting_unavailable``, ``unknown``...), and whether Twilio or Graph is
+    struggling (unavailable, or an answer lost)."""
 
     counts: Counter[str] = field(default_factory=Counter)
     trouble: bool = False
@@ -102,33 +112,46 @@ def pacers_for(ctx: Context) -> Pacers:
     return Pacers(s.sms_max_per_second, s.email_max_per_minute, ctx.clock)
 
 
+def outages_for(ctx: Context) -> Outages:
+    """The outage memory of one process (a sender keeps its own across cycles)."""
+    return Outages(ctx.clock, ctx.settings.poll_interval_seconds)
+
+
 def send_due(
     ctx: Context,
     rows: Sequence[RuleRow],
     pacers: Pacers,
     should_stop: Callable[[], bool],
     *,
+    outages: Outages | None = None,
     dry_run: bool = False,
 ) -> Sent:
     """Send each of one rule's due ``rows`` once (the module docstring's stages), or with
     ``dry_run`` log what would go (masked) and write nothing. Stops early, un-claiming what it
-    has not sent, when ``should_stop()`` or when Twilio or Graph is unavailable; raises
-    ConfigError (after recording what was sent) when Twilio or Graph refuses our credentials."""
+    has not sent, when ``should_stop()``; leaves the rows of a channel ``outages`` holds back
+    where they are; raises ConfigError (after recording what was sent) when Twilio or Graph
+    refuses our credentials."""
     result = Sent()
     if dry_run:
         _dry_run(ctx, rows, result)
         return result
+    outages = outages or outages_for(ctx)
     for group in _batches(rows):
         if should_stop():
             return result
+        if all(outages.holding(channel) for channel in group[0].rule.channels):
+            # Every channel of the rule is held back: not even a survey link is asked for.
+            result.counts["waiting_unavailable"] += len(group)
+            continue
         ready, problems = _prepare(ctx, group)
         _record_problems(ctx, problems, result)
-        for part in _claim_groups(ctx, ready):
+        for part in _claim_groups(ready):
             if should_stop():
                 return result
-            _send_batch(ctx, _claim(ctx, part), pacers, should_stop, result)
-            if result.trouble:
-                return result
+            if outages.holding(part[0].channel):
+                result.counts["waiting_unavailable"] += len(part)
+                continue
+            _send_batch(ctx, _claim(ctx, part, result), pacers, outages, should_stop, result)
     return result
 
 
@@ -318,26 +341,26 @@ def _dry_run(ctx: Context, rows: Sequence[RuleRow], result: Sent) -> None:
 
 
 # -- 2. claim -----------------------------------------------------------------------------------
-def _claim_groups(ctx: Context, ready: Sequence[_Prepared]) -> list[list[_Prepared]]:
-    """How a prepared chunk is claimed: its SMS together, its e-mails together when Sent Items
-    can settle a crash, else each e-mail alone just before it is sent (a crash then leaves at
-    most one e-mail for a person to check, not a chunk)."""
+def _claim_groups(ready: Sequence[_Prepared]) -> list[list[_Prepared]]:
+    """How a prepared chunk is claimed: its SMS together (Twilio's list settles a crash), each
+    e-mail alone just before it is sent. A missing Sent Items copy proves nothing, so an e-mail
+    claim a crash leaves is never resent (:mod:`messaging.reconcile`): claimed alone, a crash
+    leaves at most one e-mail for a person to check, not a chunk."""
     sms = [p for p in ready if p.channel == SMS]
-    mail = [p for p in ready if p.channel == EMAIL]
-    groups = [sms] if sms else []
-    if ctx.settings.graph_can_read_sent:
-        return groups + ([mail] if mail else [])
-    return groups + [[p] for p in mail]
+    mail = [[p] for p in ready if p.channel == EMAIL]
+    return ([sms] if sms else []) + mail
 
 
-def _claim(ctx: Context, batch: Sequence[_Prepared]) -> list[_Prepared]:
-    """Mark a batch of one rule ``sending`` in one import; returns those REDCap accepted."""
+def _claim(ctx: Context, batch: Sequence[_Prepared], result: Sent) -> list[_Prepared]:
+    """Mark a batch of one rule ``sending`` in one import, by the claim protocol that keeps a
+    second sender (any host) from sending the same (:mod:`messaging.claims`); returns the
+    records whose claim is ours once it settled."""
     if not batch:
         return []
     rule = batch[0].row.rule
     f = rule.fields
     now = ctx.stamp(f.claimed_at)
-    rows = []
+    claims = []
     for p in batch:
         values = {
             f.status: Status.SENDING,
@@ -356,10 +379,19 @@ def _claim(ctx: Context, batch: Sequence[_Prepared]) -> list[_Prepared]:
             values[f.email_to] = p.to if p.channel == EMAIL else ""
         if f.alerted_at:
             values[f.alerted_at] = ""  # a new problem of this message is alerted anew
-        rows.append(values_row(ctx, p.row, values))
+        claims.append((p.row, values))
     # overwrite: the blank error fields erase a previous attempt's reason.
-    refused = write(ctx, rule, rows, overwrite=True)
-    claimed = [p for p in batch if p.row.record_id not in refused]
+    held = take(ctx, rule, claims)
+    if held.taken:
+        result.counts["claimed_elsewhere"] += len(held.taken)
+        ctx.log.warning(
+            "rule=%s %d record(s) moved or claimed by another sender meanwhile (records %s); "
+            "left to it", rule.name, len(held.taken), ",".join(held.taken[:10]),
+        )  # fmt: skip
+    if held.slow:
+        result.counts[CLAIM_SLOW] += len(batch) - len(held.taken) - len(held.refused)
+    mine = set(held.mine)
+    claimed = [p for p in batch if p.row.record_id in mine]
     for p in claimed:
         logs.transition(
             ctx.log, p.row.record_id, p.row.status, Status.SENDING, to=p.to, rule=rule.name
@@ -372,11 +404,13 @@ def _send_batch(
     ctx: Context,
     claimed: Sequence[_Prepared],
     pacers: Pacers,
+    outages: Outages,
     should_stop: Callable[[], bool],
     result: Sent,
 ) -> None:
-    """Send each claimed record (one rule) and record every outcome in one import. Stops early
-    (and un-claims the rest) on a stop request or when Twilio or Graph is struggling."""
+    """Send each claimed record (one rule, one channel) and record every outcome in one import.
+    Stops early (and un-claims the rest) on a stop request or when Twilio or Graph is
+    struggling."""
     if not claimed:
         return
     rule = claimed[0].row.rule
@@ -384,6 +418,7 @@ def _send_batch(
     pending = list(claimed)
     auth_error: ConfigError | None = None
     opted_out: list[str] = []
+    trouble = False
     while pending:
         p = pending.pop(0)
         try:
@@ -405,22 +440,27 @@ def _send_batch(
             )  # fmt: skip
             rows.append(_outcome_unknown(ctx, p, str(exc)))
             result.counts["unknown"] += 1
-            result.trouble = True
+            outages.failed(p.channel, exc.retry_after)
+            trouble = True
         except (TwilioUnavailable, GraphUnavailable) as exc:
-            rows.append(attempt_used(ctx, p.row, str(exc)))
-            result.counts["deferred"] += 1
-            result.trouble = True
+            since = outages.failed(p.channel, exc.retry_after)
+            row, code = _wait_out(ctx, p, since, str(exc))
+            rows.append(row)
+            result.counts[code] += 1
+            trouble = True
         except ConfigError as exc:
             rows.append(_unclaim(ctx, p))
             auth_error = exc
         else:
+            outages.worked(p.channel)
             rows.append(done)
             new = Status.SENT_EMAIL if p.channel == EMAIL else Status.SMS_SENT
             logs.transition(ctx.log, p.row.record_id, Status.SENDING, new, to=p.to, rule=rule.name)
             result.counts["sent"] += 1
-        if pending and (result.trouble or auth_error is not None or should_stop()):
+        if pending and (trouble or auth_error is not None or should_stop()):
             rows.extend(_unclaim(ctx, rest) for rest in pending)
             pending = []
+    result.trouble = result.trouble or trouble
     write(ctx, rule, rows)
     if opted_out:
         _record_opt_out(ctx, opted_out)
@@ -445,6 +485,36 @@ def _outcome_unknown(ctx: Context, p: _Prepared, reason: str) -> dict[str, str]:
     who = "Graph" if p.channel == EMAIL else "Twilio"
     message = f"{who}'s answer to the send was lost ({reason})"[:MESSAGE_LIMIT]
     return values_row(ctx, p.row, {f.error_code: OUTCOME_UNKNOWN, f.error_message: message})
+
+
+def _wait_out(
+    ctx: Context, p: _Prepared, since: datetime, reason: str
+) -> tuple[dict[str, str], str]:
+    """Twilio or Graph could not take the message, so nothing went out: the record goes back as
+    it was (no attempt spent), its reason on it for a coordinator to see; or, once it has
+    waited SEND_GIVE_UP_HOURS through the outage, ``failed`` (``unavailable``). Returns the row
+    and the count it adds to (``deferred`` or ``gave_up``)."""
+    row, f = p.row, p.row.rule.fields
+    who = "Graph" if p.channel == EMAIL else "Twilio"
+    hours = ctx.settings.send_give_up_hours
+    tz = ctx.settings.timezone
+    if waited(since, due_at(row, tz), ctx.clock.now()) >= timedelta(hours=hours):
+        why = f"{who} was unavailable for {hours:g} hours (SEND_GIVE_UP_HOURS); last: {reason}"
+        also = {f.attempts: str(row.attempts)}
+        failed = reason_row(ctx, row, Status.FAILED, GAVE_UP, why, was=Status.SENDING, also=also)
+        return failed, "gave_up"
+    started = since.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    logs.transition(
+        ctx.log, row.record_id, Status.SENDING, row.status, reason=GAVE_UP, rule=row.rule.name
+    )
+    why = f"waiting: {who} unavailable since {started} ({reason}); no attempt spent"
+    values = {
+        f.status: row.status,
+        f.attempts: str(row.attempts),
+        f.error_code: GAVE_UP,
+        f.error_message: why[:MESSAGE_LIMIT],
+    }
+    return values_row(ctx, row, values), "deferred"
 
 
 def _unclaim(ctx: Context, p: _Prepared) -> dict[str, str]:

@@ -3,7 +3,8 @@
 One cycle: one filtered export of every rule's work (:func:`messaging.due.work`); per rule,
 reconcile stale ``sending`` claims, mark ``expired`` what is too late, then, outside quiet hours,
 ask REDCap whose ``stop_when`` holds (``cancelled``) and send the rest
-(:func:`messaging.send.send_due`). Last, with ALERT_EMAIL_TO set, the staff alert digest
+(:func:`messaging.send.send_due`); a channel Twilio's or Graph's trouble holds back waits, the
+other goes on (:mod:`messaging.outages`). Last, with ALERT_EMAIL_TO set, the staff alert digest
 (:mod:`messaging.alerts`), read from the same export. Only one sender may run per project (an OS
 lock). ``--dry-run`` (or ``DRY_RUN=1``) logs what it would send, masked, and changes nothing.
 """
@@ -19,24 +20,29 @@ from common.runner import CycleResult
 from messaging.alerts import Digests
 from messaging.context import Context, serve
 from messaging.due import RuleWork, cancel_stopped, record_expired, work
+from messaging.outages import Outages
 from messaging.pacing import Pacers
 from messaging.reconcile import reconcile
-from messaging.send import pacers_for, send_due
+from messaging.send import outages_for, pacers_for, send_due
 
 
 class Sender:
-    """Per-process state that is not pipeline state: the send pacers, the digests verified in
-    Sent Items, and the dry-run flag."""
+    """Per-process state that is not pipeline state: the send pacers, the channels an outage
+    holds back (:mod:`messaging.outages`), the digests verified in Sent Items, and the dry-run
+    flag."""
 
     def __init__(self, dry_run: bool) -> None:
         self.dry_run = dry_run
         self.pacers: Pacers | None = None
+        self.outages: Outages | None = None
         self.digests = Digests()
 
     def run_once(self, ctx: Context) -> CycleResult:
         result = CycleResult()
         if self.pacers is None:
             self.pacers = pacers_for(ctx)
+        if self.outages is None:
+            self.outages = outages_for(ctx)
         now = ctx.clock.now()
         raw, found = work(ctx, now)
         self._messages(ctx, found, now, result)
@@ -50,6 +56,7 @@ class Sender:
     ) -> None:
         """Every rule's participant messages this cycle (see the module docstring)."""
         assert self.pacers is not None
+        assert self.outages is not None
         for item in found:
             if item.sending and not self.dry_run:
                 for outcome, n in reconcile(ctx, item.sending).items():
@@ -71,14 +78,18 @@ class Sender:
         for item in due:
             if ctx.stop.is_set():
                 break
+            if not self.dry_run and all(map(self.outages.holding, item.rule.channels)):
+                result.add("waiting_unavailable", len(item.due))  # not even a stop check
+                continue
             going = item.due if self.dry_run else cancel_stopped(ctx, item.due)
             if len(going) < len(item.due):
                 result.add("cancelled", len(item.due) - len(going))
-            sent = send_due(ctx, going, self.pacers, ctx.stop.is_set, dry_run=self.dry_run)
+            sent = send_due(
+                ctx, going, self.pacers, ctx.stop.is_set, outages=self.outages,
+                dry_run=self.dry_run,
+            )  # fmt: skip
             for key, n in sent.counts.items():
                 result.add(key, n)
-            if sent.trouble:
-                break  # Twilio or Graph is struggling: leave the rest for the next cycle
 
 
 def main(argv: Sequence[str] | None = None) -> int:

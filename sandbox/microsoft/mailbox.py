@@ -14,6 +14,9 @@ which needs ``Mail.Read``: ``Mail.ReadBasic`` excludes extended properties (perm
 reference), and this simulator answers such a filter without ``Mail.Read`` with 403. ``$filter``
 also understands ``sentDateTime ge|gt <ISO 8601>``. ``$select=body`` gives the text (or HTML) as
 sent, again only to ``Mail.Read``.
+
+A fault switch: :attr:`Mailboxes.sent_items_lag` seconds pass before a sent mail's copy shows in
+Sent Items, as Exchange saves it late under load (the mail itself went at once).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -71,6 +74,7 @@ class Mailboxes:
 
     clock: SimClock
     addresses: dict[str, str] = field(default_factory=dict)  # lower-case address -> user id
+    sent_items_lag: float = 0.0  # seconds before a sent mail's copy shows in Sent Items
     _log: list[SentMail] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -140,11 +144,13 @@ class Mailboxes:
         fields = _parse_select(_one(query, "$select"))
         top = _int(query, "$top", PAGE_DEFAULT, 1, PAGE_MAX)
         skip = _int(query, "$skip", 0, 0, 10**9)
+        saved_by = self.clock.now() - timedelta(seconds=self.sent_items_lag)
         mails = [
             m
             for m in reversed(self.log())
             if m.sender == sender
             and m.saved
+            and m.sent_at <= saved_by
             and (since is None or (m.sent_at > since if strict else m.sent_at >= since))
             and (wanted is None or _has_property(m, *wanted))
         ]

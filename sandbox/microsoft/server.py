@@ -153,6 +153,11 @@ class MicrosoftSim:
         )
         return self.server.faults.add(fault)
 
+    def delay_sent_items(self, seconds: float) -> None:
+        """From now on a sent mail's copy shows in Sent Items ``seconds`` after it went (0: at
+        once), as Exchange under load saves it late."""
+        self.mailboxes.sent_items_lag = seconds
+
     def reset_next(self, *, op: str = "sendMail") -> Fault:
         """Close the connection of the next ``op`` request without an answer (not applied)."""
         service = "identity" if op in ("token", "openid", "discovery") else "graph"

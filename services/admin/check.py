@@ -15,7 +15,9 @@ The REDCap budget line adds up the studies polling the same REDCap from this hos
 instances and these settings, :mod:`services.admin.capacity`) and warns past half of REDCap's
 limit. The clock lines compare this machine's clock with REDCap's and Twilio's (their answers'
 ``Date`` headers) and warn past :data:`CLOCK_TOLERANCE`: delays and claim timeouts run on this
-clock while Twilio's times say when messages and replies happened.
+clock while Twilio's times say when messages and replies happened. The senders line warns when
+a sender on another host claimed messages in this project within the last hour (each claim
+names its host, :mod:`messaging.claims`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from common.runner import EXIT_CONFIG, EXIT_OK, EXIT_PROJECT, exit_code, load_se
 from common.settings import Settings
 from common.twilio_client import SmsGateway
 from messaging.checks import NOT_SURVEY_FIX, SURVEY_FIX, needs, survey_checks
+from messaging.claims import host_id, other_hosts
 from messaging.rules import Rule, Rules
 from messaging.rules_file import rules_for
 from messaging.samples import mail_samples, samples
@@ -43,6 +46,7 @@ from messaging.templates import LocalizedTemplates
 from services.admin import capacity, golive
 
 SETTINGS_FIX = "see docs/settings.md (and the comments in .env.example)"
+OTHER_HOSTS_WINDOW = timedelta(minutes=60)  # how far back admin check looks for other senders
 
 
 @dataclass
@@ -229,9 +233,35 @@ def _redcap_checks(settings: Settings, rules: Rules, out: Checklist) -> Layout |
             out.add(survey_checks(client, settings, layout, rules))
         except RelayError as exc:
             out.add([Check("survey instrument", False, str(exc), NOT_SURVEY_FIX)], exit_code(exc))
+        with contextlib.suppress(RelayError):  # the project check passed: this is a footnote
+            out.add(sender_host_checks(client, settings, layout, rules))
     elif not settings.survey_instrument and not settings.rules_file:
         out.add([Check("survey instrument", False, "SURVEY_INSTRUMENT is not set", SURVEY_FIX)])
     return layout
+
+
+def sender_host_checks(
+    client: RedcapClient, settings: Settings, layout: Layout, rules: Rules
+) -> list[Check]:
+    """A [warn] per other host whose sender claimed messages in this project within
+    :data:`OTHER_HOSTS_WINDOW` (the host each claim token names)."""
+    since = _now(settings) - OTHER_HOSTS_WINDOW
+    found = other_hosts(client, layout, rules.every, settings.timezone, since)
+    minutes = OTHER_HOSTS_WINDOW.total_seconds() / 60
+    if not found:
+        return [Check("senders", True, f"no sender on another host claimed in {minutes:g} min")]
+    return [
+        Check(
+            "senders",
+            True,
+            f"a sender on host {host} claimed record {record} (rule {rule}) at "
+            f"{at.astimezone(settings.timezone):%Y-%m-%d %H:%M}, and this is {host_id()}: two "
+            "senders run on this project. Neither doubles a message (the claims settle for "
+            "CLAIM_SETTLE_SECONDS), but keep one: stop the other's service or CronJob",
+            warning=True,
+        )
+        for host, (rule, record, at) in sorted(found.items())
+    ]
 
 
 def _twilio_checks(settings: Settings, out: Checklist) -> None:

@@ -6,6 +6,9 @@ settings; *slack* is STALE_CYCLES poll intervals plus MARGIN:
 - ``overdue``: ``registered`` and due (messaging.due; an auto-answer from its reply) longer
   than slack plus the time the sender needs for that backlog at its rate; quiet hours do not
   count. The sender is not running (or is failing before it sends).
+- ``waiting_on_outage``: ``registered`` and due, and the sender's last try found Twilio or
+  Graph unable to take it (reason ``unavailable``): the sender is running and retries on its
+  own; these are not counted as ``overdue``.
 - ``stuck_sending``: ``sending`` claimed longer ago than SMS_CLAIM_TIMEOUT_SECONDS + slack: the
   sender reconciles such claims every cycle, so it is not running or cannot reach Twilio.
 - ``no_delivery_report``: ``sms_sent`` that the checker never looked at FIRST_REPORT + slack
@@ -39,6 +42,7 @@ from common.twilio_client import SmsGateway
 from messaging.context import Context
 from messaging.due import due_at
 from messaging.inbound import attribute, book_of
+from messaging.outages import GAVE_UP
 from messaging.records import RuleRow, rows_for
 from messaging.replies import AMBIGUOUS, REPLIES_READ
 from messaging.rules import Rule
@@ -80,6 +84,7 @@ def health(
     now, found, skipped = ctx.clock.now(), [], []
     checks = (
         ("overdue", _overdue),
+        ("waiting_on_outage", _outage),
         ("stuck_sending", _sending),
         ("no_delivery_report", _report),
         ("ambiguous_reply", _ambiguous),
@@ -112,6 +117,8 @@ def _needs(ctx: Context, rule: Rule, check: str) -> list[str]:
         return [name for name in names if name]
     if check == "stuck_sending":
         return [f.claimed_at]
+    if check == "waiting_on_outage":
+        return [f.error_code]
     if check == "ambiguous_reply":
         return [f.reply, f.reply_at] if rule.replies is not None else []
     return [f.sent_at, f.checked_at]
@@ -125,8 +132,31 @@ def due_time(ctx: Context, row: RuleRow) -> datetime | None:
     return None if due is None or due.year == UNKNOWN_DUE else due
 
 
+def _outage(ctx: Context, rule: Rule, rows: list[RuleRow], now: datetime) -> Finding | None:
+    waiting = [
+        (row, due_time(ctx, row))
+        for row in rows
+        if row.status == Status.REGISTERED and row.get(rule.fields.error_code) == GAVE_UP
+    ]
+    return _finding(
+        "waiting_on_outage",
+        rule,
+        waiting,
+        now,
+        timedelta(0),
+        "record(s) due and waiting: Twilio or Microsoft could not take their messages",
+        "nothing to do here: the sender backs off and sends them once Twilio or Microsoft takes "
+        "messages again (check their status pages); after SEND_GIVE_UP_HOURS a record still "
+        "waiting becomes failed (unavailable), for admin requeue",
+    )
+
+
 def _overdue(ctx: Context, rule: Rule, rows: list[RuleRow], now: datetime) -> Finding | None:
-    registered = [row for row in rows if row.status == Status.REGISTERED]
+    registered = [
+        row
+        for row in rows
+        if row.status == Status.REGISTERED and row.get(rule.fields.error_code) != GAVE_UP
+    ]
     waiting = [
         (row, at) for row in registered if (at := due_time(ctx, row)) is not None and at <= now
     ]

@@ -80,6 +80,23 @@ def test_overdue_appears_past_delay_plus_slack_and_goes_once_sent(timed: Rig) ->
     assert found(timed) == []
 
 
+def test_a_record_waiting_on_an_outage_is_named_as_such_not_overdue(timed: Rig) -> None:
+    """Twilio 429s the sender's try: the record is not ``overdue`` (the sender is running) but
+    ``waiting_on_outage``, whose fix says there is nothing to do; once sent, nothing."""
+    registered(timed, "1")
+    advance(timed, 61)
+    timed.twilio.rate_limit_next(1, op="create")
+    assert Sender(dry_run=False).run_once(timed.ctx()).counts["deferred"] == 1
+    advance(timed, SLACK + 60)
+    [finding] = health(timed)["findings"]
+    assert (finding["check"], finding["count"], finding["oldest_record"]) == (
+        "waiting_on_outage", 1, "1",
+    )  # fmt: skip
+    assert finding["fix"].startswith("nothing to do")
+    Sender(dry_run=False).run_once(timed.ctx())
+    assert found(timed) == []
+
+
 def test_quiet_hours_do_not_count_as_overdue(timed: Rig) -> None:
     """Due during QUIET_HOURS: the sender rightly waits, no finding; past the end + slack it is."""
     registered(timed, "1")

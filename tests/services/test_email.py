@@ -160,17 +160,41 @@ def test_a_lost_answer_is_found_in_sent_items_and_never_resent(mail_rig: Rig) ->
     assert len(mail_rig.mailed_to(ADA)) == 1
 
 
-def test_a_lost_request_is_not_in_sent_items_and_is_sent_again(mail_rig: Rig) -> None:
-    """sendMail never applied (its connection reset): Sent Items does not hold it, so the
-    record is requeued and sent once."""
+def test_a_lost_answer_without_a_copy_is_looked_for_then_reviewed_never_resent(
+    mail_rig: Rig,
+) -> None:
+    """sendMail's answer lost and no copy in Sent Items: the claim stays ``sending`` and is
+    looked for every cycle for EMAIL_SENT_ITEMS_GRACE_MINUTES, then ``needs_review`` naming the
+    header id; no second mail, ever (the missing copy alone proves nothing)."""
     mail_rig.microsoft.hang_next(after_apply=False, seconds=10)
     join(mail_rig, "1", email=ADA)
     assert send(mail_rig, HTTP_TIMEOUT_SECONDS="1")["unknown"] == 1
-    mail_rig.clock.advance(300)
-    counts = send(mail_rig)
-    assert counts["reconcile_requeued"] == 1
-    assert mail_rig.values("1")["invite_status"] in ("registered", "sent_email")
+    for _ in range(3):
+        mail_rig.clock.advance(300)  # 5, 10, 15 minutes: within claim timeout + grace
+        assert send(mail_rig)["reconcile_waiting_copy"] == 1
+        assert mail_rig.values("1")["invite_status"] == "sending"
+    mail_rig.clock.advance(121)
+    assert send(mail_rig)["reconcile_needs_review"] == 1
+    values = mail_rig.values("1")
+    assert values["invite_status"] == "needs_review"
+    assert values["invite_sms_ref"] in values["invite_error_message"]
+    assert "EMAIL_SENT_ITEMS_GRACE_MINUTES" in values["invite_error_message"]
     send(mail_rig)
+    assert mail_rig.mailed_to(ADA) == []
+
+
+def test_a_copy_saved_late_is_found_and_adopted(mail_rig: Rig) -> None:
+    """Exchange saves the Sent Items copy 10 minutes late: the claim waits, the copy appears,
+    the record is ``sent_email``; one mail."""
+    mail_rig.microsoft.delay_sent_items(600)
+    mail_rig.microsoft.hang_next(after_apply=True, seconds=10)
+    join(mail_rig, "1", email=ADA)
+    assert send(mail_rig, HTTP_TIMEOUT_SECONDS="1")["unknown"] == 1
+    mail_rig.clock.advance(300)
+    assert send(mail_rig)["reconcile_waiting_copy"] == 1
+    mail_rig.sim_clock.advance(601)
+    mail_rig.clock.advance(301)
+    assert send(mail_rig)["reconcile_adopted"] == 1
     assert mail_rig.values("1")["invite_status"] == "sent_email"
     assert len(mail_rig.mailed_to(ADA)) == 1
 

@@ -283,7 +283,7 @@ def test_missing_rule_fields_are_named_with_the_command_that_makes_them(tmp_path
             "welcome_status",
             "welcome_registered_at",
         ]
-        assert len(lines) == 1 + 14
+        assert len(lines) == 1 + 15
 
 
 def test_without_rules_file_admin_instrument_prints_the_shipped_csv(rig: Rig) -> None:
@@ -333,8 +333,9 @@ def test_a_busy_cycle_batches_its_imports_and_waiting_records_keep_idle_at_one_e
     three: Rig,
 ) -> None:
     """Twelve due for the welcome: one import per rule that marks them, a claim and a result
-    import per chunk of ten, one import of their deliveries; with every rule then waiting far
-    ahead (reminder delay, a visit in June, the reminder's repeat) each idle cycle is one export."""
+    import and the claim's two reads per chunk of ten, one import of their deliveries; with
+    every rule then waiting far ahead (reminder delay, a visit in June, the reminder's repeat)
+    each idle cycle is one export."""
     for n in range(12):
         three.register(str(n + 1), f"(617) 555-01{n:02d}")
         three.set(str(n + 1), visit_datetime="2026-06-01 10:00")
@@ -347,7 +348,7 @@ def test_a_busy_cycle_batches_its_imports_and_waiting_records_keep_idle_at_one_e
     three.redcap.server.reset_stats()
     assert Sender(dry_run=False).run_once(sender).counts["sent"] == 12
     assert dict(three.redcap.server.stats.requests) == {
-        "record/export": 1,
+        "record/export": 1 + 2 * 2,
         "surveyLink/export": 12,
         "record/import": 4,
     }

@@ -134,28 +134,34 @@ def test_twilio_permanent_rejections_fail_with_code(rig: Rig, number: str, code:
     assert number not in values["pipeline_error_message"]
 
 
-def test_twilio_429_returns_to_registered_then_sends(rig: Rig) -> None:
-    """A 429 means nothing was created: back to registered, sent on the next cycle."""
+def test_twilio_429_gives_the_record_back_and_sends_next_cycle(rig: Rig) -> None:
+    """A 429 means nothing was created: the record is as it was (no attempt spent, the reason
+    on it), and it is sent on the next cycle."""
     registered(rig, ("1", "6175550100"))
     rig.clock.advance(61)
     rig.twilio.rate_limit_next(1, op="create")
     assert send_cycle(rig)["deferred"] == 1
-    assert rig.status("1") == "registered"
+    values = rig.values("1")
+    assert (values["pipeline_status"], values["pipeline_error_code"]) == (
+        "registered",
+        "unavailable",
+    )
+    assert values["pipeline_sms_attempts"] == "0"
     assert send_cycle(rig)["sent"] == 1
-    assert rig.values("1")["pipeline_sms_attempts"] == "2"
+    assert rig.values("1")["pipeline_sms_attempts"] == "1"
     assert len(rig.sent_to(PHONE)) == 1
 
 
-def test_transient_failures_stop_at_max_attempts(rig: Rig) -> None:
-    """After SMS_MAX_ATTEMPTS transient failures the record is failed, not retried forever."""
+def test_429s_never_use_up_sms_max_attempts(rig: Rig) -> None:
+    """More 429s than SMS_MAX_ATTEMPTS: the record still waits (``registered``), then goes."""
     registered(rig, ("1", "6175550100"))
     rig.clock.advance(61)
-    rig.twilio.rate_limit_next(3, op="create")
-    for _ in range(3):
-        send_cycle(rig)
-    assert rig.status("1") == "failed"
-    assert rig.values("1")["pipeline_error_code"] == "max_attempts"
-    assert rig.sent_to(PHONE) == []
+    rig.twilio.rate_limit_next(5, op="create")
+    for _ in range(5):
+        assert send_cycle(rig)["deferred"] == 1
+    assert rig.status("1") == "registered"
+    assert send_cycle(rig)["sent"] == 1
+    assert len(rig.sent_to(PHONE)) == 1
 
 
 def test_unknown_outcome_is_reconciled_not_resent(rig: Rig) -> None:
@@ -222,15 +228,16 @@ def test_idle_sender_cycle_is_one_filtered_export(rig: Rig) -> None:
 
 
 def test_busy_cycle_is_one_export_one_link_per_message_and_batched_imports(rig: Rig) -> None:
-    """Twelve due: one export, one surveyLink per record, a claim and a result import per chunk
-    of ten; never the whole-project participant list."""
+    """Twelve due: one export, one surveyLink per record, per chunk of ten a claim and a result
+    import and the claim's two reads (before and after it settles); never the whole-project
+    participant list."""
     registered(rig, *[(str(n), f"61755501{n:02d}") for n in range(1, 13)])
     rig.clock.advance(61)
     ctx = rig.ctx(SMS_MAX_PER_SECOND="100")
     rig.redcap.server.reset_stats()
     assert Sender(dry_run=False).run_once(ctx).counts["sent"] == 12
     assert dict(rig.redcap.server.stats.requests) == {
-        "record/export": 1,
+        "record/export": 1 + 2 * 2,
         "surveyLink/export": 12,
         "record/import": 4,
     }
