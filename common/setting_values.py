@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from common.contacts import normalize_phone
 from common.errors import ConfigError
 
-FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")
 _CODE = re.compile(r"[A-Za-z0-9_.\-]+")
 _TRUE = {"1", "true", "yes", "on"}
@@ -110,7 +110,7 @@ class EnvReader:
     def field(self, name: str, default: str, what: str = "variable") -> str:
         """A REDCap variable, instrument or event name: lower case letters, digits and _."""
         raw = self.text(name, default=default)
-        if raw and not FIELD_NAME.match(raw):
+        if raw and not FIELD_NAME.fullmatch(raw):
             raise ConfigError(
                 f"{name}={raw!r} is not a REDCap {what} name (lower case letters, digits, _); "
                 f"use the unique {what} name REDCap shows"
@@ -130,7 +130,7 @@ class EnvReader:
     def field_list(self, name: str, default: str) -> tuple[str, ...]:
         raw = self.text(name, default=default)
         items = tuple(part.strip() for part in raw.split(",") if part.strip())
-        bad = [item for item in items if not FIELD_NAME.match(item)]
+        bad = [item for item in items if not FIELD_NAME.fullmatch(item)]
         if bad or not items:
             raise ConfigError(
                 f"{name} must be a comma-separated list of REDCap variable names "

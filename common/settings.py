@@ -44,7 +44,7 @@ REDCAP_SHARE = 0.8
 MINUTES_A_YEAR = 366 * 24 * 60
 HOURS_A_YEAR = 366 * 24
 SECONDS_A_DAY = 24 * 3600
-_TOKEN = re.compile(r"^[0-9A-Fa-f]{32}$")
+_TOKEN = re.compile(r"[0-9A-Fa-f]{32}")
 
 
 def read_env_file(env_file: str | None) -> dict[str, str]:
@@ -170,7 +170,7 @@ class Settings:
         if url and not url.endswith("/api/"):
             raise ConfigError("REDCAP_API_URL must end with /api/ (REDCap's API endpoint)")
         token = r.text("REDCAP_API_TOKEN", required=redcap, hint="from REDCap's API page")
-        if token and not _TOKEN.match(token):
+        if token and not _TOKEN.fullmatch(token):
             raise ConfigError(
                 "REDCAP_API_TOKEN is not a REDCap project token (32 hex characters); "
                 "copy it again from the project's API page"
@@ -357,17 +357,17 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # -- the credentials, checked only by the commands that use them -------------------------------
 # Twilio's for a command that texts, Microsoft Graph's for one that mails; each problem names the
 # setting and where to find the right value.
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TENANT_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_THUMBPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
-_MAILBOX = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_TENANT_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_THUMBPRINT = re.compile(r"[0-9A-Fa-f]{40}")
+_MAILBOX = re.compile(r"[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
 def _check_twilio(settings: Settings) -> None:
     """The Twilio settings a command that texts needs; ConfigError naming the first bad one."""
-    if not _ACCOUNT_SID.match(settings.twilio_account_sid):
+    if not _ACCOUNT_SID.fullmatch(settings.twilio_account_sid):
         raise ConfigError(
             "TWILIO_ACCOUNT_SID must be your Account SID (AC followed by 32 hex characters), "
             "from the Twilio console"
@@ -378,12 +378,12 @@ def _check_twilio(settings: Settings) -> None:
         raise ConfigError(
             "set TWILIO_FROM_NUMBER (your Twilio number, E.164) or TWILIO_MESSAGING_SERVICE_SID"
         )
-    if settings.twilio_messaging_service_sid and not _SERVICE_SID.match(
+    if settings.twilio_messaging_service_sid and not _SERVICE_SID.fullmatch(
         settings.twilio_messaging_service_sid
     ):
         raise ConfigError("TWILIO_MESSAGING_SERVICE_SID must look like MG + 32 hex characters")
-    if settings.twilio_from_number and not re.match(
-        r"^\+[1-9]\d{6,14}$", settings.twilio_from_number
+    if settings.twilio_from_number and not re.fullmatch(
+        r"\+[1-9]\d{6,14}", settings.twilio_from_number
     ):
         raise ConfigError("TWILIO_FROM_NUMBER must be in E.164 form, e.g. +15005550006")
     if not re.match(r"^https?://", settings.twilio_api_base_url):
@@ -395,14 +395,15 @@ def _check_graph(settings: Settings) -> None:
     bad one."""
     where = "from the app registration's Overview page in the Entra admin center"
     if not (
-        _GUID.match(settings.graph_tenant_id) or _TENANT_DOMAIN.match(settings.graph_tenant_id)
+        _GUID.fullmatch(settings.graph_tenant_id)
+        or _TENANT_DOMAIN.fullmatch(settings.graph_tenant_id)
     ):
         raise ConfigError(
             f"GRAPH_TENANT_ID must be the Directory (tenant) ID, a GUID {where}"
             if not settings.graph_tenant_id
             else f"GRAPH_TENANT_ID={settings.graph_tenant_id!r} is not a tenant ID (a GUID {where})"
         )
-    if not _GUID.match(settings.graph_client_id):
+    if not _GUID.fullmatch(settings.graph_client_id):
         raise ConfigError(f"GRAPH_CLIENT_ID must be the Application (client) ID, a GUID {where}")
     certificate = settings.graph_cert_path is not None or bool(settings.graph_cert_thumbprint)
     if settings.graph_client_secret and certificate:
@@ -426,12 +427,12 @@ def _check_graph(settings: Settings) -> None:
                     else ""
                 )
             )
-        if not _THUMBPRINT.match(settings.graph_cert_thumbprint):
+        if not _THUMBPRINT.fullmatch(settings.graph_cert_thumbprint):
             raise ConfigError(
                 "GRAPH_CERT_THUMBPRINT must be the certificate's thumbprint as the app "
                 "registration shows it (40 hex characters)"
             )
-    if not _MAILBOX.match(settings.graph_sender):
+    if not _MAILBOX.fullmatch(settings.graph_sender):
         raise ConfigError(
             "GRAPH_SENDER must be the address of the mailbox mail is sent from, e.g. "
             "study-team@example.org"

@@ -34,7 +34,7 @@ TARGET = "redcap-relay@.target"
 REPORT = "report"  # a oneshot its timer starts: no watchdog, so no timings
 REPORT_UNITS = ("redcap-relay-report@.service", "redcap-relay-report@.timer")
 DROP_IN = "redcap-relay.conf"  # the per-study drop-in's file name, in each service's .d folder
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 # A path systemd would read as a specifier (%), a variable ($), or several words.
 _UNSAFE_PATH = re.compile(r"[\s%$\"'\\;]")
 # What one REDCap request can take before the adapter gives up (common/redcap_client.py): four
@@ -89,7 +89,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def command_systemd(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run install-systemd or uninstall-systemd; ConfigError for a bad name or path."""
     name = args.name
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(
             f"NAME {name!r}: use letters, digits, '-' and '_' (at most 48, starting with a letter "
             "or digit); it becomes a unit instance and a file name"

@@ -231,7 +231,9 @@ def test_install_creates_private_settings_and_sizes_the_watchdog(tmp_path: Path)
     assert (tmp_path / "config" / "redcap-relay" / "s2.env").read_text() == example
 
 
-@pytest.mark.parametrize("name", ["../etc", "a b", "", "x.y", "study/1", "x" * 49, "é"])
+@pytest.mark.parametrize(
+    "name", ["../etc", "a b", "", "x.y", "study/1", "x" * 49, "é", "study1\n", "\nstudy1"]
+)
 def test_install_refuses_unsafe_names(tmp_path: Path, name: str) -> None:
     """A name that is not a plain instance name is refused in one line, exit 2, nothing written."""
     done = install(tmp_path, "install-systemd", name)
