@@ -59,14 +59,15 @@ def read_env_file(env_file: str | None) -> dict[str, str]:
     return {}
 
 
-def check_private(path: Path) -> None:
-    """The settings file holds the REDCap token and Twilio's secret: refuse it while others can
-    read it (or write it), as ssh does a private key."""
+def check_private(path: Path, holds: str = "tokens", name: str = "") -> None:
+    """The settings file holds the REDCap token and Twilio's secret, GRAPH_CERT_PATH a private
+    key: refuse one while others can read it (or write it), as ssh does a private key.
+    ``name``: the setting that names the file, said first."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise ConfigError(
-            f"{path}: group or others can access it (mode {mode:03o}) and it holds tokens; "
-            f"make it private: chmod 600 {path}"
+            f"{f'{name}={path}' if name else path}: group or others can access it (mode "
+            f"{mode:03o}) and it holds {holds}; make it private: chmod 600 {path}"
         )
 
 
@@ -165,6 +166,7 @@ class Settings:
         url = r.text("REDCAP_API_URL", required=redcap, hint="e.g. https://redcap.example.org/api/")
         if url and not re.match(r"^https?://", url):
             raise ConfigError(f"REDCAP_API_URL={url!r} is not a URL; set it to your REDCap API URL")
+        _check_encrypted("REDCAP_API_URL", url, "the REDCap API token")
         if url.endswith("/api"):
             url += "/"  # REDCap redirects /api to /api/ and the redirect turns POST into GET
         if url and not url.endswith("/api/"):
@@ -354,6 +356,20 @@ class Settings:
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+def _check_encrypted(name: str, url: str, secret: str) -> None:
+    """Every request to ``url`` carries ``secret``: https, or plain http only to this machine
+    (the sandbox's simulators), where nothing crosses a network."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise ConfigError(f"{name}={url!r} is not a URL") from None
+    if url.startswith("http://") and host not in LOCAL_HOSTS:
+        raise ConfigError(
+            f"{name}={url}: http:// would send {secret} unencrypted over the network; use "
+            "https:// (plain http is allowed only to this machine: localhost, 127.0.0.1, ::1)"
+        )
+
+
 # -- the credentials, checked only by the commands that use them -------------------------------
 # Twilio's for a command that texts, Microsoft Graph's for one that mails; each problem names the
 # setting and where to find the right value.
@@ -388,6 +404,7 @@ def _check_twilio(settings: Settings) -> None:
         raise ConfigError("TWILIO_FROM_NUMBER must be in E.164 form, e.g. +15005550006")
     if not re.match(r"^https?://", settings.twilio_api_base_url):
         raise ConfigError("TWILIO_API_BASE_URL must be a URL (default https://api.twilio.com)")
+    _check_encrypted("TWILIO_API_BASE_URL", settings.twilio_api_base_url, "the Twilio auth token")
 
 
 def _check_graph(settings: Settings) -> None:
@@ -427,6 +444,7 @@ def _check_graph(settings: Settings) -> None:
                     else ""
                 )
             )
+        check_private(settings.graph_cert_path, "the certificate's private key", "GRAPH_CERT_PATH")
         if not _THUMBPRINT.fullmatch(settings.graph_cert_thumbprint):
             raise ConfigError(
                 "GRAPH_CERT_THUMBPRINT must be the certificate's thumbprint as the app "
@@ -437,9 +455,10 @@ def _check_graph(settings: Settings) -> None:
             "GRAPH_SENDER must be the address of the mailbox mail is sent from, e.g. "
             "study-team@example.org"
         )
-    for name, value in (
-        ("GRAPH_AUTHORITY_URL", settings.graph_authority_url),
-        ("GRAPH_API_BASE_URL", settings.graph_api_base_url),
+    for name, value, secret in (
+        ("GRAPH_AUTHORITY_URL", settings.graph_authority_url, "the app's credentials"),
+        ("GRAPH_API_BASE_URL", settings.graph_api_base_url, "the access token"),
     ):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ConfigError(f"{name}={value!r} must be a URL (leave it empty for Microsoft's)")
+        _check_encrypted(name, value, secret)
