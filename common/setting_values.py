@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from common.contacts import normalize_phone
 from common.errors import ConfigError
 
-FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?|\.[0-9]+")
 _CODE = re.compile(r"[A-Za-z0-9_.\-]+")
+# LOCK_DIR's last default, where there is no per-user runtime directory (a container).
+CONTAINER_LOCK_DIR = "/tmp"  # noqa: S108 - a lock file, not secret data
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -110,7 +113,7 @@ class EnvReader:
     def field(self, name: str, default: str, what: str = "variable") -> str:
         """A REDCap variable, instrument or event name: lower case letters, digits and _."""
         raw = self.text(name, default=default)
-        if raw and not FIELD_NAME.match(raw):
+        if raw and not FIELD_NAME.fullmatch(raw):
             raise ConfigError(
                 f"{name}={raw!r} is not a REDCap {what} name (lower case letters, digits, _); "
                 f"use the unique {what} name REDCap shows"
@@ -130,7 +133,7 @@ class EnvReader:
     def field_list(self, name: str, default: str) -> tuple[str, ...]:
         raw = self.text(name, default=default)
         items = tuple(part.strip() for part in raw.split(",") if part.strip())
-        bad = [item for item in items if not FIELD_NAME.match(item)]
+        bad = [item for item in items if not FIELD_NAME.fullmatch(item)]
         if bad or not items:
             raise ConfigError(
                 f"{name} must be a comma-separated list of REDCap variable names "
@@ -216,5 +219,17 @@ def parse_allowed(raw: str, region: str) -> frozenset[str]:
     return frozenset(numbers)
 
 
-def default_lock_dir(env: Mapping[str, str]) -> str:
-    return env.get("XDG_RUNTIME_DIR") or "/tmp"  # noqa: S108 - a lock file, not secret data
+def default_lock_dir(env: Mapping[str, str], runtime_root: Path = Path("/run/user")) -> str:
+    """LOCK_DIR's default: $XDG_RUNTIME_DIR; without it (a shell from su or sudo, cron) the
+    directory it would name, /run/user/UID, when it is there and this user's: the one the
+    systemd units lock in (%t), so admin force from such a shell still meets the sender's lock.
+    Else /tmp (a container)."""
+    if env.get("XDG_RUNTIME_DIR"):
+        return env["XDG_RUNTIME_DIR"]
+    runtime = runtime_root / str(os.getuid())
+    try:
+        if runtime.is_dir() and runtime.stat().st_uid == os.getuid():
+            return str(runtime)
+    except OSError:
+        pass  # unreadable: not ours to use
+    return CONTAINER_LOCK_DIR

@@ -45,7 +45,7 @@ REDCAP_SHARE = 0.8
 MINUTES_A_YEAR = 366 * 24 * 60
 HOURS_A_YEAR = 366 * 24
 SECONDS_A_DAY = 24 * 3600
-_TOKEN = re.compile(r"^[0-9A-Fa-f]{32}$")
+_TOKEN = re.compile(r"[0-9A-Fa-f]{32}")
 
 
 def read_env_file(env_file: str | None) -> dict[str, str]:
@@ -60,14 +60,15 @@ def read_env_file(env_file: str | None) -> dict[str, str]:
     return {}
 
 
-def check_private(path: Path) -> None:
-    """The settings file holds the REDCap token and Twilio's secret: refuse it while others can
-    read it (or write it), as ssh does a private key."""
+def check_private(path: Path, holds: str = "tokens", name: str = "") -> None:
+    """The settings file holds the REDCap token and Twilio's secret, GRAPH_CERT_PATH a private
+    key: refuse one while others can read it (or write it), as ssh does a private key.
+    ``name``: the setting that names the file, said first."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise ConfigError(
-            f"{path}: group or others can access it (mode {mode:03o}) and it holds tokens; "
-            f"make it private: chmod 600 {path}"
+            f"{f'{name}={path}' if name else path}: group or others can access it (mode "
+            f"{mode:03o}) and it holds {holds}; make it private: chmod 600 {path}"
         )
 
 
@@ -169,12 +170,13 @@ class Settings:
         url = r.text("REDCAP_API_URL", required=redcap, hint="e.g. https://redcap.example.org/api/")
         if url and not re.match(r"^https?://", url):
             raise ConfigError(f"REDCAP_API_URL={url!r} is not a URL; set it to your REDCap API URL")
+        _check_encrypted("REDCAP_API_URL", url, "the REDCap API token")
         if url.endswith("/api"):
             url += "/"  # REDCap redirects /api to /api/ and the redirect turns POST into GET
         if url and not url.endswith("/api/"):
             raise ConfigError("REDCAP_API_URL must end with /api/ (REDCap's API endpoint)")
         token = r.text("REDCAP_API_TOKEN", required=redcap, hint="from REDCap's API page")
-        if token and not _TOKEN.match(token):
+        if token and not _TOKEN.fullmatch(token):
             raise ConfigError(
                 "REDCAP_API_TOKEN is not a REDCap project token (32 hex characters); "
                 "copy it again from the project's API page"
@@ -361,20 +363,34 @@ class Settings:
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+def _check_encrypted(name: str, url: str, secret: str) -> None:
+    """Every request to ``url`` carries ``secret``: https, or plain http only to this machine
+    (the sandbox's simulators), where nothing crosses a network."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise ConfigError(f"{name}={url!r} is not a URL") from None
+    if url.startswith("http://") and host not in LOCAL_HOSTS:
+        raise ConfigError(
+            f"{name}={url}: http:// would send {secret} unencrypted over the network; use "
+            "https:// (plain http is allowed only to this machine: localhost, 127.0.0.1, ::1)"
+        )
+
+
 # -- the credentials, checked only by the commands that use them -------------------------------
 # Twilio's for a command that texts, Microsoft Graph's for one that mails; each problem names the
 # setting and where to find the right value.
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TENANT_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_THUMBPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
-_MAILBOX = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_TENANT_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_THUMBPRINT = re.compile(r"[0-9A-Fa-f]{40}")
+_MAILBOX = re.compile(r"[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
 def _check_twilio(settings: Settings) -> None:
     """The Twilio settings a command that texts needs; ConfigError naming the first bad one."""
-    if not _ACCOUNT_SID.match(settings.twilio_account_sid):
+    if not _ACCOUNT_SID.fullmatch(settings.twilio_account_sid):
         raise ConfigError(
             "TWILIO_ACCOUNT_SID must be your Account SID (AC followed by 32 hex characters), "
             "from the Twilio console"
@@ -385,16 +401,17 @@ def _check_twilio(settings: Settings) -> None:
         raise ConfigError(
             "set TWILIO_FROM_NUMBER (your Twilio number, E.164) or TWILIO_MESSAGING_SERVICE_SID"
         )
-    if settings.twilio_messaging_service_sid and not _SERVICE_SID.match(
+    if settings.twilio_messaging_service_sid and not _SERVICE_SID.fullmatch(
         settings.twilio_messaging_service_sid
     ):
         raise ConfigError("TWILIO_MESSAGING_SERVICE_SID must look like MG + 32 hex characters")
-    if settings.twilio_from_number and not re.match(
-        r"^\+[1-9]\d{6,14}$", settings.twilio_from_number
+    if settings.twilio_from_number and not re.fullmatch(
+        r"\+[1-9]\d{6,14}", settings.twilio_from_number
     ):
         raise ConfigError("TWILIO_FROM_NUMBER must be in E.164 form, e.g. +15005550006")
     if not re.match(r"^https?://", settings.twilio_api_base_url):
         raise ConfigError("TWILIO_API_BASE_URL must be a URL (default https://api.twilio.com)")
+    _check_encrypted("TWILIO_API_BASE_URL", settings.twilio_api_base_url, "the Twilio auth token")
 
 
 def _check_graph(settings: Settings) -> None:
@@ -402,14 +419,15 @@ def _check_graph(settings: Settings) -> None:
     bad one."""
     where = "from the app registration's Overview page in the Entra admin center"
     if not (
-        _GUID.match(settings.graph_tenant_id) or _TENANT_DOMAIN.match(settings.graph_tenant_id)
+        _GUID.fullmatch(settings.graph_tenant_id)
+        or _TENANT_DOMAIN.fullmatch(settings.graph_tenant_id)
     ):
         raise ConfigError(
             f"GRAPH_TENANT_ID must be the Directory (tenant) ID, a GUID {where}"
             if not settings.graph_tenant_id
             else f"GRAPH_TENANT_ID={settings.graph_tenant_id!r} is not a tenant ID (a GUID {where})"
         )
-    if not _GUID.match(settings.graph_client_id):
+    if not _GUID.fullmatch(settings.graph_client_id):
         raise ConfigError(f"GRAPH_CLIENT_ID must be the Application (client) ID, a GUID {where}")
     certificate = settings.graph_cert_path is not None or bool(settings.graph_cert_thumbprint)
     if settings.graph_client_secret and certificate:
@@ -433,19 +451,21 @@ def _check_graph(settings: Settings) -> None:
                     else ""
                 )
             )
-        if not _THUMBPRINT.match(settings.graph_cert_thumbprint):
+        check_private(settings.graph_cert_path, "the certificate's private key", "GRAPH_CERT_PATH")
+        if not _THUMBPRINT.fullmatch(settings.graph_cert_thumbprint):
             raise ConfigError(
                 "GRAPH_CERT_THUMBPRINT must be the certificate's thumbprint as the app "
                 "registration shows it (40 hex characters)"
             )
-    if not _MAILBOX.match(settings.graph_sender):
+    if not _MAILBOX.fullmatch(settings.graph_sender):
         raise ConfigError(
             "GRAPH_SENDER must be the address of the mailbox mail is sent from, e.g. "
             "study-team@example.org"
         )
-    for name, value in (
-        ("GRAPH_AUTHORITY_URL", settings.graph_authority_url),
-        ("GRAPH_API_BASE_URL", settings.graph_api_base_url),
+    for name, value, secret in (
+        ("GRAPH_AUTHORITY_URL", settings.graph_authority_url, "the app's credentials"),
+        ("GRAPH_API_BASE_URL", settings.graph_api_base_url, "the access token"),
     ):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ConfigError(f"{name}={value!r} must be a URL (leave it empty for Microsoft's)")
+        _check_encrypted(name, value, secret)

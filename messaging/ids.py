@@ -35,8 +35,8 @@ from typing import Any
 from common.errors import ConfigError
 from common.field_types import Kind
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-PREFIX = re.compile(r"^([A-Za-z0-9_./-]{0,19}[A-Za-z_./-])?$")
+NAME = re.compile(r"[a-z][a-z0-9_]*")
+PREFIX = re.compile(r"([A-Za-z0-9_./-]{0,19}[A-Za-z_./-])?")
 KEYS = ("name", "field", "when", "event", "group")
 GROUP_KEYS = ("name", "when", "start", "prefix", "width")
 MAX_NUMBER = 10**12
@@ -196,7 +196,7 @@ def parse_assign(
 
 def _rule(table: Mapping[str, Any], where: str, default_event: str, form: str) -> AssignRule:
     name = table.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ConfigError(
             f"{where}: name must be lower-case letters, digits and _ (it prefixes the rule's "
             'REDCap fields), e.g. name = "study_id"'
@@ -204,7 +204,7 @@ def _rule(table: Mapping[str, Any], where: str, default_event: str, form: str) -
     where = f"{where.rsplit(': assign', 1)[0]}: assign {name!r}"
     _known(table, KEYS, where)
     field = _text(table, "field", where)
-    if not NAME.match(field):
+    if not NAME.fullmatch(field):
         raise ConfigError(
             f"{where}: field must name the REDCap field that receives the ID (a variable name), "
             'e.g. field = "study_id"'
@@ -216,7 +216,7 @@ def _rule(table: Mapping[str, Any], where: str, default_event: str, form: str) -
             "\"[eligible] = '1'\""
         )
     event = table.get("event", "")
-    if not isinstance(event, str) or (event and not NAME.match(event)):
+    if not isinstance(event, str) or (event and not NAME.fullmatch(event)):
         raise ConfigError(f'{where}: event must be a unique event name, e.g. "enrollment_arm_1"')
     specs = table.get("group")
     if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
@@ -239,7 +239,7 @@ def _rule(table: Mapping[str, Any], where: str, default_event: str, form: str) -
 
 def _group(spec: Mapping[str, Any], where: str, *, alone: bool) -> AssignGroup:
     name = spec.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ConfigError(
             f'{where}: name must be lower-case letters, digits and _, e.g. name = "control"'
         )
@@ -254,7 +254,7 @@ def _group(spec: Mapping[str, Any], where: str, *, alone: bool) -> AssignGroup:
     start = _integer(spec, "start", where, required=True, maximum=MAX_NUMBER)
     width = _integer(spec, "width", where, maximum=MAX_WIDTH)
     prefix = spec.get("prefix", "")
-    if not isinstance(prefix, str) or not PREFIX.match(prefix):
+    if not isinstance(prefix, str) or not PREFIX.fullmatch(prefix):
         raise ConfigError(
             f"{where}: prefix = {prefix!r} must be at most 20 letters, digits and - _ . /, not "
             'ending in a digit (it would run into the number), e.g. prefix = "HC-"'

@@ -50,7 +50,7 @@ OPT_OUT, OPT_OUT_AT, OPT_SID = "relay_opted_out", "relay_opted_out_at", "relay_o
 REPLIES_READ = "relay_replies_read"
 OPT_OUT_KINDS = {OPT_OUT: Kind.TEXT, OPT_OUT_AT: Kind.TIME, OPT_SID: Kind.TEXT}
 RECORD_KINDS = {**OPT_OUT_KINDS, REPLIES_READ: Kind.TEXT}
-ANSWER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+ANSWER_NAME = re.compile(r"[a-z][a-z0-9_]{0,29}")
 MAX_WORD = 40
 
 

@@ -46,7 +46,7 @@ from messaging.ids import AssignRule
 from messaging.replies import Replies
 from messaging.templates import LocalizedTemplates
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME = re.compile(r"[a-z][a-z0-9_]*")
 BUILTIN = "pipeline"
 RULES_FORM = "relay"  # the instrument `admin instrument` puts file rules' fields in
 

@@ -148,7 +148,7 @@ def _load(path: Path, default_event: str, alerts: bool) -> Rules:
 
 def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: bool) -> Rule:
     name = table.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ConfigError(
             f"{where}: name must be lower-case letters, digits and _ (it prefixes the rule's "
             'REDCap fields), e.g. name = "survey_reminder"'
@@ -413,7 +413,7 @@ class _Reader:
 
     def field_name(self, key: str) -> str:
         value = self.text(key)
-        if value and not NAME.match(value):
+        if value and not NAME.fullmatch(value):
             raise ConfigError(
                 f"{self._where}: {key} = {value!r} is not a REDCap name (lower-case letters, "
                 "digits, _)"

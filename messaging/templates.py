@@ -57,7 +57,7 @@ _WIDTHS: dict[str, Width] = {"short": "short", "medium": "medium", "long": "long
 WIDTHS = tuple(_WIDTHS)
 _DEFAULT_WIDTH: dict[str, Width] = {"date": "medium", "time": "short", "datetime": "medium"}
 _NEEDS_TIME = ("time", "datetime")
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _VALUE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?: ([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?")
 _ALLOWED = (
     "use {survey_link}, {record_id}, {field:NAME}, {field:NAME:date|time|datetime|weekday} or "
@@ -194,10 +194,11 @@ def _around(text: str, at: int) -> str:
 
 
 def _slot(name: str, spec: str, conversion: str | None, *, link: bool, no_link: str = "") -> _Slot:
-    # str.format reads "{field:a:date}" as field "field" with format spec "a:date".
-    shown = (
+    # str.format reads "{field:a:date}" as field "field" with format spec "a:date". Shown as
+    # repr shows it, less the quotes: a newline in it reads \n and the error stays one line.
+    shown = repr(
         "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-    )
+    )[1:-1]
     if conversion is not None:
         raise ValueError(f"placeholder {shown} is not allowed; {_ALLOWED}")
     if name in ("survey_link", "record_id"):
@@ -211,7 +212,7 @@ def _slot(name: str, spec: str, conversion: str | None, *, link: bool, no_link: 
     if name != "field":
         raise ValueError(f"placeholder {shown} is not allowed; {_ALLOWED}")
     variable, *rest = spec.split(":")
-    if not _NAME.match(variable):
+    if not _NAME.fullmatch(variable):
         raise ValueError(
             f"placeholder {shown} needs a REDCap variable name after field: "
             "(lower-case letters, digits and _, starting with a letter), e.g. {field:visit_date}"
@@ -244,7 +245,7 @@ def _slot(name: str, spec: str, conversion: str | None, *, link: bool, no_link: 
 def _url_slot(shown: str, spec: str) -> _Slot:
     """``{url:field:NAME}``: the field's raw value, URL-encoded for a link."""
     kind, _, variable = spec.partition(":")
-    if kind != "field" or not _NAME.match(variable):
+    if kind != "field" or not _NAME.fullmatch(variable):
         raise ValueError(
             f"placeholder {shown}: write {{url:field:NAME}} with a REDCap variable name, e.g. "
             "{url:field:study_id}"
@@ -428,7 +429,7 @@ def _check_languages(
     key: str = "template",
 ) -> dict[str, str]:
     have = ", ".join(templates)
-    if language_field and not _NAME.match(language_field):
+    if language_field and not _NAME.fullmatch(language_field):
         raise ValueError(
             f"language_field = {language_field!r} is not a REDCap variable name "
             "(lower-case letters, digits and _)"

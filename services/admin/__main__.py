@@ -28,6 +28,7 @@ from services.admin.recipes import recipes
 from services.admin.records import command_baseline, command_force, command_requeue
 from services.admin.report import command_report
 from services.admin.status import command_status
+from services.admin.status_page import PUBLIC_HELP
 from services.admin.systemd import add_parsers as add_systemd_parsers
 from services.admin.systemd import command_systemd
 
@@ -59,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--html", metavar="FILE", help="also write the status page to FILE")
+    status.add_argument("--public", action="store_true", help=PUBLIC_HELP)
     status.add_argument(
         "--report-id", metavar="N", help="read this REDCap report's rows instead of our export"
     )
@@ -66,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
         "report", help="the weekly report: each rule's funnel and enrollment per group (text)"
     )
     report.add_argument("--html", metavar="FILE", help="also write it as an e-mail page to FILE")
+    report.add_argument("--public", action="store_true", help=PUBLIC_HELP)
     report.add_argument(
         "--email", action="store_true", help="mail it to REPORT_EMAIL_TO (Microsoft Graph)"
     )
@@ -124,9 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "baseline":
             return command_baseline(ctx, args.rule)
         if args.command == "status":
-            return command_status(ctx, args.json, args.html, args.report_id)
+            return command_status(ctx, args.json, args.html, args.report_id, public=args.public)
         if args.command == "report":
-            return command_report(ctx, html=args.html, email=args.email, as_json=args.json)
+            return command_report(
+                ctx, html=args.html, email=args.email, as_json=args.json, public=args.public
+            )
         return command_requeue(ctx, ctx.rules.trigger(args.rule), args.record)
     except RelayError as exc:
         return report_failure(exc, say)

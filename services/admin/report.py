@@ -228,9 +228,11 @@ def _attention(ctx: Context, raw: Sequence[Mapping[str, str]]) -> list[dict[str,
 
 
 # -- the command --------------------------------------------------------------------------------
-def command_report(ctx: Context, *, html: str | None, email: bool, as_json: bool) -> int:
-    """Print the report (text or JSON), write it as a page, mail it; EXIT_FAILURE when the mail
-    may not have gone."""
+def command_report(
+    ctx: Context, *, html: str | None, email: bool, as_json: bool, public: bool = False
+) -> int:
+    """Print the report (text or JSON), write it as a page (0644 if ``public``, else 0600), mail
+    it; EXIT_FAILURE when the mail may not have gone."""
     to = ctx.settings.report_email_to
     if email and not to:
         raise ConfigError(
@@ -242,7 +244,7 @@ def command_report(ctx: Context, *, html: str | None, email: bool, as_json: bool
     data = report(ctx)
     page = report_page.render(data)
     if html:
-        write(Path(html), page)
+        write(Path(html), page, public=public)
     print(
         json.dumps(data, indent=2) if as_json else report_page.text(data),
         end="\n" if as_json else "",

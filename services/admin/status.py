@@ -252,13 +252,16 @@ def command_status(
     html: str | None = None,
     report_id: str | None = None,
     sms: SmsGateway | None = None,
+    *,
+    public: bool = False,
 ) -> int:
-    """Print the funnel and the health findings (text or JSON), write the page if asked; exit
-    EXIT_UNHEALTHY when there are findings. ``report_id``: the rows of that REDCap report."""
+    """Print the funnel and the health findings (text or JSON), write the page if asked (0644
+    if ``public``, else 0600); exit EXIT_UNHEALTHY when there are findings. ``report_id``: the
+    rows of that REDCap report."""
     sms = sms or ctx.sms or gateway(ctx)
     data = funnel(ctx, sms=sms) if report_id is None else _from_report(ctx, report_id, sms)
     if html:
-        status_page.write(Path(html), status_page.render(ctx, data))
+        status_page.write(Path(html), status_page.render(ctx, data), public=public)
     if as_json:
         print(json.dumps(data, indent=2))
     else:

@@ -118,9 +118,17 @@ def render(ctx: Context, data: dict[str, Any]) -> str:
     )
 
 
-def write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file beside it, then a rename), mode
-    0644: readers never see half a page, and it holds nothing private."""
+PUBLIC_HELP = (
+    "write FILE readable by everyone (0644), for a web server's or a share's folder whose own "
+    "permissions say who reads it; without it only you can read it (0600): record ids can be "
+    "medical record numbers"
+)
+
+
+def write(path: Path, text: str, *, public: bool = False) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file beside it, then a rename): readers
+    never see half a page. Mode 0600, whatever FILE's was: it holds no phone, address or text,
+    but record ids, which a study may key on medical record numbers; ``public`` 0644."""
     path = path.resolve()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -128,7 +136,7 @@ def write(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644 if public else 0o600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

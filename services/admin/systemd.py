@@ -34,7 +34,7 @@ TARGET = "redcap-relay@.target"
 REPORT = "report"  # a oneshot its timer starts: no watchdog, so no timings
 REPORT_UNITS = ("redcap-relay-report@.service", "redcap-relay-report@.timer")
 DROP_IN = "redcap-relay.conf"  # the per-study drop-in's file name, in each service's .d folder
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 # A path systemd would read as a specifier (%), a variable ($), or several words.
 _UNSAFE_PATH = re.compile(r"[\s%$\"'\\;]")
 # What one REDCap request can take before the adapter gives up (common/redcap_client.py): four
@@ -89,7 +89,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def command_systemd(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run install-systemd or uninstall-systemd; ConfigError for a bad name or path."""
     name = args.name
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(
             f"NAME {name!r}: use letters, digits, '-' and '_' (at most 48, starting with a letter "
             "or digit); it becomes a unit instance and a file name"
@@ -207,14 +207,24 @@ def _lock_dir(values: Mapping[str, str]) -> Path | None:
     path = Path(raw).expanduser()
     if not path.is_absolute() or _UNSAFE_PATH.search(raw):
         raise ConfigError(f"LOCK_DIR={raw!r}: use an absolute plain path (or leave it empty)")
-    if path == Path("/tmp") or Path("/tmp") in path.parents or Path("/var/tmp") in path.parents:  # noqa: S108
-        # PrivateTmp= gives each service its own /tmp: admin force would not see the lock.
+    if _private_to_each_unit(path):
         raise ConfigError(
-            f"LOCK_DIR={raw}: the units give each service a private /tmp, so a lock there is not "
-            "shared with admin force; leave LOCK_DIR empty ($XDG_RUNTIME_DIR) or pick another"
+            f"LOCK_DIR={raw}: the units give each service its own /tmp and /var/tmp "
+            "(PrivateTmp=), so a lock there is not shared with the other services or admin "
+            "force; leave LOCK_DIR empty ($XDG_RUNTIME_DIR) or use a directory outside them"
         )
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _private_to_each_unit(path: Path) -> bool:
+    """Whether ``path`` is /tmp, /var/tmp or inside one, as written or once ``..`` and symlinks
+    are resolved (/var/tmp itself, /var/../tmp/locks, a link into /tmp)."""
+    private = (Path("/tmp"), Path("/var/tmp"))  # noqa: S108 - the directories PrivateTmp= hides
+    for seen in (Path(os.path.normpath(path)), Path(os.path.realpath(path))):
+        if any(seen == tmp or tmp in seen.parents for tmp in private):
+            return True
+    return False
 
 
 def _drop_in(name: str, times: Timings, lock_dir: Path | None, no_namespaces: bool) -> str:

@@ -340,6 +340,7 @@ def test_built_from_the_sandboxs_settings_it_sends(ms: MicrosoftSim, tmp_path: P
     key, cert = make_certificate()
     key_file = tmp_path / "key.pem"
     key_file.write_text(key)
+    key_file.chmod(0o600)  # a private key others can read is refused
     env.pop("GRAPH_CLIENT_SECRET")
     env["GRAPH_CERT_PATH"] = str(key_file)
     env["GRAPH_CERT_THUMBPRINT"] = ms.register_certificate(cert)

@@ -42,6 +42,10 @@ BAD: dict[str, tuple[str, ...]] = {
         "redcap.example.org/api/",
         "https://redcap.example.org/",
         "ftp://x/api/",
+        "http://redcap.example.org/api/",  # the token in clear text
+        "http://127.0.0.1.example.org/api/",
+        "http://localhost@redcap.example.org/api/",
+        "http://[::1/api/",
     ),
     "REDCAP_API_TOKEN": ("", "abc", "G" * 32, "0123456789ABCDEF0123456789ABCDEF00"),
     "REDCAP_PROJECT_ID": ("", "0", "-1", "twelve", "1.5", "1e3", "inf"),
@@ -74,7 +78,7 @@ BAD: dict[str, tuple[str, ...]] = {
     "TWILIO_AUTH_TOKEN": ("",),
     "TWILIO_FROM_NUMBER": ("6175550100", "+1 617 555 0100", "twilio"),
     "TWILIO_MESSAGING_SERVICE_SID": ("MG123", "AC" + "0" * 32),
-    "TWILIO_API_BASE_URL": ("api.twilio.com",),
+    "TWILIO_API_BASE_URL": ("api.twilio.com", "http://api.twilio.com"),
     "LOG_LEVEL": ("verbose", "5"),
     "LOG_FORMAT": ("xml", "pretty"),
     "RULES_FILE": ("/nonexistent/rules.toml", "rules.tmol"),
@@ -84,8 +88,8 @@ BAD: dict[str, tuple[str, ...]] = {
     "GRAPH_CERT_PATH": ("/nonexistent/key.pem",),  # together with a secret: one or the other
     "GRAPH_CERT_THUMBPRINT": ("A1B2",),
     "GRAPH_SENDER": ("", "study team", "study@", "@example.org", "study@example"),
-    "GRAPH_AUTHORITY_URL": ("login.microsoftonline.com", "https:/login"),
-    "GRAPH_API_BASE_URL": ("graph.microsoft.com",),
+    "GRAPH_AUTHORITY_URL": ("login.microsoftonline.com", "https:/login", "http://login.example"),
+    "GRAPH_API_BASE_URL": ("graph.microsoft.com", "http://graph.microsoft.com"),
     "GRAPH_CAN_READ_SENT": ("maybe", "2"),
     "EMAIL_FIELDS": (",", "email address", "Email"),
     "EMAIL_ALLOWED_ADDRESSES": ("ada", "ada@", "a@b", "ada@example.org; bob@example.org"),
@@ -194,6 +198,7 @@ def test_a_certificate_instead_of_a_secret(tmp_path: Path) -> None:
     """GRAPH_CERT_PATH + GRAPH_CERT_THUMBPRINT replace the secret; each is checked by name."""
     key = tmp_path / "graph-key.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o600)
     env = {k: v for k, v in GOOD.items() if k != "GRAPH_CLIENT_SECRET"}
     cert = {"GRAPH_CERT_PATH": str(key), "GRAPH_CERT_THUMBPRINT": "AB" * 20}
     settled = settle({**env, **cert})
@@ -207,3 +212,43 @@ def test_a_certificate_instead_of_a_secret(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             settle({**env, **cert, name: value})
         assert name in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_a_private_key_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    """GRAPH_CERT_PATH's key is checked like the settings file: group or others may not read it;
+    one line naming the setting, the file and chmod 600."""
+    key = tmp_path / "graph-key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(mode)
+    env = {k: v for k, v in GOOD.items() if k != "GRAPH_CLIENT_SECRET"}
+    cert = {"GRAPH_CERT_PATH": str(key), "GRAPH_CERT_THUMBPRINT": "AB" * 20}
+    with pytest.raises(ConfigError) as caught:
+        settle({**env, **cert})
+    message = str(caught.value)
+    assert message.startswith(f"GRAPH_CERT_PATH={key}: group or others can access it")
+    assert message.endswith(f"private key; make it private: chmod 600 {key}")
+    assert f"(mode {mode:03o})" in message and "\n" not in message
+
+
+LOOPBACK = ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080")
+
+
+@pytest.mark.parametrize("base", LOOPBACK)
+def test_plain_http_is_allowed_to_this_machine_only(base: str) -> None:
+    """The sandbox's simulators listen on loopback over plain http: allowed there, for all four
+    URLs that carry a secret; anywhere else http is refused with the reason."""
+    urls = {
+        "REDCAP_API_URL": f"{base}/api/",
+        "TWILIO_API_BASE_URL": base,
+        "GRAPH_AUTHORITY_URL": base,
+        "GRAPH_API_BASE_URL": base,
+    }
+    assert settle({**GOOD, **urls}).redcap_api_url == f"{base}/api/"
+    with pytest.raises(ConfigError) as caught:
+        settle({**GOOD, **urls, "REDCAP_API_URL": "http://redcap.example.org/api/"})
+    assert str(caught.value) == (
+        "REDCAP_API_URL=http://redcap.example.org/api/: http:// would send the REDCap API token "
+        "unencrypted over the network; use https:// (plain http is allowed only to this "
+        "machine: localhost, 127.0.0.1, ::1)"
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from common.contacts import mask_phone, pick_phone
 from common.errors import ConfigError, InvalidPhone
+from common.setting_values import CONTAINER_LOCK_DIR, default_lock_dir
 from common.settings import Settings
 from messaging.rules_file import rules_for
 
@@ -112,3 +115,20 @@ def test_sms_template_makes_the_built_in_rule() -> None:
     for bad in ("no link", "{link}", "{survey_link} {field:Bad Name}", "{survey_link"):
         with pytest.raises(ConfigError, match=r"^SMS_TEMPLATE: "):
             rules_for(Settings.from_env({**BASE, "SMS_TEMPLATE": bad}))
+
+
+def test_the_lock_dir_defaults_to_the_users_runtime_directory(tmp_path: Path) -> None:
+    """LOCK_DIR unset: $XDG_RUNTIME_DIR; without it (a shell from sudo or su) the directory it
+    would name, when it exists and is this user's: the one the systemd units lock in, so admin
+    force there still meets the sender's lock; else /tmp."""
+    root = tmp_path / "run-user"
+    runtime = root / str(os.getuid())
+    given = {**BASE, "XDG_RUNTIME_DIR": "/run/user/1000"}
+    assert Settings.from_env(given).lock_dir == Path("/run/user/1000")
+    assert default_lock_dir({}, root) == CONTAINER_LOCK_DIR
+    runtime.mkdir(parents=True)
+    assert default_lock_dir({}, root) == str(runtime)
+    assert default_lock_dir({"XDG_RUNTIME_DIR": "/elsewhere"}, root) == "/elsewhere"
+    if os.getuid() == 0:  # another user's directory of that name is not ours to lock in
+        os.chown(runtime, 4321, 4321)
+        assert default_lock_dir({}, root) == CONTAINER_LOCK_DIR

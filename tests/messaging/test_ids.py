@@ -4,6 +4,7 @@ Pure unit tests."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,23 @@ def test_one_group_needs_no_when(tmp_path: Path) -> None:
     one = ASSIGN.split("[[assign.group]]")[0] + '[[assign.group]]\nname = "all"\nstart = 1\n'
     (group,) = load(tmp_path, MESSAGE + one).groups
     assert (group.when, group.start, group.limit) == ("", 1, None)
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "said"),
+    [
+        ('name = "study_id"', 'name = "study_id\\n"', "name must be"),
+        ('name = "control"', 'name = "control\\n"', "group 1: name must be"),
+        ('prefix = "HC-"', 'prefix = "HC-\\n"', "prefix = 'HC-\\n'"),
+        ('field = "study_id"', 'field = "study_id"\nevent = "arm_1\\n"', "event must be"),
+    ],
+)
+def test_an_assign_name_ending_in_a_newline_is_refused(
+    tmp_path: Path, good: str, bad: str, said: str
+) -> None:
+    """Names, events and prefixes are matched whole (``$`` let a trailing newline through, into
+    the fields' names and every ID): refused, in one line."""
+    assert good in ASSIGN
+    with pytest.raises(ConfigError, match=re.escape(said)) as caught:
+        load(tmp_path, MESSAGE + ASSIGN.replace(good, bad, 1))
+    assert "\n" not in str(caught.value)

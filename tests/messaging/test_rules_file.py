@@ -227,3 +227,31 @@ def test_alerts_give_every_rule_its_alerted_at_field(tmp_path: Path) -> None:
     path.write_text(GOOD, encoding="utf-8")
     [rule] = load_rules(path, default_event="", alerts=True)
     assert rule.fields.alerted_at == "welcome_alerted_at" in rule.fields.kinds()
+
+
+# A TOML string may end in a newline ("welcome\n"); `re.match` with `$` let one through, and the
+# name went on into REDCap field names. Each case: what, the good text, the bad one, what is said.
+NEWLINE_NAMES = [
+    ("rule name", 'name = "welcome"', 'name = "welcome\\n"', "name must be"),
+    (
+        "placeholder",
+        "Thanks! {survey_link}",
+        "Hi {field:name\\n}! {survey_link}",
+        "{field:name\\n}",
+    ),
+    ("link", "Thanks! {survey_link}", "{survey_link} {url:field:id\\n}", "{url:field:id\\n}"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "good", "bad", "said"), NEWLINE_NAMES, ids=[n[0] for n in NEWLINE_NAMES]
+)
+def test_a_name_ending_in_a_newline_is_refused(
+    tmp_path: Path, what: str, good: str, bad: str, said: str
+) -> None:
+    """A rule's names are matched whole (``$`` let a trailing newline through): refused, said in
+    one line. Names read from their own key are stripped of spaces and newlines first."""
+    assert good in GOOD
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, GOOD.replace(good, bad))
+    assert said in str(caught.value) and "\n" not in str(caught.value)

@@ -280,8 +280,10 @@ def test_the_example_manifest_runs_each_service_once_never_two_at_a_time() -> No
 
 
 def test_the_dockerfile_copies_what_the_services_import() -> None:
-    """The image holds the three packages the services run from and the pinned requirements."""
+    """The image holds the three packages the services run from and the locked requirements,
+    installed hash-checked."""
     text = (ROOT / "docs" / "k8s" / "Dockerfile").read_text(encoding="utf-8")
-    assert "pip install --no-cache-dir --disable-pip-version-check -r requirements.txt" in text
+    assert "COPY requirements.lock .\n" in text
+    assert "--require-hashes --only-binary :all: \\\n    -r requirements.lock\n" in text
     for package in ("common", "messaging", "services"):
         assert f"COPY {package}/ {package}/" in text

@@ -132,24 +132,28 @@ def test_the_page_escapes_what_it_shows(busy: Rig) -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
 
 
-def test_the_page_is_written_atomically_and_readable(busy: Rig, tmp_path: Path) -> None:
-    """--html FILE: the page replaces FILE whole (nothing left beside it), mode 0644; the exit
-    code is the health's; the findings head the page."""
+def test_the_page_is_written_atomically_and_private(busy: Rig, tmp_path: Path) -> None:
+    """--html FILE: the page replaces FILE whole (nothing left beside it), readable only by its
+    owner (0600: record ids can be medical record numbers) whatever FILE's mode was, 0644 with
+    --public; the exit code is the health's; the findings head the page."""
     target = tmp_path / "site" / "status.html"
     target.parent.mkdir()
     target.write_text("old")
+    target.chmod(0o644)
     busy.clock.advance(3 * 3600)  # 5 was never detected; 3's news is still sms_sent
     busy.sim_clock.advance(3 * 3600)
     assert command_status(busy.ctx(), False, html=str(target)) == EXIT_UNHEALTHY
     assert os.listdir(target.parent) == ["status.html"]
-    assert target.stat().st_mode & 0o777 == 0o644
+    assert target.stat().st_mode & 0o777 == 0o600
     html = target.read_text(encoding="utf-8")
     assert html.index("NEEDS ATTENTION") < html.index("Last activity")
     assert "no_delivery_report" in html
-    done = busy.run("services.admin", "status", "--html", str(target))
+    done = busy.run("services.admin", "status", "--html", str(target), "--public")
     assert done.returncode in (0, 1) and "Rule visit" in target.read_text(encoding="utf-8")
+    assert target.stat().st_mode & 0o777 == 0o644
     write(target, "new")
     assert target.read_text() == "new" and os.listdir(target.parent) == ["status.html"]
+    assert target.stat().st_mode & 0o777 == 0o600
 
 
 def png_pixels(data: bytes) -> tuple[int, int, bytes]:

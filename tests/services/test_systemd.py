@@ -231,7 +231,9 @@ def test_install_creates_private_settings_and_sizes_the_watchdog(tmp_path: Path)
     assert (tmp_path / "config" / "redcap-relay" / "s2.env").read_text() == example
 
 
-@pytest.mark.parametrize("name", ["../etc", "a b", "", "x.y", "study/1", "x" * 49, "é"])
+@pytest.mark.parametrize(
+    "name", ["../etc", "a b", "", "x.y", "study/1", "x" * 49, "é", "study1\n", "\nstudy1"]
+)
 def test_install_refuses_unsafe_names(tmp_path: Path, name: str) -> None:
     """A name that is not a plain instance name is refused in one line, exit 2, nothing written."""
     done = install(tmp_path, "install-systemd", name)
@@ -240,12 +242,23 @@ def test_install_refuses_unsafe_names(tmp_path: Path, name: str) -> None:
     assert not (tmp_path / "units").exists() and not (tmp_path / "config").exists()
 
 
-def test_install_refuses_a_lock_dir_the_private_tmp_would_hide(tmp_path: Path) -> None:
-    """LOCK_DIR under /tmp would not be shared with admin force (PrivateTmp=): refused, exit 2."""
+# Paths the installer must refuse; none is ever created.
+PRIVATE_TMP = ["/tmp/relay-locks", "/tmp", "/var/tmp", "/var/tmp/", "/var/tmp/x", "/var/../tmp/x"]  # noqa: S108
+
+
+@pytest.mark.parametrize("lock_dir", PRIVATE_TMP)
+def test_install_refuses_a_lock_dir_the_private_tmp_would_hide(
+    tmp_path: Path, lock_dir: str
+) -> None:
+    """LOCK_DIR in /tmp or /var/tmp (PrivateTmp= makes each private to its unit) would not be
+    shared between the sender and admin force: refused in one line naming it and the fix, exit
+    2, no unit written."""
     source = tmp_path / "study.env"
-    source.write_text("LOCK_DIR=/tmp/relay-locks\n")
+    source.write_text(f"LOCK_DIR={lock_dir}\n")
     done = install(tmp_path, "install-systemd", "s1", "--env-file", str(source))
-    assert done.returncode == 2 and "LOCK_DIR" in done.stderr
+    assert done.returncode == 2 and f"error: LOCK_DIR={lock_dir}: " in done.stderr
+    assert "PrivateTmp=" in done.stderr and "leave LOCK_DIR empty" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "units").exists()
 
 
 def test_uninstall_removes_a_study_and_the_templates_with_the_last(tmp_path: Path) -> None:

@@ -98,8 +98,9 @@ def test_one_export_of_the_touched_records(study: Rig) -> None:
 
 
 def test_printed_written_and_mailed(study: Rig, tmp_path: Path) -> None:
-    """admin report prints the text; --html writes the page; --email mails it (HTML) to
-    REPORT_EMAIL_TO, no one else, and says so with the address masked."""
+    """admin report prints the text; --html writes the page (0600: its record ids may be
+    medical record numbers; --public 0644); --email mails it (HTML) to REPORT_EMAIL_TO, no one
+    else, and says so with the address masked."""
     printed = study.run("services.admin", "report")
     assert printed.returncode == 0, printed.stderr
     assert "Enrollment (study IDs of rule study_id): control / patient" in printed.stdout
@@ -111,6 +112,9 @@ def test_printed_written_and_mailed(study: Rig, tmp_path: Path) -> None:
     [mail] = study.mailed_to("team@example.org")
     assert mail.content_type == "html" and mail.subject.startswith("redcap-relay weekly report")
     assert mail.content == page.read_text(encoding="utf-8")
+    assert page.stat().st_mode & 0o777 == 0o600
+    assert study.run("services.admin", "report", "--html", str(page), "--public").returncode == 0
+    assert page.stat().st_mode & 0o777 == 0o644
     assert mail.headers["x-redcap-relay-id"].startswith("report-1-")
     assert (
         json.loads(study.run("services.admin", "report", "--json").stdout)["attention_total"] == 2
