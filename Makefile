@@ -1,12 +1,14 @@
 # Everything runs from .venv, built from requirements-dev.lock: every package, transitive ones
 # included, pinned with its hashes; pip refuses a file whose hash is not in the lock, and any
-# source distribution (no setup.py runs at install time). Rebuilt whenever the lock changes.
+# source distribution (no setup.py runs at install time). Rebuilt whenever a lock changes. The
+# pip of requirements-pip.lock goes in first: Python 3.11's own (23.2) refuses a hashed lock in
+# which a package asks for another's extra (pip-audit needs CacheControl[filecache]).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# make lock: the locks from requirements.txt and requirements-dev.txt (the pins people write),
-# for every platform and Python from 3.11 (--universal); versions already locked are kept.
+# make lock: the locks from requirements-pip.txt, requirements.txt and requirements-dev.txt (the
+# pins people write), for every platform and Python from 3.11 (--universal); versions already locked are kept.
 # LOCK_FLAGS="--upgrade" takes the newest of everything, "--upgrade-package NAME" of one.
 LOCK_FLAGS ?=
 COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
@@ -14,8 +16,10 @@ COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-v
 
 .PHONY: demo test lint format sandbox clean lock audit
 
-$(STAMP): requirements-dev.lock
+$(STAMP): requirements-pip.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		--only-binary :all: -r requirements-pip.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
 		--only-binary :all: -r requirements-dev.lock
 	touch $(STAMP)
@@ -42,6 +46,7 @@ sandbox: $(STAMP)
 # The runtime lock first: the development one is held to its versions (-c), so the checkout's
 # .venv and the image (docs/k8s/Dockerfile) run the same packages.
 lock: $(STAMP)
+	$(COMPILE) requirements-pip.txt -o requirements-pip.lock
 	$(COMPILE) requirements.txt -o requirements.lock
 	$(COMPILE) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 

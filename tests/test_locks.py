@@ -45,18 +45,25 @@ def written(requirements: str) -> dict[str, str]:
     return pins
 
 
-@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-dev.lock"])
-def test_every_locked_package_has_one_version_and_its_hashes(lock: str) -> None:
+@pytest.mark.parametrize(
+    ("lock", "least"),
+    [("requirements.lock", 20), ("requirements-dev.lock", 20), ("requirements-pip.lock", 1)],
+)
+def test_every_locked_package_has_one_version_and_its_hashes(lock: str, least: int) -> None:
     """pip --require-hashes installs nothing that is not in the lock with a matching hash: every
     entry is == one version with at least one sha256."""
     packages = locked(lock)
-    assert len(packages) > 20  # transitive ones too, not only the direct pins
+    assert len(packages) >= least  # transitive ones too, not only the direct pins
     assert all(hashes for _, hashes in packages.values()), lock
 
 
 @pytest.mark.parametrize(
     ("requirements", "lock"),
-    [("requirements.txt", "requirements.lock"), ("requirements-dev.txt", "requirements-dev.lock")],
+    [
+        ("requirements.txt", "requirements.lock"),
+        ("requirements-dev.txt", "requirements-dev.lock"),
+        ("requirements-pip.txt", "requirements-pip.lock"),
+    ],
 )
 def test_the_lock_holds_each_written_pin(requirements: str, lock: str) -> None:
     """A pin changed in a requirements file without `make lock` fails here, naming it."""
@@ -77,11 +84,15 @@ def test_the_checkout_and_the_image_run_the_same_packages() -> None:
 
 
 def test_the_bootstrap_installs_the_lock_with_hashes_and_no_source_builds() -> None:
-    """make builds .venv with plain pip from the development lock, hashes required, wheels only
-    (no setup.py runs), and again whenever the lock changes."""
+    """make builds .venv from the development lock, hashes required, wheels only (no setup.py
+    runs), with the locked pip installed first (Python 3.11's own refuses a lock with extras), and
+    again whenever either lock changes."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert "$(STAMP): requirements-dev.lock\n" in makefile
-    install = re.search(r"\$\(BIN\)/python -m pip install ([^\n]*\\\n)*[^\n]*", makefile)
-    assert install, "the bootstrap's pip install"
-    for option in ("--require-hashes", "--only-binary :all:", "-r requirements-dev.lock"):
-        assert option in install[0]
+    assert "$(STAMP): requirements-pip.lock requirements-dev.lock\n" in makefile
+    installs = re.findall(r"\$\(BIN\)/python -m pip install (?:[^\n]*\\\n)*[^\n]*", makefile)
+    assert len(installs) == 2, "the bootstrap's two pip installs"
+    for install, lock in zip(
+        installs, ("requirements-pip.lock", "requirements-dev.lock"), strict=True
+    ):
+        for option in ("--require-hashes", "--only-binary :all:", f"-r {lock}"):
+            assert option in install, (option, install)

@@ -283,7 +283,10 @@ def test_the_dockerfile_copies_what_the_services_import() -> None:
     """The image holds the three packages the services run from and the locked requirements,
     installed hash-checked."""
     text = (ROOT / "docs" / "k8s" / "Dockerfile").read_text(encoding="utf-8")
-    assert "COPY requirements.lock .\n" in text
-    assert "--require-hashes --only-binary :all: \\\n    -r requirements.lock\n" in text
+    assert "COPY requirements-pip.lock requirements.lock ./\n" in text
+    pip_first = "--require-hashes --only-binary :all: \\\n    -r requirements-pip.lock\n"
+    locked = "--require-hashes --only-binary :all: \\\n    -r requirements.lock\n"
+    assert pip_first in text and locked in text
+    assert text.index(pip_first) < text.index(locked)
     for package in ("common", "messaging", "services"):
         assert f"COPY {package}/ {package}/" in text
