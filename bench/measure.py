@@ -1,7 +1,8 @@
 """What the benches share: one measured piece of work against the sandbox, and how it is shown.
 
-``timed`` counts what the REDCap simulator saw (requests, bytes it sent back) and the wall time;
-``idle_cost`` is the median of a few idle cycles after a warm-up; ``budget`` bounds a whole run.
+``timed`` counts what the REDCap simulator saw (requests, bytes it sent back and bytes it was
+sent) and the wall time; ``idle_cost`` is the median of a few idle cycles after a warm-up;
+``budget`` bounds a whole run.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class Cost:
     """What REDCap saw for one measured piece of work."""
 
     requests: int
-    bytes_out: int
+    bytes_out: int  # REDCap's answers
     seconds: float
+    bytes_in: int = 0  # the requests' bodies
 
 
 def timed(box: Sandbox, work: Callable[[], object]) -> tuple[Cost, object]:
@@ -47,7 +49,8 @@ def timed(box: Sandbox, work: Callable[[], object]) -> tuple[Cost, object]:
     result = work()
     seconds = time.perf_counter() - started
     stats = box.redcap.server.stats
-    return Cost(stats.total_requests(), sum(stats.bytes_out.values()), seconds), result
+    sent = sum(stats.bytes_in.values())
+    return Cost(stats.total_requests(), sum(stats.bytes_out.values()), seconds, sent), result
 
 
 def median_run(runs: list[tuple[Cost, T]]) -> tuple[Cost, T]:

@@ -15,6 +15,7 @@ reset or 5xx after the request left is :class:`GraphOutcomeUnknown` and is never
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,8 @@ from urllib.parse import quote
 
 import msal
 import requests
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from common.errors import (
     ConfigError,
@@ -33,6 +36,7 @@ from common.errors import (
 )
 from common.graph_transport import (
     GraphSession,
+    NotMicrosoft,
     graph_error,
     never_connected,
     public_base,
@@ -137,6 +141,7 @@ class GraphMailer:
                     f"GRAPH_CERT_PATH={settings.graph_cert_path}: cannot read the private key "
                     "file; give the path of the PEM private key, readable by this user"
                 ) from None
+            check_private_key(pem)
             certificate = CertificateCredential(pem, settings.graph_cert_thumbprint)
         return cls(
             settings.graph_tenant_id,
@@ -214,7 +219,13 @@ class GraphMailer:
             "$top": "5",
         }
         url = f"{self._user_url()}/mailFolders/sentitems/messages"
-        found = [_sent_info(item) for item in self._call("GET", url, params=params).json()["value"]]
+        response = self._call("GET", url, params=params)
+        try:
+            found = [_sent_info(item) for item in response.json()["value"]]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise GraphUnavailable(
+                "Graph's answer to a Sent Items search could not be read"
+            ) from None
         found = [m for m in found if m.sent_at is None or m.sent_at >= since]
         return min(found, key=lambda m: m.sent_at or since) if found else None
 
@@ -256,7 +267,12 @@ class GraphMailer:
                 )
             except requests.RequestException:
                 raise GraphUnavailable(
-                    "the Microsoft identity platform could not be reached (GRAPH_AUTHORITY_URL)"
+                    "the Microsoft identity platform could not be reached or answered with a web "
+                    "page (GRAPH_AUTHORITY_URL)"
+                ) from None
+            except json.JSONDecodeError:
+                raise GraphUnavailable(
+                    "the Microsoft identity platform's configuration answer was not JSON"
                 ) from None
             except ValueError:
                 raise ConfigError(
@@ -269,11 +285,18 @@ class GraphMailer:
         app = self._application()
         try:
             result = app.acquire_token_for_client(scopes=SCOPES)
+        except NotMicrosoft as exc:
+            raise GraphUnavailable(
+                f"the token endpoint answered {exc} with a web page, not Microsoft's (a proxy or "
+                "firewall in between)"
+            ) from None
         except requests.RequestException:
-            raise GraphUnavailable("the Microsoft identity platform could not be reached") from None
-        except ValueError:
-            raise ConfigError(
-                "GRAPH_CERT_PATH does not hold a usable PEM private key for GRAPH_CERT_THUMBPRINT"
+            raise GraphUnavailable(
+                "the Microsoft identity platform could not be reached or was too slow"
+            ) from None
+        except ValueError:  # the key was checked at startup: the answer could not be read
+            raise GraphUnavailable(
+                "the Microsoft identity platform's answer was not JSON"
             ) from None
         if "access_token" in result:
             return str(result["access_token"])
@@ -301,13 +324,20 @@ class GraphMailer:
                 response: requests.Response = self._session.request(
                     method, url, json=json, params=params, headers=headers
                 )
+            except NotMicrosoft as exc:
+                page = f"Graph's address answered {exc} with a web page (a proxy or firewall)"
+                if sending:
+                    raise GraphOutcomeUnknown(f"{page}; the mail may have gone") from None
+                raise GraphUnavailable(page) from None
             except requests.RequestException as exc:
                 if sending and not never_connected(exc):
                     raise GraphOutcomeUnknown(
-                        "no answer from Graph to a sendMail (timeout or dropped connection); the "
-                        "mail may have gone"
+                        "no answer from Graph to a sendMail (timeout, dropped connection, or too "
+                        "slow); the mail may have gone"
                     ) from None
-                raise GraphUnavailable("Microsoft Graph could not be reached") from None
+                raise GraphUnavailable(
+                    "Microsoft Graph could not be reached or was too slow"
+                ) from None
             status = response.status_code
             if status < 400 or status in accept:
                 return response
@@ -323,6 +353,18 @@ class GraphMailer:
                     self._sleep(wait)
                     continue
             raise graph_error(response, sending, asked)
+
+
+def check_private_key(pem: str) -> None:
+    """ConfigError unless ``pem`` holds an unencrypted PEM private key: checked once at startup,
+    so nothing the token endpoint answers later can be mistaken for a bad key."""
+    try:
+        load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError(
+            "GRAPH_CERT_PATH does not hold a usable PEM private key (unencrypted, BEGIN PRIVATE "
+            "KEY or BEGIN RSA PRIVATE KEY) for GRAPH_CERT_THUMBPRINT"
+        ) from None
 
 
 def _sent_info(item: Mapping[str, Any]) -> SentMailInfo:

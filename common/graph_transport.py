@@ -13,6 +13,7 @@ import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from common.errors import ConfigError, GraphOutcomeUnknown, GraphRejected, GraphUnavailable
+from common.http_bounds import AnswerBounds, mount_bounded
 
 _MAILBOX_MISSING = {
     "ErrorInvalidUser",
@@ -22,14 +23,23 @@ _MAILBOX_MISSING = {
 }
 
 
+class NotMicrosoft(requests.RequestException):
+    """Something in front of Microsoft answered (a proxy's or firewall's page, whatever its
+    status): for a sendMail, the mail may or may not have gone."""
+
+
 class GraphSession(requests.Session):
-    """A session with a timeout on every request that, for the sandbox, sends requests for
-    Microsoft's hosts to other base URLs (``{"graph.microsoft.com": "http://127.0.0.1:PORT"}``)."""
+    """A session with a timeout on every request and every answer bounded in time and size
+    (:mod:`common.http_bounds`) that, for the sandbox, sends requests for Microsoft's hosts to
+    other base URLs (``{"graph.microsoft.com": "http://127.0.0.1:PORT"}``). An answer that is not
+    JSON raises :class:`NotMicrosoft`: Graph and the identity platform answer JSON (errors
+    too), or nothing (sendMail's 202), so msal and the Graph calls never parse a proxy's page."""
 
     def __init__(self, timeout: float, rewrites: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self._timeout = timeout
         self._rewrites = {host: urlsplit(base) for host, base in (rewrites or {}).items()}
+        mount_bounded(self, AnswerBounds.for_timeout(timeout))
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         text = url.decode() if isinstance(url, bytes) else url
@@ -40,7 +50,14 @@ class GraphSession(requests.Session):
             text = urlunsplit((target.scheme, target.netloc, path, parts.query, parts.fragment))
         if kwargs.get("timeout") is None:  # msal passes none
             kwargs["timeout"] = self._timeout
-        return super().request(method, text, *args, **kwargs)
+        response = super().request(method, text, *args, **kwargs)
+        # A 429 or 5xx says "not now" whatever its body (graph_error reads its status); any
+        # other answer that is not JSON (a 200 or a 403 page) is not Microsoft's.
+        status = response.status_code
+        body = response.content.lstrip()
+        if body and not body.startswith((b"{", b"[")) and status != 429 and status < 500:
+            raise NotMicrosoft(f"HTTP {status}", response=response)
+        return response
 
 
 def public_base(configured: str, default: str) -> tuple[str, dict[str, str]]:

@@ -41,6 +41,9 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     # would log connection details: keep third parties to warnings.
     for noisy in ("twilio", "twilio.http_client", "urllib3", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # msal logs a token answer that is not JSON whole, with a traceback (logger.exception): the
+    # Graph adapter says it in one line instead.
+    logging.getLogger("msal").setLevel(logging.CRITICAL)
 
 
 def mask_contact(to: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -27,12 +28,15 @@ from common.errors import (
     TwilioRejected,
     TwilioUnavailable,
 )
+from common.http_bounds import AnswerBounds, mount_bounded
 from common.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 SERVICE_PAGE_SIZE = 1000  # the most Messaging v1 gives in a page: one request for any service
 MAX_TIMEOUT = 15.0  # seconds: Twilio answers in well under a second; a longer wait is an outage
 INBOUND_PAGE_SIZE = 50
+# A message's SID as Twilio makes them (SM for SMS, MM for MMS; 32 hex digits).
+_MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
 # 20 pages of 50: the 1,000 newest messages of the lookback window's GMT days. Past that the
 # oldest are not read (a warning says so); a study with more replies than that needs a shorter
 # lookback or a larger bound.
@@ -113,6 +117,8 @@ class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
 
     def __init__(self, base_url: str, timeout: float) -> None:
         super().__init__(timeout=timeout)
+        # The SDK's own session, keep-alive and all, with every answer bounded in time and size.
+        mount_bounded(self.session, AnswerBounds.for_timeout(timeout))
         self._base = urlsplit(base_url) if base_url.rstrip("/") != DEFAULT_BASE_URL else None
         self.last_date: datetime | None = None
         self.last_retry_after: float | None = None
@@ -127,7 +133,19 @@ class _HttpClient(TwilioHttpClient):  # type: ignore[misc]
         headers = response.headers or {}
         self.last_date = _http_date(headers.get("Date"))
         self.last_retry_after = _seconds(headers.get("Retry-After"))
+        # Twilio answers every .json request with JSON (errors too) or, for a delete, nothing.
+        # A 429 or 5xx says "not now" whatever its body; any other answer that is not JSON (a
+        # 200 or a 403 page) came from something in front of Twilio, not from Twilio.
+        status = int(response.status_code)
+        text = (response.text or "").lstrip()
+        if text and not text.startswith(("{", "[")) and status != 429 and status < 500:
+            raise NotTwilio(f"HTTP {status}")
         return response
+
+
+class NotTwilio(requests.RequestException):
+    """Something in front of Twilio answered (a proxy's or firewall's page, whatever its status):
+    to a create, the message may or may not exist."""
 
 
 class SmsGateway:
@@ -174,23 +192,33 @@ class SmsGateway:
         else:
             kwargs["from_"] = self._from
         try:
-            return MessageInfo.from_instance(self._client.messages.create(**kwargs))
+            created = MessageInfo.from_instance(self._client.messages.create(**kwargs))
         except TwilioRestException as exc:
             raise self._rest_error(exc, creating=True) from None
+        except NotTwilio as exc:
+            raise TwilioOutcomeUnknown(
+                f"a send was answered {exc} by something that is not Twilio (a proxy's page)"
+            ) from None
         except requests.RequestException as exc:
             if _never_connected(exc):
                 raise TwilioUnavailable("Twilio could not be reached; nothing was sent") from None
             raise TwilioOutcomeUnknown(
-                "no answer from Twilio to a send (timeout or dropped connection)"
+                "no answer from Twilio to a send (timeout, dropped connection, or too slow)"
             ) from None
+        except (ValueError, AttributeError):  # a 201 whose body is not a message's JSON
+            raise TwilioOutcomeUnknown("Twilio's answer to a send could not be read") from None
+        if not _MESSAGE_SID.fullmatch(created.sid):
+            # Accepted, but which message? Only reconciliation can tell; never post it again.
+            raise TwilioOutcomeUnknown("Twilio's answer to a send carried no message SID")
+        return created
 
     def fetch(self, sid: str) -> MessageInfo:
         try:
             return MessageInfo.from_instance(self._client.messages(sid).fetch())
         except TwilioRestException as exc:
             raise self._rest_error(exc, creating=False) from None
-        except requests.RequestException:
-            raise TwilioUnavailable("Twilio could not be reached") from None
+        except (ValueError, AttributeError, requests.RequestException):
+            raise TwilioUnavailable("Twilio could not be reached or answered unreadably") from None
 
     def messages_to(self, to: str, since: datetime) -> list[MessageInfo]:
         """Outbound messages to ``to`` created at or after ``since`` (newest first)."""
@@ -200,7 +228,7 @@ class SmsGateway:
             found = self._client.messages.list(to=to, page_size=50, limit=200)
         except TwilioRestException as exc:
             raise self._rest_error(exc, creating=False) from None
-        except (TwilioException, requests.RequestException):
+        except (TwilioException, ValueError, AttributeError, requests.RequestException):
             raise TwilioUnavailable("Twilio could not be asked which messages exist") from None
         messages = [MessageInfo.from_instance(m) for m in found]
         return [
@@ -249,7 +277,9 @@ class SmsGateway:
             raise self._rest_error(exc, creating=False) from None
         except TwilioException as exc:
             raise _translate_page(exc) from None
-        except json.JSONDecodeError:  # a 200 that is not JSON (a proxy's error page)
+        except NotTwilio as exc:  # a proxy's page
+            raise TwilioUnavailable(f"Twilio's answer to a list was not JSON ({exc})") from None
+        except (ValueError, AttributeError):
             raise TwilioUnavailable("Twilio's answer to a list was not JSON") from None
         except requests.RequestException:
             raise TwilioUnavailable("Twilio could not be asked for inbound messages") from None
@@ -271,8 +301,8 @@ class SmsGateway:
             raise self._rest_error(exc, creating=False) from None
         except TwilioException as exc:  # a list page answered non-200 (a 401 among them)
             raise _translate_page(exc) from None
-        except requests.RequestException:
-            raise TwilioUnavailable("Twilio could not be reached") from None
+        except (ValueError, AttributeError, requests.RequestException):
+            raise TwilioUnavailable("Twilio could not be reached or answered unreadably") from None
         return self._http.last_date
 
     def sender_numbers(self) -> frozenset[str]:
@@ -294,7 +324,7 @@ class SmsGateway:
             if int(getattr(response, "status_code", 0) or 0) == 404:
                 raise _no_service() from None
             raise _translate_page(exc) from None
-        except (json.JSONDecodeError, requests.RequestException):
+        except (ValueError, AttributeError, requests.RequestException):
             raise TwilioUnavailable("Twilio could not be asked for the service's numbers") from None
         return frozenset(str(n.phone_number) for n in found if n.phone_number)
 

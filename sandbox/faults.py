@@ -9,6 +9,17 @@ A test queues faults; each request asks :meth:`FaultPlan.take` for the first fau
   the request is applied first (a write lands) and only the answer is withheld: this is how the
   tests reproduce "the server did it, but the client never heard back".
 - ``reset``: close the connection without an answer.
+- ``html``: answer ``status`` (200, 403, ...) with an HTML page (``body``, or a proxy's "access
+  denied" page) as a proxy, a WAF or a captive portal in front of the service does.
+- ``trickle``: serve the request, but send the answer's body ``chunk`` bytes at a time with
+  ``seconds`` between them (a slow-loris server; it ends early if the client hangs up).
+- ``truncate``: serve the request, announce the whole body in ``Content-Length``, send only its
+  first half (at least ``chunk`` bytes fewer than announced) and close the connection.
+
+With ``after_apply=True``, ``status`` and ``html`` apply the request first and replace only its
+answer: the service did it, the client reads something else (a create answered by a proxy's
+page). ``trickle`` and ``truncate`` always apply it (the answer exists; only its delivery is
+bad).
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["status", "latency", "hang", "reset"]
+FaultKind = Literal["status", "latency", "hang", "reset", "html", "trickle", "truncate"]
 
 
 @dataclass
@@ -32,6 +43,8 @@ class Fault:
     times: int = 1
     skip: int = 0  # let this many matching requests through untouched first
     after_apply: bool = False
+    chunk: int = 4  # trickle: bytes per write; truncate: at least this many bytes withheld
+    content_type: str = ""  # status: the answer's Content-Type (default text/plain)
     match: Mapping[str, str] = field(default_factory=dict)
 
     def fits(self, attrs: Mapping[str, str]) -> bool:

@@ -8,6 +8,7 @@ injection, and a clean, bounded stop.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.faults import FaultPlan
+from sandbox.faults import Fault, FaultPlan
+
+HTML = "text/html; charset=utf-8"
+# What a proxy or a web application firewall in front of a service answers in its place.
+PROXY_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Access denied</title></head>"
+    "<body><h1>Access denied</h1><p>The request was blocked by the gateway.</p></body></html>\n"
+)
 
 
 @dataclass
@@ -70,6 +78,15 @@ class Stats:
         return sum(self.requests.values())
 
 
+class _Server(ThreadingHTTPServer):
+    """A client that went away mid-request (a service killed with -9, a timeout) is what the
+    simulators are for, not an error worth a traceback on stderr."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class SimServer:
     """Runs an :class:`App` on 127.0.0.1 in a background thread."""
 
@@ -87,7 +104,7 @@ class SimServer:
         self.faults = FaultPlan()
         self.stats = Stats()
         self._stats_lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._httpd = _Server((host, port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -148,8 +165,13 @@ class SimServer:
         fault = self.faults.take(attrs)
         response: Response | None = None
         if fault is not None:
+            if fault.kind in ("status", "html") and fault.after_apply:
+                self.app.handle(request)
             if fault.kind == "status":
-                response = Response(fault.status, fault.body or "Injected fault")
+                ctype = fault.content_type or "text/plain; charset=utf-8"
+                response = Response(fault.status, fault.body or "Injected fault", ctype)
+            elif fault.kind == "html":
+                response = Response(fault.status, fault.body or PROXY_PAGE, HTML)
             elif fault.kind == "latency":
                 self.faults.wait(fault.seconds)
             elif fault.kind == "reset":
@@ -173,8 +195,33 @@ class SimServer:
         for name, value in response.headers.items():
             handler.send_header(name, value)
         handler.end_headers()
-        if handler.command != "HEAD":
+        if handler.command == "HEAD":
+            return
+        if fault is not None and fault.kind == "trickle":
+            self._trickle(handler, payload, fault)
+        elif fault is not None and fault.kind == "truncate":
+            handler.wfile.write(
+                payload[: max(0, min(len(payload) // 2, len(payload) - fault.chunk))]
+            )
+            handler.wfile.flush()
+            handler.close_connection = True
+        else:
             handler.wfile.write(payload)
+
+    def _trickle(self, handler: BaseHTTPRequestHandler, payload: bytes, fault: Fault) -> None:
+        """Send ``payload`` a few bytes at a time, pausing between writes; bounded by the body's
+        length, the server's stop, and the client hanging up."""
+        step = max(1, fault.chunk)
+        for start in range(0, len(payload), step):
+            if self.faults.released.is_set():
+                break
+            try:
+                handler.wfile.write(payload[start : start + step])
+                handler.wfile.flush()
+            except OSError:  # the client gave up on us: what the fault is for
+                break
+            self.faults.wait(fault.seconds)
+        handler.close_connection = True
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

@@ -7,6 +7,7 @@ simulator answers over HTTP, and PyCap decides from the body whether it got an e
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -25,6 +26,23 @@ TIMEOUT = 5
 def client(sim: RedcapSim, timeout: float = TIMEOUT) -> redcap.Project:
     """A PyCap project on the simulator, with a timeout (REDCAP_API.md PyCap sets none, §7.1)."""
     return redcap.Project(sim.url, sim.token, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def plain_pycap() -> Iterator[None]:
+    """PyCap as it ships: its one module-level session without the status hook, retries and
+    bounds our REDCap client gives it (common.redcap_client.configure_session), which a test of
+    the services run earlier in this worker may have set; put back afterwards."""
+    session = redcap.request._session
+    hooks, adapters = dict(session.hooks), dict(session.adapters)
+    session.hooks = {"response": []}
+    session.adapters.clear()
+    for prefix, adapter in requests.Session().adapters.items():
+        session.mount(prefix, adapter)
+    yield
+    session.hooks = hooks
+    session.adapters.clear()
+    session.adapters.update(adapters)
 
 
 @pytest.fixture

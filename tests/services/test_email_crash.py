@@ -6,9 +6,10 @@ settles. What must hold depends on whether Sent Items can be read:
 
 - never two mails, whatever the step;
 - a mail that went is ``sent_email`` when Sent Items can be read (its copy is found), else
-  ``needs_review``; a claim whose mail never went is ``needs_review`` once the grace for a late
-  copy is over (EMAIL_SENT_ITEMS_GRACE_MINUTES, 0 here): a missing copy alone never resends. The
-  review names the ``x-redcap-relay-id`` to search for. Which step ends where is pinned exactly
+  ``needs_review``; a launched mail (its id written) that never went is ``needs_review`` once
+  the grace for a late copy is over (EMAIL_SENT_ITEMS_GRACE_MINUTES, 0 here): a missing copy
+  alone never resends; a claim without an id never reached Graph and is sent, once. The review
+  names the ``x-redcap-relay-id`` to search for. Which step ends where is pinned exactly
   (:data:`WITH_SENT_ITEMS`, :data:`WITHOUT_SENT_ITEMS`).
 """
 
@@ -22,7 +23,7 @@ import pytest
 from common.graph_client import MESSAGE_ID_HEADER
 from services import registration_detector
 from tests.services.conftest import Rig, start_rules_rig
-from tests.services.killing import KILL_SETTINGS, Step, kill_at, send_steps
+from tests.services.killing import IMPORT, KILL_SETTINGS, Step, kill_at
 
 RULE = """
 [[rule]]
@@ -38,13 +39,27 @@ SMS_TEMPLATE = 'template = "Hi {field:first_name}, your survey: {survey_link}"\n
 PHONE = "+16175550100"
 SEND_MAIL = {"service": "graph", "op": "sendMail"}
 
-STEPS = send_steps("microsoft", SEND_MAIL, "sendMail lost", "sendMail applied, answer lost")
-# Where each step ends after restarts: (status, mails). Only a step that leaves a claim and no
-# mail may end in review with none; a step whose claim never landed, or whose result did, must
-# end sent_email; a mail that went unrecorded is adopted from Sent Items, or reviewed.
+# An e-mail's kill points: the claim import, the launch import (its mail id, with the outcomes
+# so far), the sendMail, the result import; each lost before or after it is applied.
+STEPS: list[Step] = [
+    ("claim write lost", "redcap", IMPORT, False, 0),
+    ("claim written, answer lost", "redcap", IMPORT, True, 0),
+    ("launch write lost", "redcap", IMPORT, False, 1),
+    ("launched, answer lost", "redcap", IMPORT, True, 1),
+    ("sendMail lost", "microsoft", SEND_MAIL, False, 0),
+    ("sendMail applied, answer lost", "microsoft", SEND_MAIL, True, 0),
+    ("result write lost", "redcap", IMPORT, False, 2),
+    ("result written, answer lost", "redcap", IMPORT, True, 2),
+]
+# Where each step ends after restarts: (status, mails). Only a launched mail (its id written)
+# that a crash leaves unrecorded may end in review, with none; a claim without an id never
+# reached Graph and is sent, once; a mail that went unrecorded is adopted from Sent Items, or
+# reviewed.
 WITH_SENT_ITEMS = {
     "claim write lost": ("sent_email", 1),
-    "claim written, answer lost": ("needs_review", 0),
+    "claim written, answer lost": ("sent_email", 1),
+    "launch write lost": ("sent_email", 1),
+    "launched, answer lost": ("needs_review", 0),
     "sendMail lost": ("needs_review", 0),
     "sendMail applied, answer lost": ("sent_email", 1),
     "result write lost": ("sent_email", 1),
@@ -52,7 +67,9 @@ WITH_SENT_ITEMS = {
 }
 WITHOUT_SENT_ITEMS = {
     "claim write lost": ("sent_email", 1),  # nothing written: sent as if nothing had happened
-    "claim written, answer lost": ("needs_review", 0),
+    "claim written, answer lost": ("sent_email", 1),  # no mail id: given back, then sent
+    "launch write lost": ("sent_email", 1),
+    "launched, answer lost": ("needs_review", 0),
     "sendMail lost": ("needs_review", 0),
     "sendMail applied, answer lost": ("needs_review", 1),
     "result write lost": ("needs_review", 1),
@@ -151,17 +168,20 @@ def test_without_sent_items_every_step_ends_sent_or_in_review_never_twice(
 @pytest.mark.parametrize("mail_rig", [("email", "0"), ("email", "1")], indirect=True)
 @pytest.mark.parametrize("applied", [False, True], ids=["lost", "applied"])
 def test_a_kill_leaves_at_most_the_mail_in_flight_to_review(mail_rig: Rig, applied: bool) -> None:
-    """Three participants, killed in the second one's sendMail: e-mails are claimed one at a
-    time, so only that one is in question; the others get one mail each. The one in flight is
-    found in Sent Items if it went and Sent Items can be read, else reviewed; never resent."""
+    """Three participants, killed in the second one's sendMail: e-mails are launched one at a
+    time (the first one's outcome written with the second's id), so only that one is in
+    question; the third, claimed without an id, is given back; the others get one mail each.
+    The one in flight is found in Sent Items if it went and Sent Items can be read, else
+    reviewed; never resent."""
     for rid in ("1", "2", "3"):
         join(mail_rig, rid)
     assert kill_at(mail_rig, ("second sendMail", "microsoft", SEND_MAIL, applied, 1))
     assert [status(mail_rig, rid) for rid in ("1", "2", "3")] == [
         "sent_email",
         "sending",
-        "registered",
+        "sending",
     ]
+    assert mail_rig.values("3").get("invite_sms_ref", "") == ""
     settle(mail_rig, ["1", "2", "3"])
     found = applied and mail_rig.settings().graph_can_read_sent
     assert [status(mail_rig, rid) for rid in ("1", "2", "3")] == [

@@ -85,7 +85,7 @@ def test_link_that_is_not_a_url_fails_the_record_and_nothing_is_sent(rig: Rig) -
     rig.clock.advance(61)
     ctx = rig.ctx()  # its startup check asks for a link too
     rig.redcap.server.faults.add(
-        Fault(kind="status", status=200, body="<html>login</html>", match={"content": "surveyLink"})
+        Fault(kind="status", status=200, body="login required", match={"content": "surveyLink"})
     )
     assert Sender(dry_run=False).run_once(ctx).counts["not_sent_survey_link"] == 1
     values = rig.values("1")

@@ -106,9 +106,8 @@ def test_a_claim_too_slow_to_trust_sends_nothing_then_is_sent_once(rig: Rig) -> 
 
 def test_two_sender_processes_with_separate_locks_never_text_anyone_twice(rig: Rig) -> None:
     """Two real senders, separate LOCK_DIRs (as on two hosts), started together on the same
-    due records, three rounds: every participant texted exactly once; the senders did race
-    (one found records the other had claimed)."""
-    summaries: list[str] = []
+    due records, three rounds: every participant texted exactly once. (Whether they meet on a
+    record in a given round is up to the scheduler; the tests above pin each way they can.)"""
     for round_ in range(3):
         ids = range(1 + 10 * round_, 11 + 10 * round_)
         join(rig, ids)
@@ -131,11 +130,9 @@ def test_two_sender_processes_with_separate_locks_never_text_anyone_twice(rig: R
         for proc in procs:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
-            summaries += [line for line in err.splitlines() if "cycle done" in line]
         texts = Counter(str(m["to"]) for m in rig.twilio.sent())
         assert [texts[PHONES[n]] for n in ids] == [1] * 10, f"round {round_}"
         assert {rig.status(str(n)) for n in ids} == {"sms_sent"}
-    assert any("claimed_elsewhere" in line for line in summaries), summaries
 
 
 def test_admin_check_warns_of_a_sender_on_another_host(rig: Rig) -> None:
