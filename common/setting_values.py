@@ -161,14 +161,14 @@ def check_region(region: str) -> None:
         raise ConfigError(f"PHONE_REGION={region!r} is not a two-letter region code such as US, GB")
 
 
-def parse_zone(name: str, env: Mapping[str, str]) -> ZoneInfo:
+def parse_zone(name: str, env: Mapping[str, str], setting: str = "TIMEZONE") -> ZoneInfo:
     if not name:
         return _system_zone(env)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"TIMEZONE={name!r} is not an IANA time zone name, e.g. America/New_York"
+            f"{setting}={name!r} is not an IANA time zone name, e.g. America/New_York"
         ) from None
 
 

@@ -157,19 +157,31 @@ def digest(ctx: Context, rows: Sequence[RuleRow]) -> tuple[str, str]:
 
 class Digests:
     """The sender's per-process memory (not pipeline state): digests it sent or found in Sent
-    Items, by their time T, so each is looked up at most once per process."""
+    Items, by their time T, so each is looked up at most once per process; and, for the change
+    probes between sweeps (:mod:`messaging.probes`), when each record seen was last alerted and
+    which new problems wait for the interval (``held``: the sender asks about them again)."""
 
     def __init__(self) -> None:
         self.verified: set[datetime] = set()
+        self.alerted: dict[tuple[str, str], datetime] = {}  # (rule, record) -> alerted, rounded up
+        self.held: set[tuple[str, str]] = set()
 
-    def run(self, ctx: Context, raw: Sequence[Mapping[str, str]], now: datetime) -> dict[str, int]:
+    def run(
+        self,
+        ctx: Context,
+        raw: Sequence[Mapping[str, str]],
+        now: datetime,
+        *,
+        complete: bool = True,
+    ) -> dict[str, int]:
         """Send the digest due this cycle, if any (see the module docstring); counts for the
-        cycle line. Never raises but for a banned REDCap IP."""
+        cycle line. ``complete``: ``raw`` is a full export (a sweep), not a probe's changed
+        records. Never raises but for a banned REDCap IP."""
         if ctx.mail is None or not ctx.settings.alert_email_to:
             return {}
         rows = [row for rule in ctx.rules.every for row in rows_for(ctx, rule, raw)]
         try:
-            return self._run(ctx, rows, now)
+            return self._run(ctx, rows, now, complete)
         except RedcapBanned:
             raise
         except RelayError as exc:
@@ -178,23 +190,38 @@ class Digests:
             )
             return {"alert_failed": 1}
 
-    def _run(self, ctx: Context, rows: Sequence[RuleRow], now: datetime) -> dict[str, int]:
+    def _run(
+        self, ctx: Context, rows: Sequence[RuleRow], now: datetime, complete: bool
+    ) -> dict[str, int]:
         tz = ctx.settings.timezone
         alerted: dict[datetime, list[RuleRow]] = {}
-        fresh, recent = [], False
+        fresh: list[RuleRow] = []
         interval = timedelta(minutes=ctx.settings.alert_min_interval_minutes)
+        if complete:
+            self.alerted.clear()
+            self.held.clear()
         for row in rows:
+            key = (row.rule.name, row.record_id)
+            self.held.discard(key)
             text = row.get(_field(row.rule))
             when = parse_time(text, tz)
             if when is not None:
                 alerted.setdefault(when, []).append(row)
-                recent = recent or when + _rounding(text) > now - interval
-            elif not text.strip() and needs_alert(row):
-                fresh.append(row)
-        self.verified &= alerted.keys()  # what left the window needs no memory
-        if ctx.settings.graph_can_read_sent and self._recover(ctx, alerted, now):
-            return {"alert_resent": 1}  # one digest a cycle: the new problems wait
+                self.alerted[key] = when + _rounding(text)
+            else:
+                self.alerted.pop(key, None)
+                if not text.strip() and needs_alert(row):
+                    fresh.append(row)
+        # Records alerted within the interval, seen now or at an earlier cycle (a probe sees only
+        # the records that changed).
+        recent = any(when > now - interval for when in self.alerted.values())
+        if complete:
+            self.verified &= alerted.keys()  # what left the window needs no memory
+            if ctx.settings.graph_can_read_sent and self._recover(ctx, alerted, now):
+                self.held |= {(row.rule.name, row.record_id) for row in fresh}
+                return {"alert_resent": 1}  # one digest a cycle: the new problems wait
         if recent or not fresh:
+            self.held |= {(row.rule.name, row.record_id) for row in fresh}
             return {}
         when, claimed = _claim(ctx, fresh, now)
         if claimed and _send(ctx, claimed, when, unclaim=True):

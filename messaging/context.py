@@ -15,11 +15,11 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from common.clock import Clock, clock_for
-from common.errors import ProjectCheckError
+from common.errors import ConfigError, ProjectCheckError
 from common.graph_client import GraphMailer
 from common.project import Layout, load_layout
 from common.redcap_client import RedcapClient
@@ -27,13 +27,15 @@ from common.runner import CycleResult, run_service
 from common.settings import Settings
 from common.twilio_client import SmsGateway
 from messaging.checks import needs, survey_checks
+from messaging.probes import Watch
 from messaging.rules import Rules
 from messaging.rules_file import rules_for
 
 
 @dataclass
 class Context:
-    """Everything a cycle needs, built once at startup; services hold no other state."""
+    """Everything a cycle needs, built once at startup; services hold no other state (the
+    ``watch`` is memory of what to ask REDCap, never pipeline state)."""
 
     settings: Settings
     rules: Rules
@@ -44,6 +46,9 @@ class Context:
     sms: SmsGateway | None = None
     mail: GraphMailer | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("redcap_relay"))
+    # The service's in-memory schedule of change probes and sweeps (messaging.probes): lost
+    # with the process, which then starts with a sweep.
+    watch: Watch = field(default_factory=Watch)
 
     def stamp(self, field_name: str, moment: datetime | None = None) -> str:
         """Now (or ``moment``) as ``field_name`` stores it, in TIMEZONE."""
@@ -74,7 +79,7 @@ def build_context(
     client = RedcapClient(
         settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
     )
-    layout = load_layout(client, settings, needs(rules))
+    layout = load_layout(client, settings, needs(rules, settings))
     if needs_survey:
         for survey in survey_checks(client, settings, layout, rules):
             if not survey.ok:
@@ -102,10 +107,13 @@ def serve(
     needs_mail: bool = False,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     start: Callable[[Context, argparse.Namespace], str] | None = None,
+    probes: bool = False,
 ) -> int:
     """Run the service ``name`` (``python -m services.<name>``) until it stops; its exit code.
     ``description`` is its module docstring (``--help`` shows the first paragraph). The needs are
-    :func:`build_context`'s; ``start`` is the runner's (it names the lock)."""
+    :func:`build_context`'s; ``start`` is the runner's (it names the lock). ``probes``: the
+    service asks REDCap through change probes and sweeps (:mod:`messaging.probes`), so a
+    ``--once`` run may be ``--sweep`` or ``--probe --window-minutes N``."""
     build = partial(
         build_context,
         needs_twilio=needs_twilio,
@@ -115,6 +123,67 @@ def serve(
     )
     first = (description or "").strip().split("\n\n")[0].replace("``", "")
     summary = " ".join(first.split())
+    if probes:
+        add_arguments, start = _with_probe_flags(add_arguments, start)
     return run_service(
         name, summary, argv, run_once, build, add_arguments=add_arguments, start=start
     )
+
+
+def _with_probe_flags(
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None,
+    start: Callable[[Context, argparse.Namespace], str] | None,
+) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[Context, argparse.Namespace], str]]:
+    """``--sweep`` and ``--probe --window-minutes N`` for ``--once`` runs (CronJobs, timers),
+    which keep no schedule between runs: a probe of the last N minutes' changes, and a sweep
+    every SWEEP_MINUTES (a ``--probe`` run on such a minute sweeps; see docs/SCALING.md)."""
+
+    def adding(parser: argparse.ArgumentParser) -> None:
+        if add_arguments:
+            add_arguments(parser)
+        kind = parser.add_mutually_exclusive_group()
+        kind.add_argument(
+            "--sweep", action="store_true", help="with --once: a full export (what is due now)"
+        )
+        kind.add_argument(
+            "--probe",
+            action="store_true",
+            help="with --once: only the records REDCap logged a change of in the last "
+            "--window-minutes (the run's schedule interval)",
+        )
+        parser.add_argument("--window-minutes", type=float, default=None, help="see --probe")
+
+    def starting(ctx: Context, args: argparse.Namespace) -> str:
+        _plan_once(ctx, args)
+        return start(ctx, args) if start else ""
+
+    return adding, starting
+
+
+def _plan_once(ctx: Context, args: argparse.Namespace) -> None:
+    window = args.window_minutes
+    if (args.sweep or args.probe) and not args.once:
+        raise ConfigError("--sweep and --probe go with --once (a loop sweeps and probes itself)")
+    if args.probe and (window is None or not 0 < window <= 24 * 60):
+        raise ConfigError(
+            "--probe needs --window-minutes N (1 to 1440): the minutes between two --once "
+            "--probe runs, e.g. --window-minutes 1 for a CronJob every minute"
+        )
+    if window is not None and not args.probe:
+        raise ConfigError("--window-minutes goes with --once --probe")
+    every = ctx.settings.sweep_minutes
+    # One schedule for both (a CronJob every minute): the probe run that starts on a multiple of
+    # SWEEP_MINUTES (counted from the epoch, so at :00, :15, :30, :45 by default) sweeps.
+    on_the_sweep = (
+        bool(every) and int(ctx.clock.now().timestamp() // 60) % max(round(every), 1) == 0
+    )
+    if args.sweep or (args.probe and on_the_sweep):
+        ctx.watch.mode = "sweep"
+    elif args.probe:
+        asked = ctx.redcap.answered_at()  # REDCap's clock, at the project check just made
+        if asked is None:
+            ctx.log.warning("REDCap sent no Date header: this --probe run is a full sweep")
+            ctx.watch.mode = "sweep"
+            return
+        ctx.watch.mode, ctx.watch.asked_at = "probe", asked
+        ctx.watch.window = timedelta(minutes=window)

@@ -70,6 +70,7 @@ KEYS = (
     "email_html",
     "replies",
     "reply_within_hours",
+    "check_every_cycle",
     "answer_<answer>",
 )
 REPLY_WINDOW_HOURS = 72.0  # reply_within_hours' default: a reply later than this answers nothing
@@ -105,6 +106,9 @@ class Rule:
     answer_of: str = ""
     reply_field: str = ""
     to_field: str = ""
+    # `when` is checked on every record each cycle, not only at sweeps (messaging.probes): for
+    # logic that turns true with time alone (today, now) and must not wait up to SWEEP_MINUTES.
+    check_every_cycle: bool = False
 
     @property
     def messages(self) -> int:
@@ -295,6 +299,16 @@ class Trigger(Protocol):
 
     @property
     def fields(self) -> TriggerFields: ...
+
+
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+_CLOCK_WORDS = re.compile(r"\b(today|now)\b", re.IGNORECASE)
+
+
+def time_dependent(logic: str) -> bool:
+    """Whether REDCap ``logic`` reads the clock (``'today'``, ``'now'``, as in ``datediff``): it
+    can turn true with no change in REDCap's log, so no change probe sees it."""
+    return bool(_CLOCK_WORDS.search(_BRACKETS.sub("", logic)))
 
 
 # -- auto-answers -------------------------------------------------------------------------------

@@ -4,8 +4,11 @@ and gives study IDs.
 For the built-in rule that is "registration complete" (today's behaviour); for a RULES_FILE, each
 rule's ``when``, and each study ID rule's (``[[assign]]``: the record gets its ID, see
 :mod:`messaging.assign`; the detector then holds the project's ``assign`` lock). One cycle is one
-filtered REDCap export for all rules together and, when there is something new, one batched
-import per rule. The runaway guard refuses to touch more than ``MAX_NEW_PER_CYCLE`` records for
+filtered REDCap export for all rules together (a sweep every SWEEP_MINUTES; between sweeps a
+change probe of the records changed since the last cycle, :mod:`messaging.probes`) and, when
+there is something new, one batched import per rule. A rule whose ``when`` reads the clock
+(``today``, ``now``) is found true at sweeps, or every cycle with ``check_every_cycle = true``.
+The runaway guard refuses to touch more than ``MAX_NEW_PER_CYCLE`` records for
 one rule at once: that many usually means a rule was added to (or the pipeline pointed at) a
 project with history and ``admin baseline`` was never run.
 """
@@ -31,9 +34,12 @@ def run_once(ctx: Context) -> CycleResult:
     limit = ctx.settings.max_new_per_cycle
     rules = {rule.name: rule for rule in ctx.rules.written}
     ids = {rule.name: rule for rule in ctx.rules.assign}
-    for name, new in newly_true(ctx, ctx.rules.triggers).items():
+    for name, new in newly_true(ctx, ctx.rules.triggers, ctx.watch).items():
         if len(new) > limit:
             result.add("held_by_runaway_guard", len(new))
+            now = ctx.clock.now()
+            for record in new:  # unmarked, so unchanged: the next probes ask about them again
+                ctx.watch.note(name, record, now)
             what = "new registrations" if name == BUILTIN else f"records newly matching rule {name}"
             baseline = "baseline" if name == BUILTIN else f"baseline --rule {name}"
             result.problem = (
@@ -68,7 +74,15 @@ def start(ctx: Context, args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return serve("registration_detector", __doc__, argv, run_once, needs_twilio=False, start=start)
+    return serve(
+        "registration_detector",
+        __doc__,
+        argv,
+        run_once,
+        needs_twilio=False,
+        start=start,
+        probes=True,
+    )
 
 
 if __name__ == "__main__":

@@ -169,6 +169,34 @@ class StoredRecord:
     changed_at: list[datetime] = field(default_factory=list)  # server-local naive times
 
 
+class FilterWork:
+    """Rows REDCap evaluated, per record export: what the project's server spent on a request.
+
+    REDCap selects the records first (``records``, then ``dateRangeBegin``/``End`` from its log,
+    both by SQL) and then reads and tests ``filterLogic`` on every row of those records, one by
+    one in PHP; that per-row work is what grows with a project. Each export adds one entry to
+    :attr:`per_request` (the rows it evaluated, or read when it has no filter), so a benchmark or
+    a test can say what its polling cost REDCap. Thread-safe; :meth:`reset` starts over.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.per_request: list[int] = []
+
+    def add(self, rows: int) -> None:
+        with self._lock:
+            self.per_request.append(rows)
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.per_request)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.per_request = []
+
+
 @dataclass
 class Project:
     """A whole simulated REDCap project. ``lock`` guards ``records`` across request threads."""
@@ -202,6 +230,7 @@ class Project:
     production_time: str = ""
     project_language: str = "English"
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    filter_work: FilterWork = field(default_factory=FilterWork, repr=False)
 
     # -- metadata lookups ------------------------------------------------------------------
     @property

@@ -74,11 +74,14 @@ def export_rows(
         logic = parse_filter(project, request.filter_logic)
         facts = FieldFacts(project)
         rows: list[dict[str, str | int]] = []
+        evaluated = 0
         for stored in _records(project, request, now):
             for slot in _slots(project, layout, stored, events):
+                evaluated += 1
                 if logic is not None and not matches(project, logic, stored, slot, now, facts):
                     continue
                 rows.append(_render(project, layout, request, stored, slot))
+        project.filter_work.add(evaluated)
         return rows
 
 

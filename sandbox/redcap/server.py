@@ -6,7 +6,8 @@
 
 The server is a :class:`sandbox.httpserver.SimServer`, so ``sim.server.faults`` injects
 failures (match on ``{"content": ..., "action": ...}``) and ``sim.server.stats`` counts requests
-and bytes per content/action.
+and bytes per content/action. ``sim.project.filter_work`` counts the rows each record export
+evaluated (what REDCap's PHP spends on a request, which grows with the rows it reads).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from common.settings import Settings
 from common.twilio_client import SmsGateway
 from messaging.checks import NOT_SURVEY_FIX, SURVEY_FIX, needs, survey_checks
 from messaging.claims import host_id, other_hosts
-from messaging.rules import Rule, Rules
+from messaging.rules import Rule, Rules, time_dependent
 from messaging.rules_file import rules_for
 from messaging.samples import mail_samples, samples
 from messaging.templates import LocalizedTemplates
@@ -102,6 +102,7 @@ def command_check(env_file: str | None, environ: Mapping[str, str] | None = None
         _graph_checks(settings, out)
     out.add(template_checks(settings, rules))
     out.add(reply_checks(settings, rules))
+    out.add(clock_logic_checks(settings, rules))
     out.add(golive.consent(settings, rules, layout.metadata if layout else None))
     if rules.sends_sms:
         out.add(golive.reply_words(settings, rules))
@@ -152,6 +153,45 @@ def reply_checks(settings: Settings, rules: Rules) -> list[Check]:
                     f"{settings.reply_lookback_hours:g} hours are never read; raise "
                     f"REPLY_LOOKBACK_HOURS to {rule.reply_within_hours:g}, or shorten the window",
                     warning=True,
+                )
+            )
+    return checks
+
+
+def clock_logic_checks(settings: Settings, rules: Rules) -> list[Check]:
+    """Each rule whose logic reads the clock (``today``, ``now``) and the latency that follows:
+    such logic turns true with no change in REDCap's log, which the change probes between sweeps
+    read (messaging.probes)."""
+    checks = []
+    sweep = settings.sweep_minutes
+    poll = settings.poll_interval_seconds
+    for rule in rules.triggers:
+        if not time_dependent(rule.when):
+            continue
+        if not sweep:
+            detail = "its when reads the clock; SWEEP_MINUTES=0: every cycle is a full export"
+        elif getattr(rule, "check_every_cycle", False):
+            detail = (
+                f"its when reads the clock and check_every_cycle = true: found within "
+                f"POLL_INTERVAL_SECONDS={poll:g} s, at the cost of REDCap evaluating it on every "
+                "record each cycle"
+            )
+        else:
+            detail = (
+                f"its when reads the clock (today/now), which no change in REDCap's log shows: "
+                f"it is found at the next sweep, up to SWEEP_MINUTES={sweep:g} min after it turns "
+                "true. If that is too late, set check_every_cycle = true in the rule (REDCap "
+                "then evaluates it on every record each cycle)"
+            )
+        checks.append(Check(f"timing {rule.name}", True, detail))
+    for message_rule in rules.written:
+        if time_dependent(message_rule.stop_when):
+            checks.append(
+                Check(
+                    f"timing {message_rule.name}",
+                    True,
+                    "its stop_when reads the clock: REDCap is asked just before each send, so "
+                    "it holds no latency",
                 )
             )
     return checks
@@ -219,7 +259,7 @@ def _redcap_checks(settings: Settings, rules: Rules, out: Checklist) -> Layout |
         settings.redcap_api_url, settings.redcap_api_token, settings.http_timeout_seconds
     )
     try:
-        layout, checks = inspect(client, settings, needs(rules))
+        layout, checks = inspect(client, settings, needs(rules, settings))
     except RelayError as exc:
         fix = "check REDCAP_API_URL and REDCAP_API_TOKEN"
         out.add([Check("REDCap", False, str(exc), fix)], exit_code(exc))
