@@ -22,10 +22,10 @@ import redcap.request
 import requests
 from redcap.project import Project
 from redcap.request import RedcapError
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from common.errors import ConfigError, RedcapBanned, RedcapRejected, RedcapUnavailable
+from common.http_bounds import AnswerBounds, mount_bounded
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,14 @@ _RETRY_STATUSES = (500, 502, 503, 504)
 
 
 # The Date header of REDCap's last answer (REDCap's clock), noted by the session's hook. PyCap
-# keeps one session per process, so one note per process; only ``admin check`` reads it.
+# keeps one session per process, so one note per process; ``admin check`` reads it, and change
+# probes take the window of the next probe from it (REDCap's clock, not ours).
 _last_date: list[datetime] = []
+
+
+class _NotRedcap(requests.RequestException):
+    """The API's address answered with a web page: something in front of REDCap (a proxy, a
+    firewall, a login portal), not REDCap, whatever the status said."""
 
 
 def _raise_for_status(response: requests.Response, *args: object, **kwargs: object) -> None:
@@ -44,14 +50,26 @@ def _raise_for_status(response: requests.Response, *args: object, **kwargs: obje
             _last_date[:] = [parsedate_to_datetime(date).astimezone(UTC)]
         except (TypeError, ValueError):
             _last_date.clear()
+    # REDCap answers JSON, CSV, XML or a bare value, never an HTML document (its survey links
+    # come as text/html, so the body is what tells). A 404 page stays a wrong REDCAP_API_URL;
+    # a 429 stays the ban it is.
+    if response.status_code not in (404, 429) and is_html(response.content):
+        raise _NotRedcap(response=response)
     response.raise_for_status()
+
+
+def is_html(body: bytes) -> bool:
+    """True when ``body`` is an HTML document (a page meant for a browser)."""
+    head = body[:256].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
 
 
 _raise_for_status.redcap_relay = True  # type: ignore[attr-defined]
 
 
-def configure_session(retries: int, backoff: float = 0.5) -> None:
-    """Set PyCap's shared session up once per process: status hook and bounded retries."""
+def configure_session(retries: int, bounds: AnswerBounds, backoff: float = 0.5) -> None:
+    """Set PyCap's shared session up once per process: status hook, bounded retries, and every
+    answer bounded in time and size (:mod:`common.http_bounds`)."""
     session = redcap.request._session
     hooks = session.hooks.setdefault("response", [])
     if not any(getattr(hook, "redcap_relay", False) for hook in hooks):
@@ -69,16 +87,14 @@ def configure_session(retries: int, backoff: float = 0.5) -> None:
         respect_retry_after_header=False,
         raise_on_status=False,
     )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    mount_bounded(session, bounds, max_retries=retry)
 
 
 class RedcapClient:
     """The REDCap calls redcap-relay makes, each translated into our errors."""
 
     def __init__(self, url: str, token: str, timeout: float, retries: int = 3) -> None:
-        configure_session(retries)
+        configure_session(retries, AnswerBounds.for_timeout(timeout))
         self._project = Project(url, token, timeout=(min(timeout, 10.0), timeout))
 
     # -- project description ----------------------------------------------------------------
@@ -105,6 +121,16 @@ class RedcapClient:
                 return None
             raise
 
+    def repeating_forms(self) -> list[dict[str, str]]:
+        """The repeating instruments and events ([] when the project has none: REDCap answers
+        that with an error, §5 ``repeatingFormsEvents``)."""
+        try:
+            return self._rows(self._call(self._project.export_repeating_instruments_events))
+        except RedcapRejected as exc:
+            if "does not contain any repeating" in str(exc):
+                return []
+            raise
+
     def events(self) -> list[dict[str, str]]:
         return self._rows(self._call(self._project.export_events))
 
@@ -115,8 +141,15 @@ class RedcapClient:
         filter_logic: str = "",
         records: Sequence[str] | None = None,
         events: Sequence[str] | None = None,
+        changed_since: datetime | None = None,
+        instances: bool = False,
     ) -> list[dict[str, str]]:
-        """Flat raw rows with only ``fields``, filtered server-side."""
+        """Flat raw rows with only ``fields``, filtered server-side; with ``changed_since`` (a
+        naive time in REDCap's zone) only records REDCap logged a change of since then
+        (``dateRangeBegin``, inclusive). The rows of repeating instruments' instances (a
+        conversation log's, a study's own) only with ``instances``: every other reader wants a
+        record's own rows, and the reference does not say whether REDCap sends instance rows
+        for fields off their instrument."""
         rows = self._call(
             self._project.export_records,
             fields=list(fields),
@@ -124,11 +157,13 @@ class RedcapClient:
             events=list(events) if events else None,
             filter_logic=filter_logic or None,
             raw_or_label="raw",
+            date_begin=changed_since,
         )
-        return [{k: str(v) for k, v in row.items()} for row in self._rows(rows)]
+        return _own(self._rows(rows), instances)
 
     def report(self, report_id: str) -> list[dict[str, str]]:
-        """The rows of a saved report (its columns and filter, as the team set it up), raw.
+        """The rows of a saved report (its columns and filter, as the team set it up), raw; a
+        record's own rows, as :meth:`export` gives them.
         ConfigError when the project has no such report (REDCap answers 403 for it)."""
         try:
             rows = self._call(
@@ -141,7 +176,7 @@ class RedcapClient:
                     "My Reports & Exports page shows"
                 ) from None
             raise
-        return [{k: str(v) for k, v in row.items()} for row in self._rows(rows)]
+        return _own(self._rows(rows), instances=False)
 
     def import_rows(self, rows: Sequence[Mapping[str, str]], overwrite: bool = False) -> int:
         """Write only the fields given; ``overwrite`` lets a blank erase a stored value.
@@ -174,6 +209,12 @@ class RedcapClient:
         self._call(self._project.export_version)
         return _last_date[0] if _last_date else None
 
+    @staticmethod
+    def answered_at() -> datetime | None:
+        """REDCap's clock (UTC) at its last answer to this process, from its ``Date`` header;
+        None before any answer or when it sent none."""
+        return _last_date[0] if _last_date else None
+
     def next_record_name(self) -> str:
         """REDCap's next record name (the highest numeric record name + 1): one tiny request."""
         return str(self._call(self._project.generate_next_record_name)).strip()
@@ -191,11 +232,23 @@ class RedcapClient:
             return method(*args, **kwargs)
         except requests.HTTPError as exc:
             raise _translate_http(exc) from None
+        except _NotRedcap as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            raise RedcapUnavailable(
+                f"REDCAP_API_URL answered HTTP {status} with a web page, not REDCap's API (a "
+                "proxy, firewall or login page in between)"
+            ) from None
         except (requests.ConnectionError, requests.Timeout):
             raise RedcapUnavailable(
-                "REDCap did not answer (connection failed or timed out after retries)"
+                "REDCap did not answer in time (connection failed, timed out or too slow, after "
+                "retries)"
             ) from None
+        except requests.JSONDecodeError:
+            raise RedcapUnavailable("REDCap's answer was not the JSON asked for") from None
         except RedcapError as exc:
+            if type(exc) is not RedcapError:  # requests' own: a cut-off or undecodable answer
+                raise RedcapUnavailable("REDCap's answer could not be read (cut off?)") from None
+            # PyCap's: REDCap's error message in a 200 answer
             raise RedcapRejected(_error_text(exc.args[0] if exc.args else exc)) from None
 
     @staticmethod
@@ -254,6 +307,15 @@ def _record_errors(text: str) -> dict[str, list[str]]:
             record, field, _value, message = row
             errors.setdefault(record, []).append(f"{field}: {message}")
     return errors
+
+
+def _own(rows: Sequence[Mapping[str, Any]], instances: bool) -> list[dict[str, str]]:
+    """Rows as text, without repeating instruments' instances unless ``instances``."""
+    return [
+        {k: str(v) for k, v in row.items()}
+        for row in rows
+        if instances or not row.get("redcap_repeat_instrument")
+    ]
 
 
 def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

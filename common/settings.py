@@ -38,13 +38,15 @@ DEFAULT_TEMPLATE = "Thank you for registering. Please complete your next survey:
 # use this share of REDCap's per-minute limit, leaving the rest to the other services and to
 # people using the project.
 REDCAP_REQUESTS_PER_MESSAGE = 1.5
-# Each e-mail is claimed and recorded alone: a link, the claim's two reads, a claim, a result.
-REDCAP_REQUESTS_PER_LONE_EMAIL = 5.0
+# An e-mail costs a link and its launch (the import of its id, with the outcomes so far), plus
+# its share of the chunk's claim, two reads and result import.
+REDCAP_REQUESTS_PER_EMAIL = 2.5
 REDCAP_SHARE = 0.8
 # Upper bounds: far beyond any study's need, and well inside what timedelta can hold.
 MINUTES_A_YEAR = 366 * 24 * 60
 HOURS_A_YEAR = 366 * 24
 SECONDS_A_DAY = 24 * 3600
+MINUTES_A_DAY = 24 * 60
 _TOKEN = re.compile(r"[0-9A-Fa-f]{32}")
 
 
@@ -106,6 +108,7 @@ class Settings:
     sms_template: str  # the built-in rule's template, checked as it is built
     sms_delay_minutes: float
     poll_interval_seconds: float
+    sweep_minutes: float  # 0: every cycle a full export (no change probes)
     sms_max_per_second: float
     redcap_max_per_minute: int
     sms_max_attempts: int
@@ -113,6 +116,7 @@ class Settings:
     max_new_per_cycle: int
     quiet_hours: QuietHours | None
     timezone: ZoneInfo
+    redcap_timezone: ZoneInfo  # REDCap's server zone: the one its log (dateRange) speaks
     sms_allowed_numbers: frozenset[str] | None
     email_fields: tuple[str, ...]
     email_allowed_addresses: tuple[str, ...] | None
@@ -121,6 +125,7 @@ class Settings:
     alert_min_interval_minutes: float
     report_email_to: tuple[str, ...]
     reply_lookback_hours: float
+    conversation_log: bool
     dry_run: bool
     delivery_check_max_hours: float
     sms_claim_timeout_seconds: float
@@ -204,6 +209,7 @@ class Settings:
             poll_interval_seconds=r.number(
                 "POLL_INTERVAL_SECONDS", 10, minimum=0.1, maximum=SECONDS_A_DAY
             ),
+            sweep_minutes=r.number("SWEEP_MINUTES", 15, minimum=0, maximum=MINUTES_A_DAY),
             sms_max_per_second=r.number("SMS_MAX_PER_SECOND", 1, minimum=0.01, maximum=100),
             redcap_max_per_minute=r.integer(
                 "REDCAP_MAX_PER_MINUTE", default=600, minimum=60, maximum=1_000_000
@@ -215,6 +221,11 @@ class Settings:
             ),
             quiet_hours=parse_quiet_hours(r.text("QUIET_HOURS", default="")),
             timezone=tz,
+            redcap_timezone=(
+                parse_zone(zone, env, "REDCAP_TIMEZONE")
+                if (zone := r.text("REDCAP_TIMEZONE", default=""))
+                else tz
+            ),
             sms_allowed_numbers=parse_allowed(allowed, region) if allowed else None,
             email_fields=r.field_list("EMAIL_FIELDS", DEFAULT_EMAIL_FIELDS),
             email_allowed_addresses=(
@@ -235,6 +246,7 @@ class Settings:
             reply_lookback_hours=r.number(
                 "REPLY_LOOKBACK_HOURS", 72, minimum=1, maximum=HOURS_A_YEAR
             ),
+            conversation_log=r.boolean("CONVERSATION_LOG"),
             dry_run=r.boolean("DRY_RUN"),
             delivery_check_max_hours=r.number(
                 "DELIVERY_CHECK_MAX_HOURS", 72, minimum=0.01, maximum=HOURS_A_YEAR
@@ -322,7 +334,7 @@ class Settings:
                 f"past its limit); use at most {fastest:.2g}, or raise REDCAP_MAX_PER_MINUTE if "
                 "your REDCap administrator set a higher limit"
             )
-        per_mail = REDCAP_REQUESTS_PER_LONE_EMAIL
+        per_mail = REDCAP_REQUESTS_PER_EMAIL
         if self.email_max_per_minute * per_mail > budget:
             fastest = budget / per_mail
             raise ConfigError(

@@ -21,6 +21,7 @@ from common.field_types import Kind
 from common.project import Check, Layout, Needs
 from common.redcap_client import RedcapClient
 from common.settings import Settings
+from messaging import thread
 from messaging.ids import AssignRule
 from messaging.replies import OPT_OUT_KINDS, RECORD_KINDS
 from messaging.rules import Rule, Rules, Trigger, survey_setting
@@ -36,13 +37,17 @@ RULES_FIX = (
 )
 
 
-def needs(rules: Rules) -> Needs:
-    """What ``rules`` need of the project, for :func:`common.project.inspect`."""
+def needs(rules: Rules, settings: Settings | None = None) -> Needs:
+    """What ``rules`` need of the project, for :func:`common.project.inspect` (and with
+    CONVERSATION_LOG on, the log's repeating instrument in REDCAP_EVENT)."""
+    log_event = None
+    if settings is not None and settings.conversation_log:
+        log_event = settings.redcap_event or ""
     return Needs(
         sms=rules.sends_sms,
         email=rules.sends_email,
         opt_out_fields=tuple(OPT_OUT_KINDS),
-        rule_checks=partial(rule_checks, rules=rules),
+        rule_checks=partial(rule_checks, rules=rules, log_event=log_event),
     )
 
 
@@ -53,8 +58,10 @@ def rule_checks(
     record_id_field: str,
     *,
     rules: Rules,
+    log_event: str | None = None,
 ) -> list[Check]:
-    """Every rule's checks; ``forms_by_event`` is None on classic projects."""
+    """Every rule's checks, and the conversation log's when ``log_event`` is not None (its
+    event; "" on classic projects); ``forms_by_event`` is None on classic projects."""
     checks: list[Check] = []
     for rule in rules.every:
         title = "pipeline fields" if rule.builtin else f"rule {rule.name}"
@@ -77,7 +84,57 @@ def rule_checks(
         checks.append(_assign_check(client, ids, meta, forms_by_event, record_id_field))
     if rules.replying:
         checks.append(_opt_out_check(meta))
+    if log_event is not None:
+        checks.append(_conversation_check(client, meta, forms_by_event, log_event))
     return checks
+
+
+def _conversation_check(
+    client: RedcapClient,
+    meta: Mapping[str, Mapping[str, str]],
+    forms_by_event: Mapping[str, Set[str]] | None,
+    event: str,
+) -> Check:
+    """CONVERSATION_LOG=1: the log's fields exist in a shape that stores what we write, its
+    instrument is designated for REDCAP_EVENT and repeating there."""
+    title = "conversation log"
+    problems = []
+    kinds = {**thread.KINDS, **thread.RECORD_KINDS}
+    for name, kind in kinds.items():
+        row = meta.get(name)
+        if row is None:
+            problems.append(f"{name} missing")
+        elif problem := field_types.problem(name, kind, row, thread.CODES.get(name, ())):
+            problems.append(problem)
+        elif name in thread.KINDS and row.get("form_name") != thread.FORM:
+            problems.append(f"{name} is on {row.get('form_name')!r}, not on {thread.FORM}")
+    if problems:
+        fix = (
+            "with CONVERSATION_LOG=1, run '.venv/bin/python -m services.admin instrument > "
+            "relay.csv' and upload it in REDCap's Data Dictionary page (or set CONVERSATION_LOG=0)"
+        )
+        return Check(title, False, "; ".join(problems), fix)
+    if forms_by_event is not None and thread.FORM not in forms_by_event.get(event, ()):
+        return Check(
+            title,
+            False,
+            f"instrument {thread.FORM} is not designated for {event}",
+            "designate it in REDCap's Define My Events page",
+        )
+    repeating = {
+        (row.get("event_name", ""), row.get("form_name", "")) for row in client.repeating_forms()
+    }
+    if (event if forms_by_event is not None else "", thread.FORM) not in repeating:
+        where = f" in event {event}" if forms_by_event is not None else ""
+        return Check(
+            title,
+            False,
+            f"instrument {thread.FORM} is not a repeating instrument{where}",
+            "in Project Setup, 'Repeating instruments and events', tick "
+            f"{thread.FORM}{where} (or set CONVERSATION_LOG=0)",
+        )
+    where = f" in {event}" if forms_by_event is not None else ""
+    return Check(title, True, f"{thread.FORM} repeating{where}")
 
 
 def _opt_out_check(meta: Mapping[str, Mapping[str, str]]) -> Check:

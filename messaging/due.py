@@ -42,6 +42,7 @@ from common.field_types import WITH_SECONDS, WITHOUT_SECONDS
 from common.pipeline import SETTLED, Status
 from messaging.alerts import ALERT_STATUSES, window
 from messaging.context import Context
+from messaging.probes import Watch
 from messaging.records import (
     RuleRow,
     any_of,
@@ -54,6 +55,7 @@ from messaging.records import (
 )
 from messaging.replies import OPTED_OUT
 from messaging.rules import Rule, Trigger
+from messaging.thread import STAFF_FIELDS, STAFF_LOGIC
 
 # A daylight-saving change moves local time by an hour; minute-only fields lose up to a minute.
 MARGIN = timedelta(minutes=61)
@@ -65,18 +67,38 @@ def new_logic(ctx: Context, rule: Trigger) -> str:
     return f"({rule.when}) and {ref(ctx, rule, rule.fields.status)} = ''"
 
 
-def newly_true(ctx: Context, rules: Sequence[Trigger]) -> dict[str, list[str]]:
+def newly_true(
+    ctx: Context, rules: Sequence[Trigger], watch: Watch | None = None
+) -> dict[str, list[str]]:
     """Per rule name, the records whose ``when`` holds and whose status is blank (rules of
     either kind: message rules and study ID rules share the one export).
 
     The export spans every event: a rule's own event may hold no data for a record yet (REDCap
     exports no row for it), while the row where ``when`` holds is elsewhere. The filter does
     all the choosing (the rule's status is event-qualified), so any row names a candidate.
+
+    With a ``watch`` the export is this cycle's sweep or change probe (:mod:`messaging.probes`);
+    on a probe, the rules that ask for it (``check_every_cycle``) are also asked about every
+    record, in one more export.
     """
     key = ctx.layout.record_id_field
     classic = ctx.layout.event is None  # one row per record: its statuses come along
     fields = [key, *(rule.fields.status for rule in rules)] if classic else [key]
-    rows = ctx.redcap.export(fields, any_of([new_logic(ctx, rule) for rule in rules]))
+    logic = any_of([new_logic(ctx, rule) for rule in rules])
+    if watch is None:
+        rows = ctx.redcap.export(fields, logic)
+    else:
+
+        def export(since: datetime | None, records: Sequence[str] | None) -> list[dict[str, str]]:
+            return ctx.redcap.export(fields, logic, records=records, changed_since=since)
+
+        plan = watch.plan(ctx.settings, ctx.clock.now())
+        rows = watch.fetch(ctx.redcap, plan, export, key)
+        always = [rule for rule in rules if getattr(rule, "check_every_cycle", False)]
+        if always and not plan.sweep:
+            seen = {row[key] for row in rows}
+            extra = ctx.redcap.export(fields, any_of([new_logic(ctx, rule) for rule in always]))
+            rows += [row for row in extra if row[key] not in seen]
     candidates = list(dict.fromkeys(row[key] for row in rows))
     if not candidates:
         return {}
@@ -102,25 +124,66 @@ class RuleWork:
     sending: list[RuleRow] = field(default_factory=list)
     due: list[RuleRow] = field(default_factory=list)
     waiting: list[RuleRow] = field(default_factory=list)
+    later: list[RuleRow] = field(default_factory=list)  # waiting past MARGIN: a sweep's horizon
     expired: list[RuleRow] = field(default_factory=list)
 
 
-def work(ctx: Context, now: datetime) -> tuple[list[dict[str, str]], list[RuleWork]]:
+def work(
+    ctx: Context, now: datetime, watch: Watch | None = None
+) -> tuple[list[dict[str, str]], list[RuleWork]]:
     """The sender's one export (every rule, auto-answers included; the rows staff alerts read,
-    see the module docstring) and each rule's rows in it, sorted."""
+    see the module docstring) and each rule's rows in it, sorted.
+
+    With a ``watch`` the export is this cycle's sweep or probe (:mod:`messaging.probes`): the
+    rules' times are written for its horizon, the alerts' for ``now`` (their window shrinks as
+    time passes; the digests remember it, :class:`messaging.alerts.Digests`). Without one it is
+    a full export at ``now``.
+    """
     rules = ctx.rules.every
-    parts = [_rule_logic(ctx, rule, now) for rule in rules]
+    plan = watch.plan(ctx.settings, now) if watch is not None else None
+    ahead = plan.horizon if plan is not None else now
+    parts = [_rule_logic(ctx, rule, ahead) for rule in rules]
     if ctx.settings.alert_email_to:
         parts += [_alert_logic(ctx, rule, now) for rule in rules]
-    raw = ctx.redcap.export(
-        export_fields(ctx, rules), any_of(parts), events=export_events(ctx, rules)
-    )
+    fields, events = export_fields(ctx, rules), export_events(ctx, rules)
+    if ctx.settings.conversation_log:  # staff messages to send (messaging.staff), in REDCAP_EVENT
+        parts.append(STAFF_LOGIC)
+        fields = [*fields, *STAFF_FIELDS]
+        events = export_events(ctx, rules, home=True)
+    logic = any_of(parts)
+
+    def export(since: datetime | None, records: Sequence[str] | None) -> list[dict[str, str]]:
+        return ctx.redcap.export(
+            fields, logic, records=records, events=events, changed_since=since, instances=True
+        )
+
+    if watch is None or plan is None:
+        raw = export(None, None)
+    else:
+        raw = watch.fetch(ctx.redcap, plan, export, ctx.layout.record_id_field)
     found = []
     for rule in rules:
         rows = rows_for(ctx, rule, raw)
         if rows:
             found.append(_sort(ctx, rule, rows, now))
+    if watch is not None:
+        _schedule(watch, found, now, ctx.settings.timezone)
     return raw, found
+
+
+def _schedule(watch: Watch, found: Sequence[RuleWork], now: datetime, tz: ZoneInfo) -> None:
+    """What the next probes must ask about again: waiting rows when they fall due, claims to
+    reconcile at once. Rows due now are written by whatever this cycle does with them (sent,
+    claimed, cancelled, expired: logged changes the next probe sees); the sender notes the ones
+    it holds back itself (:meth:`Watch.note`)."""
+    for item in found:
+        name = item.rule.name
+        for row in item.sending:
+            watch.note(name, row.record_id, now)
+        for row in [*item.waiting, *item.later]:
+            due = due_at(row, tz)
+            if due is not None:
+                watch.note(name, row.record_id, due)
 
 
 def _rule_logic(ctx: Context, rule: Rule, now: datetime) -> str:
@@ -179,6 +242,8 @@ def _sort(ctx: Context, rule: Rule, rows: Sequence[RuleRow], now: datetime) -> R
         # Instants, not wall clocks: Python compares times of one zone as wall-clock times.
         if expiry is not None and now.astimezone(UTC) >= expiry.astimezone(UTC):
             found.expired.append(row)
+        elif due is not None and now.astimezone(UTC) + MARGIN < due.astimezone(UTC):
+            found.later.append(row)  # not what a filter at now would have named
         elif due is None or now.astimezone(UTC) < due.astimezone(UTC):
             found.waiting.append(row)
         else:

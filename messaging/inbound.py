@@ -38,7 +38,10 @@ SID, newest first, the lookback window's worth) on each record texted at that nu
 import as the reply it made and the auto-answer it queued, one import for all the records of a
 number: a crash leaves either all of it or none. A text is done when a record texted at its
 number notes its SID (or, on a record from before that field existed, holds a reply recorded at
-or after it). A record whose auto-answer is being sent (``sending``) waits for the next cycle.
+or after it). A text from a number a message is being sent to (claimed, outcome not yet
+recorded: the sender crashed, or REDCap went down, after Twilio took it) waits until that message
+is recorded, since it may be what the text answers; so does a record whose auto-answer is being
+sent.
 Texts that concern no record are remembered in memory only (restarts re-read them, harmlessly).
 
 **Cost.** Idle: one Twilio list request; a REDCap export only when the window holds texts not
@@ -58,6 +61,7 @@ from common.errors import RedcapRejected
 from common.pipeline import Status
 from common.redcap_client import chunked
 from common.twilio_client import MessageInfo
+from messaging import conversation
 from messaging.context import Context
 from messaging.records import RuleRow, any_of, export_events, ref, rows_for
 from messaging.replies import (
@@ -72,6 +76,7 @@ from messaging.replies import (
     keyword,
 )
 from messaging.rules import Rule
+from messaging.thread import IN, WAITING, Entry
 
 NUMBERS_TTL = timedelta(minutes=15)  # how long the Messaging Service's numbers are trusted
 IMPORT_ROWS = 20  # rows per import; the records of one number always travel together
@@ -111,6 +116,7 @@ class Record:
     busy: bool = False  # an auto-answer of it is being sent: leave it to the next cycle
     home: dict[str, str] = field(default_factory=dict)  # its REDCAP_EVENT values to write
     rules: dict[str, dict[str, str]] = field(default_factory=dict)  # rule name -> values
+    log: list[Entry] = field(default_factory=list)  # texts for its conversation log
 
     def holds(self, sid: str, when: datetime) -> bool:
         if sid in self.read:
@@ -130,6 +136,9 @@ class Book:
     records: dict[str, Record] = field(default_factory=dict)
     questions: dict[str, list[Sent]] = field(default_factory=dict)  # number -> open messages
     texted: dict[str, set[str]] = field(default_factory=dict)  # number -> records, any rule
+    # Numbers a message is being sent to (claimed, its outcome not yet recorded): a text from
+    # one may answer that message, which the book cannot see yet.
+    in_flight: set[str] = field(default_factory=set)
 
     def done(self, message: MessageInfo, number: str) -> bool:
         """Recorded already: a record texted at ``number`` holds it."""
@@ -146,6 +155,7 @@ class Book:
             self.questions.setdefault(number, []).extend(s for s in sent if s.key not in known)
         for number, ids in other.texted.items():
             self.texted.setdefault(number, set()).update(ids)
+        self.in_flight |= other.in_flight
 
 
 @dataclass(frozen=True)
@@ -242,7 +252,7 @@ class Poller:
                 continue
             outcome = _read(ctx, book, message, number, since)
             if outcome.startswith("ignored_") and not book.texted.get(number):
-                self.ignored.add(message.sid)
+                self.ignored.add(message.sid)  # (a number in flight is never ignored)
             _count(counts, outcome)
         _count(counts, "refused", _write(ctx, book))
         return counts
@@ -296,8 +306,10 @@ def book_of(ctx: Context, raw: Sequence[Mapping[str, str]]) -> Book:
         for row in rows_for(ctx, rule, raw):
             record = book.records[row.record_id]
             to = row.get(f.to)
-            if rule.answer_of and row.status == Status.SENDING:
-                record.busy = True
+            if row.status == Status.SENDING:
+                record.busy = bool(rule.answer_of) or record.busy
+                if to:
+                    book.in_flight.add(to)
             if not to or row.status not in WENT:
                 continue
             book.texted.setdefault(to, set()).add(row.record_id)
@@ -323,6 +335,9 @@ def _read(ctx: Context, book: Book, message: MessageInfo, number: str, since: da
     texted = [book.records[rid] for rid in sorted(book.texted.get(number, ()))]
     opted_out = any(record.opted_out for record in texted)
     said = keyword(message.body, opted_out)
+    if number in book.in_flight:
+        # The message being sent may be the one this text answers: decide once it is recorded.
+        return "waiting_send_in_flight"
     verdict = attribute(book, message, number)
     targets = [book.records[s.row.record_id] for s in verdict.targets]
     if any(record.busy for record in [*targets, *texted]):
@@ -344,6 +359,7 @@ def _read(ctx: Context, book: Book, message: MessageInfo, number: str, since: da
         )
     for record in texted:
         _note_read(record, message, when, since)
+    _log_rest(texted, message, when, said)
     if said in (OPTED_OUT, OPTED_IN) and texted and outcome != "recorded":
         return said  # counted as what it did: every record at the number opted out (or in)
     return outcome
@@ -368,6 +384,7 @@ def _answer(
         clear = rule.replies.is_answer(meaning)
         opting = meaning in (OPTED_OUT, OPTED_IN) and not rule.replies.is_answer(current)
         if meaning == current or not (clear or opting):
+            _log(record, message, when, meaning, rule.name)
             return "kept_answer"
     _reply(ctx, record, sent, message, when, meaning)
     return "recorded"
@@ -378,9 +395,7 @@ def _reply(
 ) -> None:
     """Record ``meaning`` as the reply to ``sent``, and queue (or supersede) its auto-answer."""
     rule, f = sent.row.rule, sent.row.rule.fields
-    text = message.body or (
-        f"(MMS: {message.num_media} media, no text)" if message.num_media else ""
-    )
+    text = _text(message)
     values = {
         f.reply: meaning,
         f.reply_at: ctx.stamp(f.reply_at, when),
@@ -423,6 +438,7 @@ def _reply(
                 )
     record.rules[rule.name] = {**earlier, **values}
     record.replies[rule.name] = (meaning, when)
+    _log(record, message, when, meaning, rule.name)
     ctx.log.info(
         "record=%s rule=%s reply recorded: %s%s",
         record.record_id,
@@ -461,6 +477,32 @@ def _note_read(record: Record, message: MessageInfo, when: datetime, since: date
     record.home[REPLIES_READ] = "\n".join(lines)
 
 
+def _log(record: Record, message: MessageInfo, when: datetime, meaning: str, rule: str) -> None:
+    """The text for the record's conversation log, read as ``meaning``, answering ``rule``."""
+    if any(entry.sid == message.sid for entry in record.log):
+        return
+    text = _text(message)
+    entry = Entry(
+        message.sid, IN, when, rule=rule, status="received", text=text, answer=meaning,
+        ambiguous=meaning == AMBIGUOUS,
+    )  # fmt: skip
+    record.log.append(entry)
+
+
+def _log_rest(
+    texted: Sequence[Record], message: MessageInfo, when: datetime, said: str | None
+) -> None:
+    """A text no message took (after a window, to a rule without replies...) goes on the log of
+    the record texted at its number, or of each of several, marked ambiguous; STOP and START,
+    which change every record there, on each. A text a message took stays on that record."""
+    taken = any(entry.sid == message.sid for record in texted for entry in record.log)
+    if taken and said not in (OPTED_OUT, OPTED_IN):
+        return
+    for record in texted:
+        meaning = said if said in KEYWORD_MEANINGS else (AMBIGUOUS if len(texted) > 1 else "")
+        _log(record, message, when, meaning or "", "")
+
+
 def _warn(ctx: Context, what: str, sent: Iterable[Sent]) -> None:
     where = ", ".join(f"record {s.row.record_id} rule {s.row.rule.name}" for s in sent)
     ctx.log.warning("%s %s; a person decides (admin status lists them)", what, where)
@@ -469,12 +511,20 @@ def _warn(ctx: Context, what: str, sent: Iterable[Sent]) -> None:
 # -- writing -------------------------------------------------------------------------------------
 def _write(ctx: Context, book: Book) -> int:
     """Each number's records in one import (their replies, auto-answers, opt-outs and replies
-    read together: all or nothing), several numbers' to an import; the records REDCap refused."""
+    read together: all or nothing), several numbers' to an import, with the texts' entries of the
+    conversation log; the records REDCap refused."""
+    logged = conversation.plan(ctx, {rid: r.log for rid, r in book.records.items() if r.log})
+    for rid, mark in logged.waiting.items():
+        book.records[rid].home[WAITING] = mark
     groups = [
-        [row for rid in group for row in _rows(ctx, book.records[rid], ctx.rules.every)]
+        [
+            row
+            for rid in group
+            for row in [*_rows(ctx, book.records[rid], ctx.rules.every), *logged.rows.get(rid, [])]
+        ]
         for group in _groups(book)
     ]
-    refused = 0
+    refused: set[str] = set()
     for batch in _batches(groups):
         try:
             # overwrite: a blank erases (the opt-out lifted, a previous answer's error).
@@ -486,8 +536,10 @@ def _write(ctx: Context, book: Book) -> int:
                 except RedcapRejected as exc:
                     ids = sorted({row[ctx.layout.record_id_field] for row in rows})
                     ctx.log.error("replies of records %s refused by REDCap: %s", ids, exc)
-                    refused += len(ids)
-    return refused
+                    refused.update(ids)
+    logged.placed = [p for p in logged.placed if p[0] not in refused]
+    conversation.confirm(ctx, logged)
+    return len(refused)
 
 
 def _groups(book: Book) -> list[list[str]]:
@@ -537,6 +589,13 @@ def _batches(groups: Sequence[list[dict[str, str]]]) -> Iterable[list[list[dict[
 
 
 # -- small pieces --------------------------------------------------------------------------------
+def _text(message: MessageInfo) -> str:
+    """What a text says, as REDCap keeps it (a picture message without words says so)."""
+    return message.body or (
+        f"(MMS: {message.num_media} media, no text)" if message.num_media else ""
+    )
+
+
 def _when(message: MessageInfo) -> datetime:
     return message.date_sent or message.date_created or datetime.min.replace(tzinfo=UTC)
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from common.field_types import Kind
 from common.pipeline import Status
+from messaging import thread
 from messaging.ids import AssignRule, AssignStatus
 from messaging.replies import OPT_OUT, OPT_OUT_AT, OPT_SID, RECORD_KINDS, REPLIES_READ
 from messaging.rules import RULES_FORM, Rule, Rules
@@ -130,9 +131,52 @@ ASSIGN_STATUS_LABELS = {
 }
 
 
-def instrument_csv(rules: Rules) -> str:
-    """Every rule's fields (auto-answer companions included, then the study ID rules') and, when
-    a rule takes replies, the record's opt-out fields."""
+# The conversation log (messaging.conversation): field -> (label, field note, choices).
+CONVERSATION_LABELS = {
+    thread.DIRECTION: ("Direction", "", "out, To the participant | in, From the participant"),
+    thread.RULE: ("Rule", "the rule that sent it, or whose message it answers", ""),
+    thread.CHANNEL: ("Channel", "sms or email", ""),
+    thread.AT: ("Sent or received at", TIME_NOTE + "; Twilio's time for SMS", ""),
+    thread.SID: (
+        "Message id",
+        "Twilio SID, or an e-mail's x-redcap-relay-id; one instance per id",
+        "",
+    ),
+    thread.STATUS: (
+        "Status",
+        "sms_sent, then delivered, undelivered, failed...; sent_email; received",
+        "",
+    ),
+    thread.TEXT: ("Text", "as sent or as the participant wrote it", ""),
+    thread.ANSWER: (
+        "Read as",
+        "the answer the reply was read as (unclear, opted_out...); blank: free text",
+        "",
+    ),
+    thread.AMBIGUOUS: (
+        "Ambiguous (shared phone)",
+        "1: it may answer another record's message too",
+        "0, No | 1, Yes",
+    ),
+    thread.SEND: (
+        "Send this text to the participant",
+        "staff: type the Text, tick this and save; redcap-relay sends it once (SMS)",
+        "1, Send",
+    ),
+    thread.CLAIM: ("Claim token of the sender sending it", "set by redcap-relay", ""),
+    thread.TO: ("Number texted (E.164)", "set by redcap-relay", ""),
+    thread.ERROR: ("Why it was not sent", "set by redcap-relay: skipped or failed, and why", ""),
+}
+WAITING_LABEL = (
+    "Oldest text waiting for a person",
+    "Set by the reply poller (unclear or free text); blank it once answered",
+)
+
+
+def instrument_csv(rules: Rules, conversation_log: bool = False) -> str:
+    """Every rule's fields (auto-answer companions included, then the study ID rules'), when
+    a rule takes replies the record's opt-out fields, and with ``conversation_log`` the
+    repeating instrument of the conversation log and the record's waiting mark."""
     lines = [_csv_line(HEADER)]
     for rule in rules.every:
         lines += [_csv_line(row) for row in _rows(rule)]
@@ -140,7 +184,35 @@ def instrument_csv(rules: Rules) -> str:
         lines += [_csv_line(row) for row in _assign_rows(ids)]
     if rules.replying:
         lines += [_csv_line(row) for row in _opt_out_rows()]
+    if conversation_log:
+        lines += [_csv_line(row) for row in _conversation_rows()]
     return "".join(lines)
+
+
+def _conversation_rows() -> list[tuple[str, ...]]:
+    label, note = WAITING_LABEL
+    rows: list[tuple[str, ...]] = [
+        (thread.WAITING, RULES_FORM, "Conversation (set by the reply poller)", "text",
+         label, "", note, "datetime_seconds_ymd", "", "", "", "", "", "", "", "", "", "")
+    ]  # fmt: skip
+    for number, (name, kind) in enumerate(thread.KINDS.items()):
+        label, note, choices = CONVERSATION_LABELS[name]
+        header = (
+            "Message (one instance per message; set by redcap-relay; make this instrument "
+            "repeating)"
+            if number == 0
+            else ""
+        )
+        field_type = "dropdown" if kind is Kind.CHOICE else "text"
+        if name in (thread.TEXT, thread.ERROR):
+            field_type = "notes"
+        validation = "datetime_seconds_ymd" if kind is Kind.TIME else ""
+        identifier = "y" if name in (thread.TEXT, thread.TO) else ""
+        rows.append(
+            (name, thread.FORM, header, field_type, label, choices, note, validation,
+             "", "", identifier, "", "", "", "", "", "", "")
+        )  # fmt: skip
+    return rows
 
 
 def _opt_out_rows() -> list[tuple[str, ...]]:

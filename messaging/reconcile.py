@@ -22,8 +22,9 @@ it late under load, and a claim cannot tell whether its sendMail left), so it is
 every cycle for EMAIL_SENT_ITEMS_GRACE_MINUTES after the claim went stale, then the claim is
 ``needs_review`` with the header id to search for. Without Sent Items a stale e-mail claim goes
 to ``needs_review`` at once. An e-mail is never sent again on the strength of a missing copy;
-only the sender itself, which knows its sendMail never reached Graph (a 429, no connection, no
-token), gives a claim back (:mod:`messaging.send`).
+only a claim that provably never reached Graph goes back: one the sender gave back itself (a
+429, no connection, no token), or one without a mail id (the sender writes it just before the
+sendMail, :mod:`messaging.send`), which counts as an interruption like an unsent SMS.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from common.errors import GraphUnavailable, PermanentError, TwilioUnavailable
 from common.graph_client import MESSAGE_ID_HEADER
 from common.pipeline import Status
 from common.twilio_client import MessageInfo
+from messaging import conversation
 from messaging.claims import CLAIM_SLOW, settle
 from messaging.context import Context
 from messaging.records import (
@@ -50,7 +52,8 @@ from messaging.records import (
     survey_links,
     values_row,
 )
-from messaging.rules import EMAIL
+from messaging.rules import EMAIL, SMS
+from messaging.thread import OUT, Entry
 
 
 def reconcile(ctx: Context, rows: Sequence[RuleRow]) -> dict[str, int]:
@@ -76,12 +79,14 @@ def reconcile(ctx: Context, rows: Sequence[RuleRow]) -> dict[str, int]:
     if not rule.fields.ref and rule.survey:  # the built-in rule matches on the survey link
         links = survey_links(ctx, rule, [row.record_id for row, _ in stale])
     out: list[dict[str, str]] = []
+    logged: dict[str, list[Entry]] = {}  # messages found sent, for the conversation log
     for row, claimed in stale:
         if row.rule.fields.channel and row.get(row.rule.fields.channel) == EMAIL:
-            outcome = _settle_mail(ctx, row, claimed, out)
+            outcome = _settle_mail(ctx, row, claimed, out, logged)
         else:
-            outcome = _settle(ctx, row, claimed, links.get(row.record_id), out)
+            outcome = _settle(ctx, row, claimed, links.get(row.record_id), out, logged)
         counts[outcome] = counts.get(outcome, 0) + 1
+    conversation.log_sent(ctx, logged)  # before the outcomes (an entry is found by its id)
     left = settle(ctx, rule, [row for row, _ in stale], out)
     if left:
         counts["left_to_another_sender"] = len(left)
@@ -101,6 +106,7 @@ def _settle(
     since: datetime | None,
     link: str | PermanentError | None,
     out: list[dict[str, str]],
+    logged: dict[str, list[Entry]],
 ) -> str:
     assert ctx.sms is not None
     f, name = row.rule.fields, row.rule.name
@@ -122,6 +128,9 @@ def _settle(
     if mine:
         message = min(mine, key=lambda m: m.date_created or since)
         out.append(sent_row(ctx, row, message))
+        at = message.date_created or since
+        entry = Entry(message.sid, OUT, at, SMS, name, Status.SMS_SENT, message.body)
+        logged.setdefault(rid, []).append(entry)
         logs.transition(
             ctx.log, rid, Status.SENDING, Status.SMS_SENT, to=to, reason="reconciled", rule=name
         )
@@ -130,10 +139,16 @@ def _settle(
 
 
 def _settle_mail(
-    ctx: Context, row: RuleRow, since: datetime | None, out: list[dict[str, str]]
+    ctx: Context,
+    row: RuleRow,
+    since: datetime | None,
+    out: list[dict[str, str]],
+    logged: dict[str, list[Entry]],
 ) -> str:
     f, name = row.rule.fields, row.rule.name
     rid, to, ref = row.record_id, row.get(f.email_to), row.get(f.ref)
+    if f.ref and not ref and since is not None:
+        return _not_sent(ctx, row, out)  # claimed, never launched: no sendMail was made
     if since is None or not to or not ref:
         return _review(ctx, row, "the claim lacks its time, address or mail id", out)
     if not ctx.settings.graph_can_read_sent or ctx.mail is None:
@@ -155,6 +170,8 @@ def _settle_mail(
         return "waiting"
     if found is not None:
         out.append(mailed_row(ctx, row, found.sent_at))
+        at = found.sent_at or since
+        logged.setdefault(rid, []).append(Entry(ref, OUT, at, EMAIL, name, Status.SENT_EMAIL))
         logs.transition(
             ctx.log, rid, Status.SENDING, Status.SENT_EMAIL, to=to, reason="reconciled",
             rule=name,

@@ -127,12 +127,14 @@ def address_fields(ctx: Context, rules: Iterable[Rule]) -> list[str]:
 
 
 def rows_for(ctx: Context, rule: Rule, raw: Iterable[Mapping[str, str]]) -> list[RuleRow]:
-    """The exported rows that hold ``rule``'s fields (its event, on longitudinal projects)."""
+    """The exported rows that hold ``rule``'s fields (its event, on longitudinal projects; never
+    a repeating instrument's instance)."""
     key, event = ctx.layout.record_id_field, ctx.layout.event_for(rule.event)
     return [
         RuleRow(rule, r[key], dict(r))
         for r in raw
-        if event is None or r.get("redcap_event_name") == event
+        if (event is None or r.get("redcap_event_name") == event)
+        and not r.get("redcap_repeat_instrument")  # a conversation log instance, not the rule's
     ]
 
 

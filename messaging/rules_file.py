@@ -239,6 +239,7 @@ def _parse(table: Mapping[str, Any], where: str, default_event: str, alerts: boo
         repeat=repeat,
         every_minutes=every,
         read=tuple(dict.fromkeys(reads)),
+        check_every_cycle=read.flag("check_every_cycle"),
     )
 
 
@@ -441,6 +442,12 @@ class _Reader:
                 f"{self._where}: {key} = {value} must be from {minimum:g} to {maximum:g}"
             )
         return float(value)
+
+    def flag(self, key: str) -> bool:
+        value = self._table.get(key, False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self._where}: {key} must be true or false (no quotes)")
+        return value
 
     def integer(self, key: str, minimum: int, maximum: int) -> int:
         value = self._table.get(key, 0)

@@ -12,10 +12,10 @@ backlog never fires all its survey-link requests at once):
 2. **claim**: one import sets the rule's ``R_status`` to ``sending``, the claim time, the number
    (``R_sms_to``) or address (``R_email_to``) and ``R_channel``, attempts + 1, a claim token
    (``R_sms_claim``) and (file rules) ``R_sms_ref``, what reconciliation matches on: the SMS
-   body's fingerprint, or the id the mail carries in its ``x-redcap-relay-id`` header. The claim
-   is read before and after, CLAIM_SETTLE_SECONDS apart, so that a sender on another host can
-   never send the same message (:mod:`messaging.claims`). SMS are claimed together; each e-mail
-   alone, just before its send.
+   body's fingerprint, or the id the mail carries in its ``x-redcap-relay-id`` header (written
+   only when the mail is launched, one at a time, just before its sendMail). The claim is read
+   before and after, CLAIM_SETTLE_SECONDS apart, so that a sender on another host can never
+   send the same message (:mod:`messaging.claims`).
 3. **send**: one Twilio create or Graph sendMail per record, paced per channel
    (:mod:`messaging.pacing`).
 4. **record**: one import with each outcome (``sms_sent`` + SID, or ``sent_email``, with
@@ -57,6 +57,7 @@ from common.errors import (
 from common.pipeline import SETTLED, Status
 from common.redcap_client import chunked
 from common.writes import MESSAGE_LIMIT
+from messaging import conversation
 from messaging.claims import CLAIM_SLOW, take
 from messaging.context import Context
 from messaging.due import due_at
@@ -78,6 +79,7 @@ from messaging.records import (
 from messaging.replies import OPT_OUT, OPT_OUT_AT, OPTED_OUT
 from messaging.rules import EMAIL, SMS
 from messaging.templates import MAX_BODY, MAX_EMAIL
+from messaging.thread import OUT, Entry
 
 CHUNK = 10  # records prepared, claimed and sent together
 UNSUBSCRIBED = "21610"  # Twilio: the recipient has replied STOP to this number
@@ -342,13 +344,11 @@ def _dry_run(ctx: Context, rows: Sequence[RuleRow], result: Sent) -> None:
 
 # -- 2. claim -----------------------------------------------------------------------------------
 def _claim_groups(ready: Sequence[_Prepared]) -> list[list[_Prepared]]:
-    """How a prepared chunk is claimed: its SMS together (Twilio's list settles a crash), each
-    e-mail alone just before it is sent. A missing Sent Items copy proves nothing, so an e-mail
-    claim a crash leaves is never resent (:mod:`messaging.reconcile`): claimed alone, a crash
-    leaves at most one e-mail for a person to check, not a chunk."""
+    """A prepared chunk is claimed per channel: its SMS together, its e-mails together. An
+    e-mail's claim holds no mail id until the mail is launched (:func:`_send_batch`)."""
     sms = [p for p in ready if p.channel == SMS]
-    mail = [[p] for p in ready if p.channel == EMAIL]
-    return ([sms] if sms else []) + mail
+    mail = [p for p in ready if p.channel == EMAIL]
+    return [group for group in (sms, mail) if group]
 
 
 def _claim(ctx: Context, batch: Sequence[_Prepared], result: Sent) -> list[_Prepared]:
@@ -373,7 +373,9 @@ def _claim(ctx: Context, batch: Sequence[_Prepared], result: Sent) -> list[_Prep
         if p.row.status in SETTLED:
             values[f.interrupted] = ""  # the next message of a series counts afresh
         if f.ref:
-            values[f.ref] = p.ref
+            # An e-mail's id is written only when it is launched, just before its sendMail: a
+            # claim without one provably never reached Graph (reconciliation gives it back).
+            values[f.ref] = "" if p.channel == EMAIL else p.ref
         if f.channel and f.email_to:
             values[f.channel] = p.channel
             values[f.email_to] = p.to if p.channel == EMAIL else ""
@@ -410,11 +412,17 @@ def _send_batch(
 ) -> None:
     """Send each claimed record (one rule, one channel) and record every outcome in one import.
     Stops early (and un-claims the rest) on a stop request or when Twilio or Graph is
-    struggling."""
+    struggling.
+
+    E-mails are launched one by one: just before each sendMail one import writes its mail id
+    (``R_sms_ref``) together with the outcomes so far. A missing Sent Items copy proves nothing,
+    so a launched mail a crash leaves is never resent (:mod:`messaging.reconcile`); launched
+    one at a time, a crash leaves at most one mail for a person to check, never a chunk."""
     if not claimed:
         return
     rule = claimed[0].row.rule
     rows: list[dict[str, str]] = []
+    logged: dict[str, list[Entry]] = {}  # the messages sent, for the conversation log
     pending = list(claimed)
     auth_error: ConfigError | None = None
     opted_out: list[str] = []
@@ -423,7 +431,9 @@ def _send_batch(
         p = pending.pop(0)
         try:
             with pacers.for_channel(p.channel).paced():
-                done = _deliver(ctx, p)
+                if p.channel == EMAIL and not _launched(ctx, p, rows, logged):
+                    continue
+                done, entry = _deliver(ctx, p)
         except PermanentError as exc:  # Twilio or Graph refused this one message
             if exc.code == UNSUBSCRIBED and ctx.layout.opt_out:
                 status = Status.SKIPPED
@@ -454,6 +464,7 @@ def _send_batch(
         else:
             outages.worked(p.channel)
             rows.append(done)
+            logged.setdefault(p.row.record_id, []).append(entry)
             new = Status.SENT_EMAIL if p.channel == EMAIL else Status.SMS_SENT
             logs.transition(ctx.log, p.row.record_id, Status.SENDING, new, to=p.to, rule=rule.name)
             result.counts["sent"] += 1
@@ -461,6 +472,7 @@ def _send_batch(
             rows.extend(_unclaim(ctx, rest) for rest in pending)
             pending = []
     result.trouble = result.trouble or trouble
+    conversation.log_sent(ctx, logged)
     write(ctx, rule, rows)
     if opted_out:
         _record_opt_out(ctx, opted_out)
@@ -468,14 +480,44 @@ def _send_batch(
         raise auth_error
 
 
-def _deliver(ctx: Context, p: _Prepared) -> dict[str, str]:
-    """Hand one message to Twilio or Graph; the row recording that it was accepted."""
+def _launched(
+    ctx: Context, p: _Prepared, rows: list[dict[str, str]], logged: dict[str, list[Entry]]
+) -> bool:
+    """Write ``p``'s mail id with the outcomes in ``rows`` (emptied; their log entries in
+    ``logged`` first), in one import, before its sendMail; False if REDCap refused it (the
+    claim, without an id, is given back later)."""
+    f = p.row.rule.fields
+    if not f.ref:
+        return True
+    conversation.log_sent(ctx, logged)
+    launch = values_row(ctx, p.row, {f.ref: p.mail_id})
+    refused = write(ctx, p.row.rule, [*rows, launch])
+    rows.clear()
+    if p.row.record_id in refused:
+        ctx.log.warning(
+            "record=%s rule=%s REDCap refused the mail's id; not sent, the claim is reconciled",
+            p.row.record_id, p.row.rule.name,
+        )  # fmt: skip
+        return False
+    return True
+
+
+def _deliver(ctx: Context, p: _Prepared) -> tuple[dict[str, str], Entry]:
+    """Hand one message to Twilio or Graph; the row recording that it was accepted, and its
+    entry for the conversation log."""
+    rule = p.row.rule.name
     if p.channel == EMAIL:
         assert ctx.mail is not None
         ctx.mail.send(p.to, p.subject, p.body, p.html, message_id=p.mail_id)
-        return mailed_row(ctx, p.row)
+        text = f"{p.subject}\n\n{p.body}"
+        entry = Entry(p.mail_id, OUT, ctx.clock.now(), EMAIL, rule, Status.SENT_EMAIL, text)
+        return mailed_row(ctx, p.row), entry
     assert ctx.sms is not None
-    return sent_row(ctx, p.row, ctx.sms.send(p.to, p.body))
+    message = ctx.sms.send(p.to, p.body)
+    at = message.date_created or ctx.clock.now()
+    return sent_row(ctx, p.row, message), Entry(
+        message.sid, OUT, at, SMS, rule, Status.SMS_SENT, p.body
+    )
 
 
 def _outcome_unknown(ctx: Context, p: _Prepared, reason: str) -> dict[str, str]:

@@ -7,13 +7,16 @@ answered; a visit reminder 24 hours before a visit that takes YES / NO replies, 
 auto-answers; the recruitment case: a study ID for whoever screening found eligible, from one of
 two groups, then an e-mail invitation with a Bookings link carrying it, and a notice for whoever
 is not), their fields added as uploading ``admin instrument``'s CSV would, and staff alerts on
-(``ALERT_EMAIL_TO``). Shows a PyCap export, baselines three pre-go-live registrations, runs the
+(``ALERT_EMAIL_TO``) and the conversation log (``CONVERSATION_LOG``). Shows a PyCap export,
+baselines three pre-go-live registrations, runs the
 detector, sender, checker and reply poller as real processes in loop mode while participants
 register with their screening (some answer the survey once their welcome arrives; staff book
 three visits just over a day ahead; once all their messages have settled, the three with a visit
-text back NO, SÍ and STOP through the Twilio simulator), then stops them with SIGTERM, shows the
+text back NO, SÍ and STOP through the Twilio simulator; then one asks a question no rule can
+read, and staff answer it from REDCap), then stops them with SIGTERM, shows the
 study IDs REDCap holds, an invitation's link and the notice, what REDCap holds for the replies
-(meanings, never the numbers or the texts) and the auto-answers, mails the weekly report (``admin
+(meanings, never the numbers or the texts) and the auto-answers, one participant's conversation
+as REDCap exports it (the participant's own texts left out), mails the weekly report (``admin
 report --email``), lists what the Microsoft mailbox sent (recipients masked) and prints ``admin
 status``. Only the settings make it fast: no code here moves a clock.
 """
@@ -75,6 +78,11 @@ VISITS = {"4": "1", "5": "2", "6": "1"}  # booked at registration, language 1 En
 # demo says it (the text itself, like the number, is PHI: only REDCap keeps it).
 REPLIES = {"4": ("NO", "a NO"), "5": ("Sí", "a YES, in Spanish"), "6": ("STOP", "STOP")}
 LANGUAGES = {"1": "English", "2": "Español"}
+# Once the replies are in, participant 4 texts a question no rule can read; a coordinator answers
+# it from REDCap (a new relay_message instance, "send" ticked).
+ASKS, QUESTION = "4", "Could we do Thursday instead?"
+STAFF_ANSWER = "Yes, Thursday at 10:00 works. See you then! - The study team"
+CONVERSE_SECONDS = 30.0  # for the question to be read, and for the answer to go
 NO_ADDRESS = ("10",)  # registered without an e-mail address
 # What screening found: the group (1 healthy volunteer, 2 patient), "" for not eligible.
 SCREENING = {"4": "1", "5": "2", "6": "1", "7": "2", "8": "1", "9": "", "10": "1", "11": "2"}
@@ -121,10 +129,12 @@ def enroll(project: Project, clock: SimClock, person: Participant) -> None:
 
 def run(python: str = sys.executable) -> int:
     rules = load_study(RULES_FILE, default_event="", alerts=True)
-    project = add_rule_fields(build_demo_project(), rules)
+    project = add_rule_fields(build_demo_project(), rules, conversation_log=True)
     with Sandbox(project) as box, tempfile.TemporaryDirectory() as tmp:
         redcap, twilio, clock = box.redcap, box.twilio, box.clock
-        env = box.settings(LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE), **ALERTS, **REPORT)
+        env = box.settings(
+            LOCK_DIR=tmp, RULES_FILE=str(RULES_FILE), CONVERSATION_LOG="1", **ALERTS, **REPORT
+        )
         env_file = Path(tmp) / ".env.sandbox"
         write_env(env_file, env)
         tz = ZoneInfo(env["TIMEZONE"])
@@ -155,6 +165,8 @@ def run(python: str = sys.executable) -> int:
         try:
             done = play(project, clock, twilio, tz, pycap, rules)
             if done:
+                done = converse(project, clock, twilio)
+            if done:
                 wait_for_digest(box.microsoft.sent)
         finally:
             stop_all(procs)
@@ -163,6 +175,7 @@ def run(python: str = sys.executable) -> int:
             print(f"== visit reminder to participant {record_id}: {twilio.message(sid)['body']}")
         show_ids(pycap, box.microsoft.sent())
         show_replies(pycap, twilio)
+        show_thread(pycap, ASKS)
         print("== .venv/bin/python -m services.admin report --email")
         subprocess.run([*admin, "report", "--email", "--env-file", str(env_file)], timeout=60)
         show_mailbox(box.microsoft.sent())
@@ -221,8 +234,76 @@ def play(
         replied = set(field_values(project, "visit_reply")) >= set(REPLIES)
         if not waiting and not answering and not replying and replied and not open_:
             return True
-        time.sleep(0.5)
+        # The demo's own export above counts against REDCap's 600 requests a minute too.
+        time.sleep(1.0)
     return False
+
+
+def converse(project: Project, clock: SimClock, twilio: TwilioSim) -> bool:
+    """Participant ASKS texts a question; once the reply poller has logged it (the record waits
+    for a person), staff type an answer into a new instance of the record's thread and tick
+    send, as REDCap's form would save it; True once the sender has sent it."""
+    to = field_values(project, "visit_sms_to")[ASKS]
+    twilio.inject_inbound(to, twilio.from_number, QUESTION)
+    print(f"== participant {ASKS} texts a question no rule can read")
+    if not _wait(lambda: ASKS in field_values(project, "relay_conversation_waiting")):
+        return False
+    print(f"== REDCap: record {ASKS} waits for a person (relay_conversation_waiting)")
+    number = max(_instances(project, ASKS), default=0) + 1
+    row: dict[str, object] = {
+        project.record_id_field: ASKS,
+        "redcap_repeat_instrument": "relay_message",
+        "redcap_repeat_instance": str(number),
+        "msg_text": STAFF_ANSWER,
+        "msg_send": "1",
+    }
+    import_rows(project, [row], overwrite=False, date_format="YMD", now=clock.local_naive())
+    print(f"== staff answer in REDCap: a new relay_message instance ({number}), send ticked")
+
+    def answered() -> bool:
+        return _instances(project, ASKS).get(number, {}).get("msg_status") == "sms_sent"
+
+    return _wait(answered)
+
+
+def _instances(project: Project, record_id: str) -> dict[int, dict[str, str]]:
+    with project.lock:
+        slots = project.records[record_id].slots.items()
+        return {s[2]: dict(v) for s, v in slots if s[1] == "relay_message" and s[2] is not None}
+
+
+def _wait(done: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + CONVERSE_SECONDS
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def show_thread(pycap: PyCapProject, record_id: str) -> None:
+    """The record's conversation as REDCap exports it (PyCap): what we sent, in full; what the
+    participant wrote stays in REDCap (its length is shown)."""
+    rows = [
+        row
+        for row in pycap.export_records(records=[record_id])
+        if row["redcap_repeat_instrument"] == "relay_message"
+    ]
+    waiting = pycap.export_records(records=[record_id], fields=["relay_conversation_waiting"])
+    print(f"== record {record_id}'s conversation (PyCap export of relay_message, in order):")
+    for row in sorted(rows, key=lambda r: int(r["redcap_repeat_instance"])):
+        head = f"== thread #{row['redcap_repeat_instance']} {row['msg_at']}"
+        if row["msg_direction"] == "in":
+            read = row["msg_answer"] or "free text"
+            print(
+                f"{head} from the participant, read as {read} ({len(row['msg_text'])} characters)"
+            )
+        else:
+            lines = row["msg_text"].splitlines() or [""]
+            text = lines[0] + (" [...]" if len(lines) > 1 else "")  # an e-mail: its subject
+            print(f"{head} {row['msg_rule'] or '?'}, {row['msg_status']}: {text}")
+    still = any(row.get("relay_conversation_waiting") for row in waiting)
+    print(f"== relay_conversation_waiting: {'set' if still else 'blank (answered)'}")
 
 
 def show_ids(pycap: PyCapProject, mails: Sequence[SentMail]) -> None:
@@ -339,11 +420,12 @@ def field_values(project: Project, name: str, only: str | None = None) -> dict[s
     """Record id -> the non-blank value of ``name`` (only those equal to ``only``, if given)."""
     with project.lock:
         found = {
-            record_id: values.get(name, "")
+            record_id: values[name]
             for record_id, record in project.records.items()
             for values in record.slots.values()
+            if values.get(name)  # the slot holding it (not a conversation log instance)
         }
-    return {r: v for r, v in found.items() if v and (only is None or v == only)}
+    return {r: v for r, v in found.items() if only is None or v == only}
 
 
 def unsettled(pycap: PyCapProject, rules: Rules) -> list[str]:

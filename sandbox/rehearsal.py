@@ -31,11 +31,12 @@ from common.errors import ConfigError, ProjectCheckError, RelayError
 from common.project import Layout, load_layout
 from common.redcap_client import RedcapClient
 from common.settings import Settings, read_env_file
+from messaging import thread
 from messaging.checks import needs
 from messaging.context import build_context
 from messaging.due import newly_true
 from messaging.instrument import instrument_csv
-from messaging.rules import Rule, Rules, survey_setting
+from messaging.rules import RULES_FORM, Rule, Rules, survey_setting
 from messaging.rules_file import rules_for
 from sandbox.clock import SimClock
 from sandbox.participants import Participant, Registration, store
@@ -90,7 +91,7 @@ def prepare(
     rules = rules_for(settings)
     notes = add_rules(box.project, settings, rules)
     try:
-        layout = load_layout(client, settings, needs(rules))
+        layout = load_layout(client, settings, needs(rules, settings))
     except ProjectCheckError:
         raise
     except RelayError as exc:
@@ -176,17 +177,22 @@ def rehearse_registrations(
 
 
 def add_rules(project: Project, settings: Settings, rules: Rules) -> list[str]:
-    """The RULES_FILE's rules' fields, added to the rehearsal copy where it lacks them; a note
-    naming them, since the real project needs them uploaded too."""
-    if not settings.rules_file:
+    """The RULES_FILE's rules' fields (and with CONVERSATION_LOG=1 the log's instrument), added
+    to the rehearsal copy where it lacks them; a note naming them, since the real project needs
+    them uploaded too."""
+    log = settings.conversation_log
+    if not settings.rules_file and not log:
         return []
     with project.lock:
-        missing = [r.name for r in rules.written if project.field(r.fields.status) is None]
-        add_rule_fields(project, rules)
+        names = [r.name for r in rules.written if project.field(r.fields.status) is None]
+        missing = [f"rule(s) {', '.join(names)}"] if names and settings.rules_file else []
+        if log and project.field(thread.SID) is None:
+            missing.append(f"the conversation log ({thread.FORM}, made repeating)")
+        add_rule_fields(project, rules, conversation_log=log, event=settings.redcap_event or "")
     if not missing:
         return []
     return [
-        f"added the fields of rule(s) {', '.join(missing)} to this copy of the project (upload "
+        f"added the fields of {', '.join(missing)} to this copy of the project (upload "
         "the output of `.venv/bin/python -m services.admin instrument` in REDCap's Data "
         "Dictionary page before going live)"
     ]
@@ -252,27 +258,40 @@ def _refusal(message: str, registration: Registration) -> str:
     return f"REDCap refuses the simulated registrations: {column}: {reason}"
 
 
-def add_rule_fields(project: Project, rules: Rules | Sequence[Rule]) -> Project:
+def add_rule_fields(
+    project: Project,
+    rules: Rules | Sequence[Rule],
+    *,
+    conversation_log: bool = False,
+    event: str = "",
+) -> Project:
     """Give ``project`` the fields of ``rules`` it lacks, as uploading ``admin instrument``'s CSV
-    in REDCap's Data Dictionary page would (their instrument designated in each rule's event)."""
+    in REDCap's Data Dictionary page would (their instrument designated in each rule's event);
+    with ``conversation_log`` also the log's instrument, made repeating in ``event``
+    (REDCAP_EVENT; the first event if blank) as Project Setup's "Repeating instruments" would."""
     rules = rules if isinstance(rules, Rules) else Rules(tuple(rules))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rules.csv"
-        path.write_text(instrument_csv(rules), encoding="utf-8")
+        path.write_text(instrument_csv(rules, conversation_log), encoding="utf-8")
         fields = [f for f in load_dictionary(path) if project.field(f.name) is None]
     if not fields:
         return project
     added = {f.name for f in fields}
     homes = [(r.fields.status, r.fields.form, r.event) for r in rules.every]
     homes += [(r.fields.status, r.fields.form, r.event) for r in rules.assign]
-    missing = [(name, event) for status, name, event in homes if status in added]
+    if conversation_log:
+        homes += [(thread.WAITING, RULES_FORM, event), (thread.SID, thread.FORM, event)]
+    missing = [(name, where) for status, name, where in homes if status in added]
     project.fields.extend(fields)
     for form in forms_of(fields):
         if project.form(form.name) is None:
             project.forms.append(form)
     if project.is_longitudinal:
-        for name, event in missing:
-            designated = project.form_events.setdefault(event or project.events[0].unique_name, [])
+        for name, where in missing:
+            designated = project.form_events.setdefault(where or project.events[0].unique_name, [])
             if name not in designated:
                 designated.append(name)
+    if conversation_log:
+        home = (event or project.events[0].unique_name) if project.is_longitudinal else ""
+        project.repeating_forms.add((home, thread.FORM))
     return project

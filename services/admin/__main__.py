@@ -145,9 +145,15 @@ def command_instrument(env_file: str | None, rules_file: str | None, reports: bo
     settings = load_settings(env_file, environ, redcap=False)
     rules = rules_for(settings)
     if reports:
-        sys.stdout.write(recipes(rules, home_event=settings.redcap_event))
+        sys.stdout.write(
+            recipes(
+                rules,
+                home_event=settings.redcap_event,
+                conversation_log=settings.conversation_log,
+            )
+        )
     else:
-        sys.stdout.write(instrument_csv(rules))
+        sys.stdout.write(instrument_csv(rules, settings.conversation_log))
     return EXIT_OK
 
 

@@ -20,6 +20,9 @@ settings; *slack* is STALE_CYCLES poll intervals plus MARGIN:
   at or after it). Needs the Twilio settings; without them, or if Twilio cannot be asked, the
   check is listed as not checked. Replies from numbers we never texted are ignored, as the
   poller ignores them. No replies at all shows nothing: silence is not evidence.
+- ``conversation_waiting`` (CONVERSATION_LOG=1): records whose ``relay_conversation_waiting``
+  is set, a participant's text no rule could read that nobody has answered; the count, the
+  oldest record and its wait.
 
 A stopped detector leaves no trace in REDCap (the records it would register carry nothing yet);
 ``last_activity`` shows when each service last wrote, for a person to judge. Findings name
@@ -34,6 +37,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from common import field_types
 from common.contacts import normalize_phone
 from common.errors import ConfigError, TwilioUnavailable
 from common.pipeline import Status
@@ -46,6 +50,7 @@ from messaging.outages import GAVE_UP
 from messaging.records import RuleRow, rows_for
 from messaging.replies import AMBIGUOUS, REPLIES_READ
 from messaging.rules import Rule
+from messaging.thread import WAITING
 
 STALE_CYCLES = 5  # poll intervals a healthy service may miss (a slow REDCap, a restart)
 MARGIN = timedelta(minutes=5)
@@ -100,6 +105,8 @@ def health(
             elif (finding := run(ctx, rule, rows, now)) is not None:
                 found.append(finding)
     found += _unpolled(ctx, raw, sms, now, columns, skipped)
+    if WAITING in columns and (waiting := _waiting(ctx, raw, now)) is not None:
+        found.append(waiting)
     return {
         "healthy": not found,
         "checked_at": now.isoformat(timespec="seconds"),
@@ -309,6 +316,31 @@ def _ambiguous(ctx: Context, rule: Rule, rows: list[RuleRow], now: datetime) -> 
     return finding
 
 
+def _waiting(ctx: Context, raw: Sequence[Mapping[str, str]], now: datetime) -> Finding | None:
+    """Records whose conversation holds a text waiting for a person (unclear, free text or
+    ambiguous: ``relay_conversation_waiting``), their count and the oldest wait."""
+    key, home, tz = ctx.layout.record_id_field, ctx.layout.event, ctx.settings.timezone
+    late = []
+    for values in raw:
+        if home is not None and values.get("redcap_event_name") != home:
+            continue
+        if text := values.get(WAITING, "").strip():
+            late.append((values[key], field_types.parse_time(text, tz)))
+    if not late:
+        return None
+    record, age = _oldest(late, now)
+    how_long = f"waiting {human(age)}" if age is not None else "with no time recorded"
+    what = (
+        f"{len(late)} record(s) with a text from the participant waiting for a person; "
+        f"oldest record {record}, {how_long}"
+    )
+    fix = (
+        "read the thread (the conversations report, redcap/REPORTS.md), answer the participant, "
+        f"then blank {WAITING} on the record"
+    )
+    return Finding("conversation_waiting", "", len(late), record, age, 0, what, fix)
+
+
 def _e164(raw: str, region: str) -> str | None:
     try:
         return normalize_phone(raw, region) if raw.strip() else None
@@ -327,16 +359,21 @@ def _finding(
 ) -> Finding | None:
     if not late:
         return None
-    # The oldest: no time at all first (it is older than we can tell), then the earliest.
-    row, at = min(late, key=lambda pair: pair[1] or datetime.min.replace(tzinfo=UTC))
-    age = round((now - at).total_seconds() / 60, 1) if at else None
+    record, age = _oldest([(row.record_id, at) for row, at in late], now)
     limit_minutes = round(limit.total_seconds() / 60, 1)
     what = what or "replies in Twilio not recorded in REDCap"
     how_long = f"for {human(age)}" if age is not None else "with no time recorded"
     longer = f" (longer than {human(limit_minutes)})" if limit else ""
-    oldest = f"oldest record {row.record_id}, {how_long}"
+    oldest = f"oldest record {record}, {how_long}"
     text = f"rule {rule.name}: {len(late)} {what}{longer}; {oldest}"
-    return Finding(check, rule.name, len(late), row.record_id, age, limit_minutes, text, fix)
+    return Finding(check, rule.name, len(late), record, age, limit_minutes, text, fix)
+
+
+def _oldest(late: Sequence[tuple[str, datetime | None]], now: datetime) -> tuple[str, float | None]:
+    """The oldest record of ``late`` (record id, since when) and its age in minutes: one with no
+    time at all first (it is older than we can tell, age None), then the earliest."""
+    record, at = min(late, key=lambda pair: pair[1] or datetime.min.replace(tzinfo=UTC))
+    return record, round((now - at).total_seconds() / 60, 1) if at else None
 
 
 def human(minutes: float) -> str:

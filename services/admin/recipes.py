@@ -12,6 +12,7 @@ phone number, an address or a reply's text, so the reports are safe to share wit
 from __future__ import annotations
 
 from common.pipeline import Status
+from messaging import thread
 from messaging.replies import OPT_OUT
 from messaging.rules import Rule, Rules
 
@@ -25,9 +26,14 @@ ATTENTION = (
 LATE_HOURS = 1  # past its due time by this much, a registered record is waiting too long
 
 
-def recipes(rules: Rules, record_id_field: str = "record_id", home_event: str = "") -> str:
+def recipes(
+    rules: Rules,
+    record_id_field: str = "record_id",
+    home_event: str = "",
+    conversation_log: bool = False,
+) -> str:
     """The recipes as text, one block per report; ``home_event`` is REDCAP_EVENT (where the
-    opt-out lives)."""
+    opt-out and the conversation log live)."""
     blocks = [
         "REDCap report recipes for these rules (REDCap: Data Exports, Reports, and Stats > "
         "Create New Report; paste each filter into the advanced filter logic)."
@@ -43,6 +49,8 @@ def recipes(rules: Rules, record_id_field: str = "record_id", home_event: str = 
                 "",
             )
         )
+    if conversation_log:
+        blocks += _conversation_blocks(record_id_field, home_event)
     statuses = [rule.fields.status for rule in rules.every]
     blocks.append(_block("all rules at a glance", [record_id_field, *statuses], "", ""))
     return "\n\n".join(blocks) + "\n"
@@ -94,6 +102,27 @@ def _rule_blocks(rule: Rule, record_id_field: str) -> list[str]:
             )
         )
     return blocks
+
+
+def _conversation_blocks(record_id_field: str, home_event: str) -> list[str]:
+    """The conversation log's two reports: who waits for a person, and the threads."""
+    waiting = _ref(home_event, thread.WAITING)
+    return [
+        _block(
+            "conversations waiting for an answer",
+            [record_id_field, thread.WAITING],
+            f"{waiting} <> ''",
+            f"order by {thread.WAITING}, ascending (the longest wait first); open the record's "
+            f"{thread.FORM} instances, answer the participant, then blank {thread.WAITING}",
+        ),
+        _block(
+            "conversation threads",
+            [record_id_field, *thread.KINDS],
+            f"[{thread.SID}] <> ''",
+            f"one row per message; order by {record_id_field}, then {thread.AT}. The texts are "
+            "participants' own words: share this report only with those who answer them",
+        ),
+    ]
 
 
 def _late(rule: Rule) -> str:

@@ -22,6 +22,7 @@ from common.errors import ConfigError
 from common.pipeline import Status
 from common.runner import EXIT_FAILURE, EXIT_OK
 from common.twilio_client import SmsGateway
+from messaging import conversation
 from messaging.context import Context
 from messaging.ids import AssignRule, AssignStatus
 from messaging.records import RuleRow, export_events, rows_for
@@ -36,6 +37,7 @@ from messaging.replies import (
     UNCLEAR,
 )
 from messaging.rules import EMAIL, SMS, Rule
+from messaging.thread import WAITING
 from services.admin import health as admin_health
 from services.admin import status_page
 
@@ -81,12 +83,15 @@ def status_fields(ctx: Context) -> list[str]:
         fields.append(OPT_OUT)
     if ctx.rules.replying:
         fields += [OPT_SID, REPLIES_READ]
+    if conversation.enabled(ctx):
+        fields.append(WAITING)
     return list(dict.fromkeys(fields))
 
 
 def export(ctx: Context) -> list[dict[str, str]]:
     # The opt-out lives in REDCAP_EVENT.
-    events = export_events(ctx, ctx.rules.triggers, home=ctx.layout.opt_out)
+    home = ctx.layout.opt_out or conversation.enabled(ctx)
+    events = export_events(ctx, ctx.rules.triggers, home=home)
     return ctx.redcap.export(status_fields(ctx), events=events)
 
 

@@ -119,7 +119,19 @@ def test_make_demo_runs_the_pipeline_to_delivery() -> None:
         "==     no auto-answer from us (Twilio answers STOP itself): Twilio took 0 message(s) "
         "of ours for them since",
     ]
-    assert "Twilio accepted 16 message(s)" in done.stdout  # 13, a third visit, two answers
+    assert "Twilio accepted 17 message(s)" in done.stdout  # 13, a third visit, two answers, staff's
+    # The conversation: participant 4's question logged as unclear, staff's answer sent from
+    # REDCap, the thread as REDCap exports it (the participant's texts left out), nobody waiting.
+    thread = [line for line in lines if line.startswith("== thread #")]
+    assert [line.split(" ", 5)[-1] for line in thread[-4:]] == [
+        "from the participant, read as cancelled (2 characters)",
+        "visit_answer, delivered: Thank you for letting us know. The study team will call you "
+        "to find another time.",
+        "from the participant, read as unclear (29 characters)",
+        "staff, sms_sent: Yes, Thursday at 10:00 works. See you then! - The study team",
+    ]
+    assert "== relay_conversation_waiting: blank (answered)" in lines
+    assert "Could we do Thursday" not in output
     assert "opted out (replied STOP, or Twilio refused with 21610): 1" in lines
     assert (
         "latest reply per participant: confirmed 1, cancelled 1, unclear 0, ambiguous 0, "

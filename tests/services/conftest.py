@@ -172,14 +172,26 @@ def start_rig(
 
 
 def start_rules_rig(
-    tmp: Path, text: str, *, sim_clock: SimClock | None = None, **overrides: str
+    tmp: Path,
+    text: str,
+    *,
+    sim_clock: SimClock | None = None,
+    project: Project | None = None,
+    **overrides: str,
 ) -> Iterator[Rig]:
-    """A rig whose RULES_FILE holds ``text``, on the demo project with those rules' fields."""
+    """A rig whose RULES_FILE holds ``text``, on the demo project (or ``project``) with those
+    rules' fields (and the conversation log's, made repeating, with CONVERSATION_LOG=1)."""
     path = tmp / "rules.toml"
     path.write_text(text, encoding="utf-8")
     alerts = bool(overrides.get("ALERT_EMAIL_TO"))  # then every rule has R_alerted_at
-    rules = load_study(path, default_event="", alerts=alerts)
-    project = add_rule_fields(build_demo_project(), rules)
+    event = overrides.get("REDCAP_EVENT", "")
+    rules = load_study(path, default_event=event, alerts=alerts)
+    project = add_rule_fields(
+        project or build_demo_project(),
+        rules,
+        conversation_log=overrides.get("CONVERSATION_LOG") == "1",
+        event=event,
+    )
     yield from start_rig(project, tmp, sim_clock=sim_clock, RULES_FILE=str(path), **overrides)
 
 

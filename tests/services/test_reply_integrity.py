@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.faults import Fault
 from services import registration_detector, reply_poller
 from services.admin.status import funnel
 from services.sms_sender import Sender
@@ -196,6 +197,31 @@ def test_a_shared_phone_with_one_message_waiting_answers_it(visit: Rig) -> None:
     join(visit, "2")
     send(visit)
     text_back(visit, "no")
+    assert poll(visit) == {"already_recorded": 1, "recorded": 1}
+    assert visit.values("1")["visit_reply"] == "confirmed"
+    assert visit.values("2")["visit_reply"] == "cancelled"
+
+
+def test_a_text_while_a_message_to_that_phone_is_unrecorded_waits_for_it(visit: Rig) -> None:
+    """Record 1 answered YES; Twilio takes record 2's reminder to the same phone but its answer
+    is lost (record 2 still ``sending``); NO is not taken for a change of mind on record 1: it
+    waits, and once record 2's message is recorded it answers that one."""
+    join(visit, "1")
+    send(visit)
+    text_back(visit, "yes")
+    poll(visit)
+    visit.advance(120)
+    join(visit, "2")
+    visit.twilio.server.faults.add(
+        Fault(kind="hang", seconds=2.5, after_apply=True, match={"op": "create"})
+    )
+    send(visit, HTTP_TIMEOUT_SECONDS="1")
+    assert visit.values("2")["visit_status"] == "sending"
+    text_back(visit, "no")
+    assert poll(visit) == {"already_recorded": 1, "waiting_send_in_flight": 1}
+    assert visit.values("1")["visit_reply"] == "confirmed"
+    visit.advance(3600)  # past the claim timeout: the sender finds the message in Twilio
+    assert send(visit)["reconcile_adopted"] == 1
     assert poll(visit) == {"already_recorded": 1, "recorded": 1}
     assert visit.values("1")["visit_reply"] == "confirmed"
     assert visit.values("2")["visit_reply"] == "cancelled"
