@@ -32,6 +32,7 @@ from common.http_bounds import AnswerBounds, mount_bounded
 from common.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
+LINE_TYPE_PACKAGE = "line_type_intelligence"  # Lookup v2's Fields value
 SERVICE_PAGE_SIZE = 1000  # the most Messaging v1 gives in a page: one request for any service
 MAX_TIMEOUT = 15.0  # seconds: Twilio answers in well under a second; a longer wait is an outage
 INBOUND_PAGE_SIZE = 50
@@ -304,6 +305,26 @@ class SmsGateway:
         except (ValueError, AttributeError, requests.RequestException):
             raise TwilioUnavailable("Twilio could not be reached or answered unreadably") from None
         return self._http.last_date
+
+    def line_type(self, e164: str) -> str:
+        """The line type Twilio Lookup v2 gives ``e164`` (Line Type Intelligence, charged per
+        request): ``mobile``, ``landline``, ``fixedVoip``, ``nonFixedVoip``, ``tollFree``...;
+        ``invalid`` when Lookup finds the number not valid, ``unknown`` when it cannot tell (an
+        ``error_code`` such as 60601, Canada without approval). Raises ConfigError (credentials),
+        TwilioRejected (any other refusal) or TwilioUnavailable."""
+        try:
+            found = self._client.lookups.v2.phone_numbers(e164).fetch(fields=LINE_TYPE_PACKAGE)
+        except TwilioRestException as exc:
+            raise self._rest_error(exc, creating=False) from None
+        except (ValueError, AttributeError, requests.RequestException):
+            raise TwilioUnavailable(
+                "Twilio Lookup could not be reached or answered unreadably"
+            ) from None
+        if found.valid is False:
+            return "invalid"
+        package = found.line_type_intelligence
+        kind = package.get("type") if isinstance(package, dict) else None
+        return str(kind) if kind else "unknown"
 
     def sender_numbers(self) -> frozenset[str]:
         """The numbers we send from, so the only ones our participants' replies can go to:

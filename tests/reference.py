@@ -13,6 +13,7 @@ DATA = Path(__file__).resolve().parent / "data"
 REDCAP_PROJECTS_DIR = DATA / "redcap-projects"
 TWILIO_OPENAPI = DATA / "twilio-oai" / "twilio_api_v2010.json"
 TWILIO_MESSAGING_OPENAPI = DATA / "twilio-oai" / "twilio_messaging_v1.json"
+TWILIO_LOOKUPS_OPENAPI = DATA / "twilio-oai" / "twilio_lookups_v2.json"
 
 # REDCapR's test projects, each a real REDCap export (project.xml + dictionary.csv, ...).
 REDCAP_PROJECTS = (

@@ -1,8 +1,9 @@
 """HTTP face of the Twilio simulator: routes, Basic auth, JSON and error bodies.
 
 Serves the Messages resource of API 2010-04-01 as the twilio SDK calls it (TWILIO_API.md §1.1, §8):
-create (201), fetch, list, update (redact/cancel) and delete (204), and the Messaging Service's
-sender numbers of Messaging API v1 (:mod:`sandbox.twilio.services`). Anything else is a 404 with
+create (201), fetch, list, update (redact/cancel) and delete (204), the Messaging Service's
+sender numbers of Messaging API v1 (:mod:`sandbox.twilio.services`), and Lookup v2's line types
+(:mod:`sandbox.twilio.lookups`). Anything else is a 404 with
 code 20404; a wrong method is a 405 with code 20004. Wrong or missing credentials get 401 with code
 20003 before anything else is looked at. ``/sandbox/inbound.json`` is the simulator's own control
 endpoint (:mod:`sandbox.twilio.control`), behind the same credentials.
@@ -21,6 +22,8 @@ from sandbox.twilio.arrivals import ArrivalLog
 from sandbox.twilio.control import CONTROL_PATH, Inject, receive_inbound
 from sandbox.twilio.errors import TwilioApiError
 from sandbox.twilio.listing import envelope, parse_query, select_page
+from sandbox.twilio.lookups import ROUTE as LOOKUP_ROUTE
+from sandbox.twilio.lookups import LineTypes
 from sandbox.twilio.message import to_json
 from sandbox.twilio.messages import MessageStore
 from sandbox.twilio.services import ROUTE as SERVICE_ROUTE
@@ -48,11 +51,13 @@ class TwilioApp:
         auth_token: str,
         inject: Inject | None = None,
         service_numbers: tuple[ServiceNumber, ...] = (),
+        line_types: LineTypes | None = None,
     ) -> None:
         self.store = store
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.service_numbers = service_numbers  # the Messaging Service's sender pool
+        self.line_types = line_types or LineTypes()  # what Lookup v2 answers
         self.arrivals = ArrivalLog()
         self.inject = inject  # what the control endpoint calls; None: no control endpoint
 
@@ -66,6 +71,8 @@ class TwilioApp:
             return {"resource": "control", "method": request.method, "op": "inbound"}
         if SERVICE_ROUTE.match(request.path):
             return {"resource": "service_numbers", "method": request.method, "op": "list"}
+        if LOOKUP_ROUTE.match(request.path):
+            return {"resource": "lookups", "method": request.method, "op": "fetch"}
         route = ROUTE.match(request.path)
         if route is None:
             return {"resource": "other", "method": request.method, "op": ""}
@@ -98,6 +105,10 @@ class TwilioApp:
                     self.store.messaging_service_sid,
                 ),
             )
+        if LOOKUP_ROUTE.match(request.path):
+            if request.method != "GET":
+                raise TwilioApiError(405, 20004, "Method not allowed")
+            return _json(200, self.line_types.answer(request.path, request.query))
         route = ROUTE.match(request.path)
         if route is None:
             raise _not_found(request.path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Mapping
 
 from sandbox.clock import SimClock
 from sandbox.faults import Fault
@@ -27,6 +28,7 @@ from sandbox.twilio.arrivals import Arrival
 from sandbox.twilio.callbacks import Delivery, WebhookSender
 from sandbox.twilio.errors import TwilioApiError, rate_limited_body
 from sandbox.twilio.lifecycle import Timings
+from sandbox.twilio.lookups import LineTypes
 from sandbox.twilio.message import Message, inbound_params, status_callback_params, to_json
 from sandbox.twilio.messages import MessageStore, new_sid
 from sandbox.twilio.numbers import MAGIC_FROM_OK, OUTCOME_NUMBERS
@@ -51,6 +53,7 @@ class TwilioSim:
         timings: Timings = (1.0, 2.0, 4.0),
         webhook_timeout: float = 5.0,
         service_numbers: tuple[str, ...] = (),
+        line_types: Mapping[str, str] | None = None,
     ) -> None:
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
@@ -72,12 +75,15 @@ class TwilioSim:
             owned_numbers=pool,
         )
         added = self.clock.now()
+        # Lookup v2: the line types given here (E.164 -> landline, mobile...), else its defaults.
+        self.line_types = LineTypes(line_types)
         self.app = TwilioApp(
             self.store,
             self.account_sid,
             self.auth_token,
             inject=self.inject_inbound,
             service_numbers=tuple(ServiceNumber(new_sid("PN"), n, added) for n in pool),
+            line_types=self.line_types,
         )
         self.server = SimServer(self.app, port, clock=self.clock.now)
         self._stop = threading.Event()
