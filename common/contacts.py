@@ -24,14 +24,28 @@ from common.errors import ConfigError, InvalidEmail, InvalidPhone
 NOT_TEXTABLE = "not_textable"  # the reason code of a number that cannot take an SMS
 
 
-def pick_phone(values: Mapping[str, str], fields: Sequence[str], region: str) -> tuple[str, str]:
+def pick_phone(
+    values: Mapping[str, str],
+    fields: Sequence[str],
+    region: str,
+    refuse: Callable[[str], str | None] | None = None,
+) -> tuple[str, str]:
     """The first phone among ``fields`` (in order) that can take an SMS, as (field, E.164).
+    ``refuse``, given the E.164 of one phonenumbers lets through, may say why it cannot take an
+    SMS after all (what Twilio Lookup said of it), without the digits.
 
     Raises InvalidPhone naming the fields tried and why each failed, without the digits:
     ``no_phone`` (none given), ``not_textable`` (only numbers that cannot take an SMS: a
     landline, toll-free...) or ``invalid_phone`` (any other unusable one among them).
     """
-    found, problems = _first_usable(values, fields, lambda raw: textable_phone(raw, region))
+
+    def usable(raw: str) -> str:
+        e164 = textable_phone(raw, region)
+        if refuse is not None and (why := refuse(e164)):
+            raise ValueError(f"{why}, {_CANNOT_TEXT}")
+        return e164
+
+    found, problems = _first_usable(values, fields, usable)
     if found is not None:
         return found
     if problems:

@@ -139,6 +139,7 @@ class Settings:
     twilio_from_number: str
     twilio_messaging_service_sid: str
     twilio_api_base_url: str
+    twilio_lookup: bool  # ask Twilio Lookup each new number's line type (cached on the record)
     graph_tenant_id: str
     graph_client_id: str
     graph_client_secret: str
@@ -272,6 +273,7 @@ class Settings:
             twilio_api_base_url=r.text(
                 "TWILIO_API_BASE_URL", default="https://api.twilio.com"
             ).rstrip("/"),
+            twilio_lookup=r.boolean("TWILIO_LOOKUP"),
             graph_tenant_id=r.text("GRAPH_TENANT_ID", default=""),
             graph_client_id=r.text("GRAPH_CLIENT_ID", default=""),
             graph_client_secret=r.text("GRAPH_CLIENT_SECRET", default=""),

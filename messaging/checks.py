@@ -23,6 +23,7 @@ from common.redcap_client import RedcapClient
 from common.settings import Settings
 from messaging import thread
 from messaging.ids import AssignRule
+from messaging.line_types import KINDS, LINE_TYPES
 from messaging.replies import OPT_OUT_KINDS, RECORD_KINDS
 from messaging.rules import Rule, Rules, Trigger, survey_setting
 from messaging.templates import LocalizedTemplates, MessageTemplate
@@ -39,15 +40,17 @@ RULES_FIX = (
 
 def needs(rules: Rules, settings: Settings | None = None) -> Needs:
     """What ``rules`` need of the project, for :func:`common.project.inspect` (and with
-    CONVERSATION_LOG on, the log's repeating instrument in REDCAP_EVENT)."""
+    CONVERSATION_LOG on, the log's repeating instrument in REDCAP_EVENT; with TWILIO_LOOKUP
+    on, the field its line types are kept in)."""
     log_event = None
     if settings is not None and settings.conversation_log:
         log_event = settings.redcap_event or ""
+    lookup = settings is not None and settings.twilio_lookup
     return Needs(
         sms=rules.sends_sms,
         email=rules.sends_email,
         opt_out_fields=tuple(OPT_OUT_KINDS),
-        rule_checks=partial(rule_checks, rules=rules, log_event=log_event),
+        rule_checks=partial(rule_checks, rules=rules, log_event=log_event, line_types=lookup),
     )
 
 
@@ -59,9 +62,11 @@ def rule_checks(
     *,
     rules: Rules,
     log_event: str | None = None,
+    line_types: bool = False,
 ) -> list[Check]:
-    """Every rule's checks, and the conversation log's when ``log_event`` is not None (its
-    event; "" on classic projects); ``forms_by_event`` is None on classic projects."""
+    """Every rule's checks, the conversation log's when ``log_event`` is not None (its event;
+    "" on classic projects), and with ``line_types`` (TWILIO_LOOKUP=1) the field Twilio
+    Lookup's answers are kept in; ``forms_by_event`` is None on classic projects."""
     checks: list[Check] = []
     for rule in rules.every:
         title = "pipeline fields" if rule.builtin else f"rule {rule.name}"
@@ -86,7 +91,30 @@ def rule_checks(
         checks.append(_opt_out_check(meta))
     if log_event is not None:
         checks.append(_conversation_check(client, meta, forms_by_event, log_event))
+    if line_types and rules.sends_sms:
+        checks.append(_line_types_check(meta))
     return checks
+
+
+def _line_types_check(meta: Mapping[str, Mapping[str, str]]) -> Check:
+    """TWILIO_LOOKUP=1: the field the sender keeps Lookup's answers in, so each number is
+    looked up (and charged) once."""
+    title = "Twilio Lookup"
+    row = meta.get(LINE_TYPES)
+    problem = f"{LINE_TYPES} missing" if row is None else None
+    problem = problem or field_types.problem(LINE_TYPES, KINDS[LINE_TYPES], row or {}, ())
+    if problem:
+        fix = (
+            "with TWILIO_LOOKUP=1, run '.venv/bin/python -m services.admin instrument > "
+            "relay.csv' and upload it in REDCap's Data Dictionary page (or set TWILIO_LOOKUP=0)"
+        )
+        return Check(title, False, problem, fix)
+    return Check(
+        title,
+        True,
+        f"each number's line type asked once before its first text (Twilio charges each "
+        f"lookup) and kept in {LINE_TYPES}",
+    )
 
 
 def _conversation_check(

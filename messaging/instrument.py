@@ -12,6 +12,7 @@ from common.field_types import Kind
 from common.pipeline import Status
 from messaging import thread
 from messaging.ids import AssignRule, AssignStatus
+from messaging.line_types import LINE_TYPES
 from messaging.replies import OPT_OUT, OPT_OUT_AT, OPT_SID, RECORD_KINDS, REPLIES_READ
 from messaging.rules import RULES_FORM, Rule, Rules
 
@@ -173,10 +174,11 @@ WAITING_LABEL = (
 )
 
 
-def instrument_csv(rules: Rules, conversation_log: bool = False) -> str:
+def instrument_csv(rules: Rules, conversation_log: bool = False, line_types: bool = False) -> str:
     """Every rule's fields (auto-answer companions included, then the study ID rules'), when
-    a rule takes replies the record's opt-out fields, and with ``conversation_log`` the
-    repeating instrument of the conversation log and the record's waiting mark."""
+    a rule takes replies the record's opt-out fields, with ``conversation_log`` the repeating
+    instrument of the conversation log and the record's waiting mark, and with ``line_types``
+    (TWILIO_LOOKUP=1) the record's field for Twilio Lookup's answers when a rule texts."""
     lines = [_csv_line(HEADER)]
     for rule in rules.every:
         lines += [_csv_line(row) for row in _rows(rule)]
@@ -186,7 +188,18 @@ def instrument_csv(rules: Rules, conversation_log: bool = False) -> str:
         lines += [_csv_line(row) for row in _opt_out_rows()]
     if conversation_log:
         lines += [_csv_line(row) for row in _conversation_rows()]
+    if line_types and rules.sends_sms:
+        lines.append(_csv_line(_line_types_row()))
     return "".join(lines)
+
+
+def _line_types_row() -> tuple[str, ...]:
+    return (
+        LINE_TYPES, RULES_FORM, "Line types (set by the sender, TWILIO_LOOKUP=1)", "notes",
+        "Line type of each number texted (Twilio Lookup)", "",
+        "One '+E.164 type' line per number, newest first; delete a line to have it asked again",
+        "", "", "", "", "", "", "", "", "", "", "",
+    )  # fmt: skip
 
 
 def _conversation_rows() -> list[tuple[str, ...]]:

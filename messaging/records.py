@@ -30,6 +30,7 @@ from common.twilio_client import MessageInfo
 from common.writes import reason_values, write_rows
 from messaging.checks import NOT_SURVEY_FIX, not_a_survey
 from messaging.context import Context
+from messaging.line_types import LINE_TYPES
 from messaging.replies import OPT_OUT
 from messaging.rules import Rule, Trigger, survey_setting
 
@@ -115,14 +116,17 @@ def export_fields(ctx: Context, rules: Iterable[Rule]) -> list[str]:
 
 
 def address_fields(ctx: Context, rules: Iterable[Rule]) -> list[str]:
-    """The phone fields and (when a rule sends e-mail) the e-mail fields these rules read, and
-    the record's opt-out flag where the project has it."""
+    """The phone fields and (when a rule sends e-mail) the e-mail fields these rules read, the
+    record's opt-out flag where the project has it, and with TWILIO_LOOKUP=1 the line types
+    Twilio Lookup gave its numbers."""
     chosen = list(rules)
     names = list(ctx.layout.phone_fields) if any(r.sends_sms for r in chosen) else []
     if any(r.sends_email for r in chosen):
         names += ctx.layout.email_fields
     if ctx.layout.opt_out:
         names.append(OPT_OUT)
+    if ctx.settings.twilio_lookup and any(r.sends_sms for r in chosen):
+        names.append(LINE_TYPES)
     return names
 
 

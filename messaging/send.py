@@ -7,8 +7,9 @@ backlog never fires all its survey-link requests at once):
 
 1. **prepare**: pick the channel and its address (the rule's ``channel`` order; an allowlist or
    an opt-out stops there), fetch the survey link, render the text. What cannot be sent is
-   written ``skipped`` (nothing usable to send to) or ``failed``, with its reason. Nothing else
-   is written.
+   written ``skipped`` (nothing usable to send to) or ``failed``, with its reason; with
+   TWILIO_LOOKUP=1, the line types Twilio Lookup gave new numbers (:mod:`messaging.line_types`).
+   Nothing else is written.
 2. **claim**: one import sets the rule's ``R_status`` to ``sending``, the claim time, the number
    (``R_sms_to``) or address (``R_email_to``) and ``R_channel``, attempts + 1, a claim token
    (``R_sms_claim``) and (file rules) ``R_sms_ref``, what reconciliation matches on: the SMS
@@ -61,6 +62,7 @@ from messaging import conversation
 from messaging.claims import CLAIM_SLOW, take
 from messaging.context import Context
 from messaging.due import due_at
+from messaging.line_types import LineTypes
 from messaging.outages import GAVE_UP, Outages, waited
 from messaging.pacing import Pacers
 from messaging.records import (
@@ -186,19 +188,23 @@ def _batches(due: Sequence[RuleRow]) -> list[Sequence[RuleRow]]:
 
 
 def _prepare(
-    ctx: Context, rows: Sequence[RuleRow]
+    ctx: Context, rows: Sequence[RuleRow], *, dry_run: bool = False
 ) -> tuple[list[_Prepared], list[tuple[RuleRow, PermanentError]]]:
     """Channels, addresses, links and texts for rows of one rule; those that cannot be messaged
-    come back with their error."""
+    come back with their error. What Twilio Lookup said of new numbers (TWILIO_LOOKUP=1) is
+    written on their records, the only write (none on a ``dry_run``, which asks it nothing)."""
     problems: list[tuple[RuleRow, PermanentError]] = []
     contacts: dict[str, tuple[str, str]] = {}
     rows = with_home_values(ctx, rows)
+    lookup = ctx.sms.line_type if ctx.sms is not None and ctx.settings.twilio_lookup else None
+    line_types = LineTypes(None if dry_run else lookup, ctx.settings.sms_allowed_numbers)
     for row in rows:
-        contact = _choose_contact(ctx, row)
+        contact = _choose_contact(ctx, row, line_types)
         if isinstance(contact, PermanentError):
             problems.append((row, contact))
         else:
             contacts[row.record_id] = contact
+    line_types.save(ctx.redcap, ctx.layout)
     rule = rows[0].rule if rows else None
     links: Mapping[str, str | PermanentError] = {}
     if rule is not None and rule.survey and contacts:
@@ -220,7 +226,9 @@ def _prepare(
     return ready, problems
 
 
-def _choose_contact(ctx: Context, row: RuleRow) -> tuple[str, str] | PermanentError:
+def _choose_contact(
+    ctx: Context, row: RuleRow, line_types: LineTypes
+) -> tuple[str, str] | PermanentError:
     """(channel, address) for ``row``: its rule's channels in order, the first with a usable
     address. An address an allowlist (SMS_ALLOWED_NUMBERS, EMAIL_ALLOWED_ADDRESSES) leaves out
     stops there (``not_allowed``): a rehearsal's safety net never falls through to the next
@@ -240,7 +248,10 @@ def _choose_contact(ctx: Context, row: RuleRow) -> tuple[str, str] | PermanentEr
     for channel in row.rule.channels:
         try:
             if channel == SMS:
-                _, to = pick_phone(row.values, ctx.layout.phone_fields, settings.phone_region)
+                refuse = line_types.refusal(row.record_id, row.values)
+                _, to = pick_phone(
+                    row.values, ctx.layout.phone_fields, settings.phone_region, refuse
+                )
                 ok = settings.sms_allowed_numbers is None or to in settings.sms_allowed_numbers
                 setting = "SMS_ALLOWED_NUMBERS"
             else:
@@ -320,7 +331,7 @@ def _record_problems(
 
 
 def _dry_run(ctx: Context, rows: Sequence[RuleRow], result: Sent) -> None:
-    ready, problems = _prepare(ctx, rows)
+    ready, problems = _prepare(ctx, rows, dry_run=True)
     for p in ready:
         ctx.log.info(
             "dry-run: would send record=%s rule=%s %s to=%s (%d characters)",

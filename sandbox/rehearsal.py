@@ -36,6 +36,7 @@ from messaging.checks import needs
 from messaging.context import build_context
 from messaging.due import newly_true
 from messaging.instrument import instrument_csv
+from messaging.line_types import LINE_TYPES
 from messaging.rules import RULES_FORM, Rule, Rules, survey_setting
 from messaging.rules_file import rules_for
 from sandbox.clock import SimClock
@@ -180,15 +181,20 @@ def add_rules(project: Project, settings: Settings, rules: Rules) -> list[str]:
     """The RULES_FILE's rules' fields (and with CONVERSATION_LOG=1 the log's instrument), added
     to the rehearsal copy where it lacks them; a note naming them, since the real project needs
     them uploaded too."""
-    log = settings.conversation_log
-    if not settings.rules_file and not log:
+    log, lookup = settings.conversation_log, settings.twilio_lookup
+    if not settings.rules_file and not log and not lookup:
         return []
     with project.lock:
         names = [r.name for r in rules.written if project.field(r.fields.status) is None]
         missing = [f"rule(s) {', '.join(names)}"] if names and settings.rules_file else []
         if log and project.field(thread.SID) is None:
             missing.append(f"the conversation log ({thread.FORM}, made repeating)")
-        add_rule_fields(project, rules, conversation_log=log, event=settings.redcap_event or "")
+        if lookup and project.field(LINE_TYPES) is None and rules.sends_sms:
+            missing.append(f"Twilio Lookup's {LINE_TYPES}")
+        add_rule_fields(
+            project, rules, conversation_log=log, line_types=lookup,
+            event=settings.redcap_event or "",
+        )  # fmt: skip
     if not missing:
         return []
     return [
@@ -263,16 +269,18 @@ def add_rule_fields(
     rules: Rules | Sequence[Rule],
     *,
     conversation_log: bool = False,
+    line_types: bool = False,
     event: str = "",
 ) -> Project:
     """Give ``project`` the fields of ``rules`` it lacks, as uploading ``admin instrument``'s CSV
     in REDCap's Data Dictionary page would (their instrument designated in each rule's event);
     with ``conversation_log`` also the log's instrument, made repeating in ``event``
-    (REDCAP_EVENT; the first event if blank) as Project Setup's "Repeating instruments" would."""
+    (REDCAP_EVENT; the first event if blank) as Project Setup's "Repeating instruments" would,
+    and with ``line_types`` the field of Twilio Lookup's answers (TWILIO_LOOKUP=1)."""
     rules = rules if isinstance(rules, Rules) else Rules(tuple(rules))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rules.csv"
-        path.write_text(instrument_csv(rules, conversation_log), encoding="utf-8")
+        path.write_text(instrument_csv(rules, conversation_log, line_types), encoding="utf-8")
         fields = [f for f in load_dictionary(path) if project.field(f.name) is None]
     if not fields:
         return project
@@ -281,6 +289,8 @@ def add_rule_fields(
     homes += [(r.fields.status, r.fields.form, r.event) for r in rules.assign]
     if conversation_log:
         homes += [(thread.WAITING, RULES_FORM, event), (thread.SID, thread.FORM, event)]
+    if line_types:
+        homes.append((LINE_TYPES, RULES_FORM, event))
     missing = [(name, where) for status, name, where in homes if status in added]
     project.fields.extend(fields)
     for form in forms_of(fields):

@@ -140,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def command_instrument(env_file: str | None, rules_file: str | None, reports: bool) -> int:
     """The rules' fields as data dictionary rows, or ``--reports`` their report recipes. It is
     how a team gets the fields, so it runs before REDCap has them, and before there is a token:
-    only the rules (and REDCAP_EVENT, ALERT_EMAIL_TO) are read."""
+    only the rules (and REDCAP_EVENT, ALERT_EMAIL_TO, CONVERSATION_LOG, TWILIO_LOOKUP) are
+    read."""
     environ = {**os.environ, **({"RULES_FILE": rules_file} if rules_file else {})}
     settings = load_settings(env_file, environ, redcap=False)
     rules = rules_for(settings)
@@ -153,7 +154,7 @@ def command_instrument(env_file: str | None, rules_file: str | None, reports: bo
             )
         )
     else:
-        sys.stdout.write(instrument_csv(rules, settings.conversation_log))
+        sys.stdout.write(instrument_csv(rules, settings.conversation_log, settings.twilio_lookup))
     return EXIT_OK
 
 

@@ -70,6 +70,7 @@ BAD: dict[str, tuple[str, ...]] = {
     "SMS_ALLOWED_NUMBERS": ("abc", "123", "+1617555010x"),
     "DRY_RUN": ("maybe", "2", "yes please"),
     "CONVERSATION_LOG": ("maybe", "2"),
+    "TWILIO_LOOKUP": ("maybe", "2"),
     "DELIVERY_CHECK_MAX_HOURS": ("0", *NON_FINITE, "-1", "three days", "72h"),
     "SMS_CLAIM_TIMEOUT_SECONDS": ("-1", *NON_FINITE, "2 minutes"),
     "SMS_REVIEW_AFTER_HOURS": ("-1", *NON_FINITE, "a day"),

@@ -180,7 +180,8 @@ def start_rules_rig(
     **overrides: str,
 ) -> Iterator[Rig]:
     """A rig whose RULES_FILE holds ``text``, on the demo project (or ``project``) with those
-    rules' fields (and the conversation log's, made repeating, with CONVERSATION_LOG=1)."""
+    rules' fields (and the conversation log's, made repeating, with CONVERSATION_LOG=1; the
+    line types' field with TWILIO_LOOKUP=1)."""
     path = tmp / "rules.toml"
     path.write_text(text, encoding="utf-8")
     alerts = bool(overrides.get("ALERT_EMAIL_TO"))  # then every rule has R_alerted_at
@@ -190,6 +191,7 @@ def start_rules_rig(
         project or build_demo_project(),
         rules,
         conversation_log=overrides.get("CONVERSATION_LOG") == "1",
+        line_types=overrides.get("TWILIO_LOOKUP") == "1",
         event=event,
     )
     yield from start_rig(project, tmp, sim_clock=sim_clock, RULES_FILE=str(path), **overrides)
