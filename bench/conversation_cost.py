@@ -22,7 +22,6 @@ starts is stopped on the way out; the whole run gives up after ``--budget`` seco
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,7 +30,16 @@ from datetime import UTC, timedelta
 from functools import partial
 from pathlib import Path
 
-from bench.measure import Cost, idle_cost, markdown, run_cases, size_text, timed
+from bench.measure import (
+    Cost,
+    idle_cost,
+    markdown,
+    run_cases,
+    size_options,
+    size_text,
+    sizes_of,
+    timed,
+)
 from bench.reply_cost import RULE, START
 from bench.rule_cost import fill, person, stamp
 from common.clock import ManualClock
@@ -223,12 +231,10 @@ def run(sizes: list[int], busy: int, seconds: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", default="1000,100000", help="project sizes, in records")
+    parser = size_options(__doc__ or "", "1000,100000", "--records")
     parser.add_argument("--busy", type=int, default=25, help="messages sent, then replies read")
-    parser.add_argument("--budget", type=float, default=1500, help="seconds before giving up")
     args = parser.parse_args(argv)
-    return run([int(s) for s in args.records.split(",")], args.busy, args.budget)
+    return run(sizes_of(args.records), args.busy, args.budget)
 
 
 if __name__ == "__main__":

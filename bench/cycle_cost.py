@@ -16,7 +16,6 @@ seconds (exit 1).
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,7 +30,9 @@ from bench.measure import (
     idle_cost,
     markdown,
     run_cases,
+    size_options,
     size_text,
+    sizes_of,
     timed,
 )
 from common.clock import ManualClock
@@ -160,11 +161,8 @@ def run(sizes: list[int], seconds: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="1000,10000,100000", help="project sizes, in records")
-    parser.add_argument("--budget", type=float, default=1500, help="seconds before giving up")
-    args = parser.parse_args(argv)
-    return run([int(s) for s in args.sizes.split(",")], args.budget)
+    args = size_options(__doc__ or "", "1000,10000,100000").parse_args(argv)
+    return run(sizes_of(args.sizes), args.budget)
 
 
 if __name__ == "__main__":

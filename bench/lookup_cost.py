@@ -19,7 +19,6 @@ seconds (exit 1).
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.conversation_cost import add_due, busy_phone, cell, text
-from bench.measure import Cost, markdown, run_cases, timed
+from bench.measure import Cost, markdown, run_cases, size_options, sizes_of, timed
 from bench.reply_cost import RULE, START
 from bench.rule_cost import fill
 from common.clock import ManualClock
@@ -134,12 +133,10 @@ def run(sizes: list[int], busy: int, seconds: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", default="1000,100000", help="project sizes, in records")
+    parser = size_options(__doc__ or "", "1000,100000", "--records")
     parser.add_argument("--busy", type=int, default=25, help="participants due, each texted")
-    parser.add_argument("--budget", type=float, default=1500, help="seconds before giving up")
     args = parser.parse_args(argv)
-    return run([int(s) for s in args.records.split(",")], args.busy, args.budget)
+    return run(sizes_of(args.records), args.busy, args.budget)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 
 ``timed`` counts what the REDCap simulator saw (requests, bytes it sent back and bytes it was
 sent) and the wall time; ``idle_cost`` is the median of a few idle cycles after a warm-up;
-``budget`` bounds a whole run.
+``budget`` bounds a whole run; ``size_options`` are the options of a bench by project size.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -119,6 +120,19 @@ def run_cases(
         print(f"{script}: {exc}; the sandbox was stopped", file=sys.stderr)
         return 1
     return report(table(results))
+
+
+def size_options(doc: str, default: str, option: str = "--sizes") -> argparse.ArgumentParser:
+    """The options of a bench measured by project size: the sizes (``option``, comma-separated
+    records) and ``--budget``; :func:`sizes_of` reads the sizes."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument(option, default=default, help="project sizes, in records")
+    parser.add_argument("--budget", type=float, default=1500, help="seconds before giving up")
+    return parser
+
+
+def sizes_of(text: str) -> list[int]:
+    return [int(size) for size in text.split(",")]
 
 
 def markdown(header: str, rows: Iterable[Sequence[object]]) -> str:

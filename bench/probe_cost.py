@@ -21,14 +21,13 @@ way out; the whole run gives up after ``--budget`` seconds (exit 1).
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from bench.measure import markdown, run_cases
+from bench.measure import markdown, run_cases, size_options, sizes_of
 from common.clock import ManualClock
 from common.runner import CycleResult
 from common.settings import Settings
@@ -233,11 +232,8 @@ def run(sizes: list[int], seconds: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="1000,10000,100000", help="project sizes, in records")
-    parser.add_argument("--budget", type=float, default=1500, help="seconds before giving up")
-    args = parser.parse_args(argv)
-    return run([int(s) for s in args.sizes.split(",")], args.budget)
+    args = size_options(__doc__ or "", "1000,10000,100000").parse_args(argv)
+    return run(sizes_of(args.sizes), args.budget)
 
 
 if __name__ == "__main__":
