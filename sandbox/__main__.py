@@ -46,6 +46,7 @@ from sandbox.redcap.dictionary import load_dictionary, load_project_from_diction
 from sandbox.redcap.model import Form, Project
 from sandbox.redcap.odm import load_project_xml
 from sandbox.rehearsal import (
+    CARRIED,
     PRODUCTION_PREFIXES,
     parse,
     prepare,
@@ -346,6 +347,8 @@ def next_record_number(project: Project) -> int:
 
 def _points_away(key: str) -> bool:
     """A setting that, taken from the shell instead of .env.sandbox, could reach production."""
+    if key in CARRIED:
+        return False
     return key.startswith(PRODUCTION_PREFIXES) or key in ("REDCAP_PROJECT_ID", "LOCK_DIR")
 
 

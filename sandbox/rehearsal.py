@@ -50,6 +50,9 @@ from sandbox.session import Sandbox
 # not set itself is written blank, so a setting added later cannot point a rehearsal at it.
 # SANDBOX_ ones are the sandbox's own (its clock): a study's file never sets them.
 PRODUCTION_PREFIXES = ("REDCAP_API_", "TWILIO_", "GRAPH_", "SANDBOX_")
+# Settings under those prefixes that say how the services behave, not where production is or how
+# to log in to it: the rehearsal takes them from the study (the simulators serve what they ask).
+CARRIED = frozenset({"TWILIO_LOOKUP"})
 
 
 def read_study_env(path: Path) -> dict[str, str]:
@@ -63,7 +66,9 @@ def rehearsal_env(study: Mapping[str, str], box: Sandbox, lock_dir: str) -> dict
     and a lock directory of the sandbox's own (a rehearsal never contends with a live sender)."""
     connection = box.connection()
     values = {
-        key: "" if key.startswith(PRODUCTION_PREFIXES) and key not in connection else value
+        key: ""
+        if key.startswith(PRODUCTION_PREFIXES) and key not in connection and key not in CARRIED
+        else value
         for key, value in study.items()
     }
     values.update(connection)

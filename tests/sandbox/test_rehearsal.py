@@ -236,11 +236,13 @@ template = "A reminder: your survey is waiting at {survey_link}"
 
 def test_rehearsal_with_a_rules_file_adds_the_rules_fields(tmp_path: Path) -> None:
     """With RULES_FILE in the study's settings the rehearsal copy gets every rule's fields (as
-    uploading admin instrument's CSV would, with one note saying so) and admin check passes."""
+    uploading admin instrument's CSV would, with one note saying so; with TWILIO_LOOKUP=1 also
+    relay_line_types) and admin check passes."""
     rules = tmp_path / "rules.toml"
     rules.write_text(SIMPLE_RULES, encoding="utf-8")
     env_out = tmp_path / ".env.sandbox"
-    env_file = write_env(tmp_path / ".env", {**STUDIES["simple"].env(), "RULES_FILE": str(rules)})
+    study = {**STUDIES["simple"].env(), "RULES_FILE": str(rules), "TWILIO_LOOKUP": "1"}
+    env_file = write_env(tmp_path / ".env", study)
     proc = sandbox(tmp_path, "simple", "--env-file", str(env_file), "--simulate", "1")
     try:
         assert wait_until(lambda: env_out.exists() or proc.poll() is not None, timeout=20)
@@ -250,6 +252,7 @@ def test_rehearsal_with_a_rules_file_adds_the_rules_fields(tmp_path: Path) -> No
         project = PyCapProject(written["REDCAP_API_URL"], written["REDCAP_API_TOKEN"])
         for rule in ("welcome", "reminder"):
             assert {f"{rule}_status", f"{rule}_sms_ref"} <= set(project.field_names)
+        assert "relay_line_types" in project.field_names
         check = subprocess.run(
             [sys.executable, "-m", "services.admin", "check", "--env-file", str(env_out)],
             cwd=ROOT,
@@ -259,11 +262,13 @@ def test_rehearsal_with_a_rules_file_adds_the_rules_fields(tmp_path: Path) -> No
         )
         assert check.returncode == 0, check.stdout
         assert "rule welcome:" in check.stdout and "rule reminder:" in check.stdout
+        assert "[ok  ] Twilio Lookup:" in check.stdout
     finally:
         code, err = stop(proc)
     assert code == 0 and "Traceback" not in err
     added = [line for line in err.splitlines() if "added the fields of rule(s)" in line]
     assert len(added) == 1 and "welcome, reminder" in added[0]
+    assert "Twilio Lookup's relay_line_types" in added[0]
     assert sum("enabled it for the rehearsal" in line for line in err.splitlines()) == 1
 
 
