@@ -11,11 +11,12 @@ rule, else ``skipped`` with ``not_textable``). Mobiles, VoIP and personal number
 Lookup cannot type, are texted.
 
 Twilio charges each lookup, so it is asked once per number on a record: a number already in the
-record's field is never asked again, one asked this cycle for another record is not asked twice,
-and a changed number is asked anew. A lookup that cannot be made (an outage, a 429, a page that is
-not Twilio's) texts the number as if TWILIO_LOOKUP were 0 and asks again next time: a line type is
-a refinement, never a reason to hold a participant's message. A crash between the lookup and its
-write costs one more lookup, nothing else. Dry runs use only what the records already hold.
+record's field is never asked again, one asked for another record of the same chunk is not asked
+again, and a changed number is asked anew. A lookup that cannot be made (an outage, a 429, a page
+that is not Twilio's) texts the number as if TWILIO_LOOKUP were 0 and asks again next time: a line
+type is a refinement, never a reason to hold a participant's message. The answers are written
+before the chunk is claimed, so a kill -9 between the lookup and its write costs one more lookup,
+nothing else (tests/services/test_line_types.py). Dry runs use only what the records hold.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from services import registration_detector
 from services.admin.check import command_check
 from services.sms_sender import Sender
 from tests.services.conftest import Rig, start_rules_rig
+from tests.services.killing import IMPORT, Step, kill_at
 
 RULES = """
 [[rule]]
@@ -175,3 +176,28 @@ def test_admin_instrument_prints_the_field_only_with_twilio_lookup(rig: Rig) -> 
     assert "relay_line_types," in instrument_csv(rules, line_types=True)
     assert "relay_line_types" not in instrument_csv(rules)
     assert needs(rules, rig.settings()).sms
+
+
+LOOKUP = {"resource": "lookups"}
+KILLS = [
+    ("lookup lost", "twilio", LOOKUP, False, 0),
+    ("looked up, answer lost", "twilio", LOOKUP, True, 0),
+    ("line type write lost", "redcap", IMPORT, False, 0),
+    ("line type written, answer lost", "redcap", IMPORT, True, 0),
+]
+
+
+@pytest.mark.parametrize("step", KILLS, ids=[step[0] for step in KILLS])
+def test_a_sender_killed_around_a_lookup_texts_once_and_pays_at_most_twice(
+    rig: Rig, step: Step
+) -> None:
+    """kill -9 at the lookup or at the write of its answer: the next run texts the participant
+    once, the record holds the line type, and Twilio charged one lookup more at most."""
+    join(rig, "1", "(617) 555-0100")
+    assert kill_at(rig, step, TWILIO_LOOKUP="1")
+    assert rig.twilio.sent() == []  # the kill came before any claim
+    Sender(dry_run=False).run_once(rig.ctx())
+    values = rig.values("1")
+    assert values["welcome_status"] == "sms_sent" and len(rig.twilio.sent()) == 1
+    assert values["relay_line_types"] == f"{HOME} mobile"
+    assert rig.twilio.line_types.charged <= 2
