@@ -100,15 +100,13 @@ def _line_types_check(meta: Mapping[str, Mapping[str, str]]) -> Check:
     """TWILIO_LOOKUP=1: the field the sender keeps Lookup's answers in, so each number is
     looked up (and charged) once."""
     title = "Twilio Lookup"
-    row = meta.get(LINE_TYPES)
-    problem = f"{LINE_TYPES} missing" if row is None else None
-    problem = problem or field_types.problem(LINE_TYPES, KINDS[LINE_TYPES], row or {}, ())
-    if problem:
+    problems = _record_field_problems(meta, KINDS)
+    if problems:
         fix = (
             "with TWILIO_LOOKUP=1, run '.venv/bin/python -m services.admin instrument > "
             "relay.csv' and upload it in REDCap's Data Dictionary page (or set TWILIO_LOOKUP=0)"
         )
-        return Check(title, False, problem, fix)
+        return Check(title, False, "; ".join(problems), fix)
     return Check(
         title,
         True,
@@ -168,16 +166,25 @@ def _conversation_check(
 def _opt_out_check(meta: Mapping[str, Mapping[str, str]]) -> Check:
     """A rule takes replies: the record's opt-out fields must be there to record STOP, and its
     replies-read note, which makes each reply recorded once."""
+    problems = _record_field_problems(meta, RECORD_KINDS)
+    if problems:
+        return Check("opt-out fields", False, "; ".join(problems), RULES_FIX)
+    return Check("opt-out fields", True, ", ".join(RECORD_KINDS))
+
+
+def _record_field_problems(
+    meta: Mapping[str, Mapping[str, str]], kinds: Mapping[str, Kind]
+) -> list[str]:
+    """Why the record's own fields ``kinds`` (name -> what we write) cannot hold it: each one
+    missing or of the wrong shape."""
     problems = []
-    for name, kind in RECORD_KINDS.items():
+    for name, kind in kinds.items():
         row = meta.get(name)
         if row is None:
             problems.append(f"{name} missing")
         elif problem := field_types.problem(name, kind, row, ()):
             problems.append(problem)
-    if problems:
-        return Check("opt-out fields", False, "; ".join(problems), RULES_FIX)
-    return Check("opt-out fields", True, ", ".join(RECORD_KINDS))
+    return problems
 
 
 def _field_problems(
